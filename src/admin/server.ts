@@ -1,0 +1,157 @@
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { AdminConfig } from '../config/types';
+import type { BackendPool } from '../pool/pool';
+import type { Backend } from '../pool/backend';
+
+/** What the admin API needs from the running proxy: a narrow view, nothing more. */
+export interface AdminTarget {
+  pools(): readonly BackendPool[];
+  /** Listeners bound and each pool has an available backend. */
+  ready(): boolean;
+}
+
+function backendJson(b: Backend) {
+  return {
+    name: b.name,
+    url: b.url,
+    state: b.state,
+    weight: b.configuredWeight,
+    backup: b.backup,
+    activeRequests: b.inFlight,
+    requests: b.requests,
+    failures: b.failures,
+  };
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, message: string, extra?: Record<string, string>): void {
+  if (extra !== undefined) for (const [k, v] of Object.entries(extra)) res.setHeader(k, v);
+  send(res, status, { error: message });
+}
+
+/** Constant-time token check; hashing first makes lengths equal, so length leaks nothing either. */
+function tokenMatches(header: string | undefined, token: string): boolean {
+  if (header === undefined || !header.startsWith('Bearer ')) return false;
+  const a = createHash('sha256').update(header.slice(7)).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
+}
+
+const MAX_BODY = 64 * 1024;
+
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new Error('body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new Error('body is not valid JSON'));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+/**
+ * The admin listener (SPEC section 5). Separate from every proxy listener, so
+ * the API is never reachable through a route.
+ */
+export class AdminServer {
+  readonly server: Server;
+  readonly #config: AdminConfig;
+  readonly #target: AdminTarget;
+
+  constructor(config: AdminConfig, target: AdminTarget) {
+    this.#config = config;
+    this.#target = target;
+    this.server = http.createServer((req, res) => {
+      this.#handle(req, res).catch((err: Error) => {
+        if (!res.headersSent) sendError(res, 500, err.message);
+        else res.destroy();
+      });
+    });
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    const method = req.method ?? 'GET';
+    if (path === '/healthz') {
+      send(res, 200, { status: 'ok' });
+      return;
+    }
+    const token = this.#config.token;
+    if (token !== undefined && !tokenMatches(req.headers.authorization, token)) {
+      sendError(res, 401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="fulcrum"' });
+      return;
+    }
+    if (path === '/readyz') {
+      const ok = this.#target.ready();
+      send(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
+      return;
+    }
+    if (path === '/api/pools') {
+      if (method !== 'GET') return sendError(res, 405, 'use GET');
+      send(res, 200, {
+        pools: this.#target.pools().map((p) => ({
+          name: p.name,
+          strategy: p.config.strategy,
+          backends: p.backends.map(backendJson),
+        })),
+      });
+      return;
+    }
+    const m = /^\/api\/pools\/([^/]+)\/backends\/([^/]+?)(\/drain|\/enable)?$/.exec(path);
+    if (m !== null) {
+      const poolName = decodeURIComponent(m[1]);
+      const backendName = decodeURIComponent(m[2]);
+      const pool = this.#target.pools().find((p) => p.name === poolName);
+      if (pool === undefined) return sendError(res, 404, `unknown pool "${poolName}"`);
+      const backend = pool.get(backendName);
+      if (backend === undefined) return sendError(res, 404, `unknown backend "${backendName}" in pool "${poolName}"`);
+      const action = m[3];
+      if (action !== undefined) {
+        if (method !== 'POST') return sendError(res, 405, 'use POST');
+        if (action === '/drain') pool.transition(backend, 'drain', 'drained by the admin API');
+        else pool.transition(backend, 'enable', 'enabled by the admin API');
+        send(res, 200, backendJson(backend));
+        return;
+      }
+      if (method === 'PUT') {
+        let body: unknown;
+        try {
+          body = await readJson(req);
+        } catch (err) {
+          return sendError(res, 400, (err as Error).message);
+        }
+        const weight = (body as { weight?: unknown } | null)?.weight;
+        if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 10000) {
+          return sendError(res, 400, 'weight must be an integer from 1 to 10000');
+        }
+        pool.setWeight(backend, weight);
+        send(res, 200, backendJson(backend));
+        return;
+      }
+      if (method !== 'GET') return sendError(res, 405, 'use GET or PUT');
+      send(res, 200, { ...backendJson(backend), stateChanges: backend.history });
+      return;
+    }
+    sendError(res, 404, `no such admin endpoint: ${method} ${path}`);
+  }
+}

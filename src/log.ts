@@ -1,0 +1,42 @@
+import pino, { type Logger } from 'pino';
+import type { LogConfig } from './config/types';
+import type { RequestObserver, RequestRecord } from './proxy/exchange';
+
+export type { Logger };
+
+/** JSON lines on stdout (SPEC section 1). */
+export function createLogger(config: LogConfig, destination?: pino.DestinationStream): Logger {
+  return pino({ level: config.level, base: { pid: process.pid } }, destination ?? pino.destination(1));
+}
+
+/** The access log: one line per request with the keys SPEC section 1 names. */
+export function accessLogObserver(logger: Logger): (r: RequestRecord) => void {
+  return (r) => {
+    logger.info({
+      listener: r.listener,
+      method: r.method,
+      url: r.url,
+      status: r.status,
+      pool: r.pool,
+      backend: r.backend,
+      durationMs: Math.round(r.durationMs * 1000) / 1000,
+      bytes: r.bytes,
+      requestId: r.requestId,
+      remoteAddress: r.remoteAddress,
+      retries: r.retries,
+      ...(r.error !== undefined ? { error: r.error } : {}),
+    }, 'request');
+  };
+}
+
+/** Fans each finished request out to whoever listens (access log, metrics). */
+export function combineObservers(onEnd: ((r: RequestRecord) => void)[], onRetry: ((pool: string) => void)[]): RequestObserver {
+  return {
+    onRequestEnd(r) {
+      for (let i = 0; i < onEnd.length; i++) onEnd[i](r);
+    },
+    onRetry(pool) {
+      for (let i = 0; i < onRetry.length; i++) onRetry[i](pool);
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import { Pool as UndiciPool } from 'undici';
+import type { BackendConfig, TimeoutsConfig } from '../config/types';
+import type { BackendView } from '../balancing/types';
+
+export type BackendState = 'up' | 'down' | 'ejected' | 'draining';
+
+/**
+ * What may change a backend's state. Each source owns one condition; the state
+ * is derived from all of them (draining > ejected > down > up), so a health
+ * probe that passes never cancels an admin drain, and an admin "enable" hands
+ * the backend back to the health checker's verdict.
+ */
+export type StateEvent =
+  | 'health-up' // active health check passed `rise` times
+  | 'health-down' // active health check failed `fall` times
+  | 'eject' // outlier detection on live traffic
+  | 'uneject' // ejection time over
+  | 'drain' // admin API: no new requests
+  | 'enable'; // admin API: back under the health checker's rule
+
+export interface StateChange {
+  /** Epoch ms. */
+  readonly time: number;
+  readonly from: BackendState;
+  readonly to: BackendState;
+  readonly reason: string;
+}
+
+const HISTORY_LIMIT = 20;
+
+/**
+ * One backend of one pool. Strategies see it through `BackendView` (read-only);
+ * the pool is the only writer of its state, weight and in-flight count.
+ */
+export class Backend implements BackendView {
+  readonly name: string;
+  readonly url: string;
+  readonly backup: boolean;
+  readonly dispatcher: UndiciPool;
+  /** Weight from the config or the admin API. */
+  configuredWeight: number;
+  /** What strategies read: the configured weight, scaled during slow start. */
+  weight: number;
+  inFlight = 0;
+  latencyEwmaMs = 0;
+  lastLatencyAt = 0;
+  /** Requests sent here (each retry counts where it went). */
+  requests = 0;
+  /** Requests here that ended in a connect error, a reset, a timeout or a 5xx. */
+  failures = 0;
+  state: BackendState = 'up';
+  readonly history: StateChange[] = [];
+
+  // The conditions the state is derived from (see StateEvent).
+  healthy = true;
+  ejected = false;
+  drained = false;
+
+  constructor(config: BackendConfig, timeouts: TimeoutsConfig, maxConnections: number) {
+    this.name = config.name;
+    this.url = config.url;
+    this.backup = config.backup;
+    this.configuredWeight = config.weight;
+    this.weight = config.weight;
+    this.dispatcher = new UndiciPool(config.url, {
+      // null = as many connections as there are concurrent requests.
+      connections: maxConnections > 0 ? maxConnections : null,
+      pipelining: 1,
+      // Idle sockets close before the backend's own keep-alive timeout would, so
+      // a reused socket never races the backend's close (Node servers default to 5s).
+      keepAliveTimeout: timeouts.idleMs,
+      keepAliveMaxTimeout: timeouts.idleMs,
+      headersTimeout: timeouts.responseMs,
+      // Streams (SSE, downloads) may be quiet for long; a stall before headers is
+      // what `timeouts.response` is for.
+      bodyTimeout: 0,
+      connect: { timeout: timeouts.connectMs },
+    });
+  }
+
+  /** Derived state; see StateEvent for the precedence. */
+  deriveState(): BackendState {
+    if (this.drained) return 'draining';
+    if (this.ejected) return 'ejected';
+    if (!this.healthy) return 'down';
+    return 'up';
+  }
+
+  recordStateChange(from: BackendState, to: BackendState, reason: string, time: number): void {
+    this.history.push({ time, from, to, reason });
+    if (this.history.length > HISTORY_LIMIT) this.history.shift();
+  }
+}

@@ -1,0 +1,152 @@
+import type { PoolConfig } from '../config/types';
+import type { BalancingStrategy, PickContext } from '../balancing/types';
+import { createStrategy, defaultStrategyDeps } from '../balancing';
+import { updateEwma } from '../balancing/ewma';
+import { Backend, type BackendState, type StateEvent } from './backend';
+
+export type StateListener = (backend: Backend, from: BackendState, to: BackendState, reason: string) => void;
+
+/**
+ * A pool: a set of backends and a strategy. It owns every backend's state,
+ * weight and in-flight count, and recomputes the available set only when one of
+ * them changes, so a pick is a lookup plus the strategy's own work.
+ */
+export class BackendPool {
+  readonly name: string;
+  readonly config: PoolConfig;
+  readonly backends: Backend[];
+  readonly #byName = new Map<string, Backend>();
+  readonly #strategy: BalancingStrategy<Backend>;
+  readonly #maxConnections: number;
+  readonly #listeners: StateListener[] = [];
+  readonly #now: () => number;
+  #available: readonly Backend[] = [];
+
+  constructor(config: PoolConfig, options: { strategy?: BalancingStrategy<Backend>; now?: () => number } = {}) {
+    this.name = config.name;
+    this.config = config;
+    this.#maxConnections = config.maxConnectionsPerBackend;
+    this.#now = options.now ?? Date.now;
+    this.#strategy = options.strategy
+      ?? createStrategy<Backend>(config.strategy, defaultStrategyDeps, { hashOn: config.hashOn });
+    this.backends = config.backends.map((b) => new Backend(b, config.timeouts, config.maxConnectionsPerBackend));
+    for (const b of this.backends) this.#byName.set(b.name, b);
+    this.#recompute();
+  }
+
+  /** Backends a strategy may pick from now: up primaries; backups only when no primary is up. */
+  get available(): readonly Backend[] {
+    return this.#available;
+  }
+
+  get(name: string): Backend | undefined {
+    return this.#byName.get(name);
+  }
+
+  /** Subscribe to state changes (metrics, logs, workers). */
+  onStateChange(listener: StateListener): void {
+    this.#listeners.push(listener);
+  }
+
+  /**
+   * The one way a backend's state changes. Health checks, outlier detection and
+   * the admin API each send their event; the pool derives the state, records why,
+   * and rebuilds the available set if it changed. Returns whether the state changed.
+   */
+  transition(backend: Backend, event: StateEvent, reason: string): boolean {
+    switch (event) {
+      case 'health-up': backend.healthy = true; break;
+      case 'health-down': backend.healthy = false; break;
+      case 'eject': backend.ejected = true; break;
+      case 'uneject': backend.ejected = false; break;
+      case 'drain': backend.drained = true; break;
+      case 'enable': backend.drained = false; break;
+    }
+    const from = backend.state;
+    const to = backend.deriveState();
+    if (from === to) return false;
+    backend.state = to;
+    backend.recordStateChange(from, to, reason, this.#now());
+    this.#recompute();
+    for (const l of this.#listeners) l(backend, from, to, reason);
+    return true;
+  }
+
+  /** Set the configured weight (admin API, reload). */
+  setWeight(backend: Backend, weight: number): void {
+    backend.configuredWeight = weight;
+    this.setEffectiveWeight(backend, weight);
+  }
+
+  /** Set the weight strategies see (slow start ramps it). */
+  setEffectiveWeight(backend: Backend, weight: number): void {
+    if (backend.weight === weight) return;
+    backend.weight = weight;
+    this.#recompute();
+  }
+
+  /**
+   * Pick a backend for one request, or undefined when none can take it (503).
+   * `exclude` holds backends already tried by this request (retries go elsewhere
+   * when another backend is available).
+   */
+  pick(ctx: PickContext, exclude?: ReadonlySet<Backend>): Backend | undefined {
+    const available = this.#available;
+    if (available.length === 0) return undefined;
+    if (exclude === undefined || exclude.size === 0) {
+      const b = this.#strategy.pick(available, ctx);
+      if (this.#maxConnections === 0 || b.inFlight < this.#maxConnections) return b;
+    }
+    // Rare path: retries and full backends pick from a filtered copy.
+    const max = this.#maxConnections;
+    let candidates = available.filter((b) => (max === 0 || b.inFlight < max) && !exclude?.has(b));
+    if (candidates.length === 0 && exclude !== undefined) {
+      // Every available backend was tried: a retry may go back to one of them.
+      candidates = available.filter((b) => max === 0 || b.inFlight < max);
+    }
+    if (candidates.length === 0) return undefined;
+    return this.#strategy.pick(candidates, ctx);
+  }
+
+  /** A request starts on `backend`. */
+  acquire(backend: Backend): void {
+    backend.inFlight++;
+    backend.requests++;
+  }
+
+  /**
+   * A request on `backend` ended. `latencyMs` is time to response headers
+   * (undefined when there was no response); `failed` marks backend failures.
+   */
+  release(backend: Backend, latencyMs: number | undefined, failed: boolean): void {
+    backend.inFlight--;
+    if (failed) backend.failures++;
+    if (latencyMs !== undefined) {
+      const now = this.#now();
+      backend.latencyEwmaMs = updateEwma(backend.latencyEwmaMs, latencyMs, now - backend.lastLatencyAt);
+      backend.lastLatencyAt = now;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.backends.map((b) => b.dispatcher.close().catch(() => undefined)));
+  }
+
+  /** Envoy's refresh(): the available set and the strategy's schedule, rebuilt on change only. */
+  #recompute(): void {
+    const primaries = this.backends.filter((b) => !b.backup);
+    let available = primaries.filter((b) => b.state === 'up');
+    const panic = this.config.panicThreshold;
+    if (panic > 0 && primaries.length > 0 && (available.length / primaries.length) * 100 < panic
+      && !(available.length === 0 && this.backends.some((b) => b.backup && b.state === 'up'))) {
+      // Envoy's panic mode: too few primaries left to carry the load, so spread
+      // over all of them (but never onto one an operator drained) rather than
+      // overload the survivors. Backups, when up, still take over from zero.
+      available = primaries.filter((b) => b.state !== 'draining');
+    } else if (available.length === 0) {
+      available = this.backends.filter((b) => b.backup && b.state === 'up');
+    }
+    this.#available = Object.freeze(available);
+    if (available.length > 0) this.#strategy.update(available);
+  }
+}

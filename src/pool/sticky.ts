@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import type { Backend } from './backend';
+import type { BackendPool } from './pool';
+
+/**
+ * Cookie affinity, a layer above the strategy (as in Traefik): the cookie holds
+ * an opaque token per backend, never its address. Tokens are derived from the
+ * pool and backend names, so every replica with the same config agrees on them.
+ */
+export class Sticky {
+  readonly cookie: string;
+  readonly #pool: BackendPool;
+  readonly #byToken = new Map<string, Backend>();
+  readonly #setCookie = new Map<Backend, string>();
+
+  constructor(pool: BackendPool, cookie: string) {
+    this.cookie = cookie;
+    this.#pool = pool;
+    for (const b of pool.backends) {
+      const token = createHash('sha256').update(`fulcrum:${pool.name}:${b.name}`).digest('base64url').slice(0, 16);
+      this.#byToken.set(token, b);
+      this.#setCookie.set(b, `${cookie}=${token}; Path=/; HttpOnly; SameSite=Lax`);
+    }
+  }
+
+  /** The backend a request's cookie header pins it to, if that backend is available now. */
+  preferred(cookieHeader: string | undefined): Backend | undefined {
+    if (cookieHeader === undefined) return undefined;
+    const token = readCookie(cookieHeader, this.cookie);
+    if (token === undefined) return undefined;
+    const b = this.#byToken.get(token);
+    return b !== undefined && this.#pool.available.includes(b) ? b : undefined;
+  }
+
+  setCookie(backend: Backend): string {
+    return this.#setCookie.get(backend)!;
+  }
+}
+
+/** Value of cookie `name` in a Cookie header (RFC 6265 §5.4 layout: "a=1; b=2"). */
+export function readCookie(header: string, name: string): string | undefined {
+  let start = 0;
+  while (start < header.length) {
+    let end = header.indexOf(';', start);
+    if (end === -1) end = header.length;
+    const eq = header.indexOf('=', start);
+    if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) {
+      return header.slice(eq + 1, end).trim();
+    }
+    start = end + 1;
+  }
+  return undefined;
+}

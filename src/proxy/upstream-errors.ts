@@ -1,0 +1,50 @@
+/**
+ * The one place where an upstream failure becomes a status code. Projects
+ * disagree here (reply-from sends ENOTFOUND to 503, http-proxy-middleware sends
+ * ECONNREFUSED to 504); ours follows SPEC section 4 and is pinned by a table test.
+ */
+
+/** What went wrong, in the words `retries.on` uses. */
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'unavailable' | 'error';
+
+export interface UpstreamFailure {
+  readonly kind: FailureKind;
+  readonly status: 502 | 503 | 504;
+  /** One line for the client and the log. */
+  readonly message: string;
+}
+
+const CONNECT_FAILURE: UpstreamFailure = { kind: 'connect-failure', status: 502, message: 'bad gateway: could not connect to the backend' };
+const CONNECT_TIMEOUT: UpstreamFailure = { kind: 'connect-failure', status: 504, message: 'gateway timeout: the backend did not accept the connection in time' };
+const RESET: UpstreamFailure = { kind: 'reset', status: 502, message: 'bad gateway: the backend closed the connection' };
+const RESPONSE_TIMEOUT: UpstreamFailure = { kind: 'timeout', status: 504, message: 'gateway timeout: the backend did not answer in time' };
+const UNAVAILABLE: UpstreamFailure = { kind: 'unavailable', status: 503, message: 'service unavailable: the backend is shutting down' };
+const OTHER: UpstreamFailure = { kind: 'error', status: 502, message: 'bad gateway: the backend failed' };
+
+const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
+  // Nothing reached the backend: always safe to try another one.
+  ECONNREFUSED: CONNECT_FAILURE,
+  EHOSTUNREACH: CONNECT_FAILURE,
+  ENETUNREACH: CONNECT_FAILURE,
+  EHOSTDOWN: CONNECT_FAILURE,
+  ENOTFOUND: CONNECT_FAILURE,
+  EAI_AGAIN: CONNECT_FAILURE,
+  EADDRNOTAVAIL: CONNECT_FAILURE,
+  UND_ERR_CONNECT_TIMEOUT: CONNECT_TIMEOUT,
+  // The connection broke after the request (or part of it) went out.
+  ECONNRESET: RESET,
+  EPIPE: RESET,
+  ECONNABORTED: RESET,
+  UND_ERR_SOCKET: RESET,
+  // No response headers within timeouts.response.
+  UND_ERR_HEADERS_TIMEOUT: RESPONSE_TIMEOUT,
+  ETIMEDOUT: RESPONSE_TIMEOUT,
+  // Our own dispatcher was closed (reload, shutdown) under the request.
+  UND_ERR_CLOSED: UNAVAILABLE,
+  UND_ERR_DESTROYED: UNAVAILABLE,
+};
+
+export function classifyUpstreamError(err: unknown): UpstreamFailure {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return (typeof code === 'string' && BY_CODE[code]) || OTHER;
+}

@@ -1,0 +1,296 @@
+import { formatProblem } from '../../src/errors';
+import { parseConfig } from '../../src/config';
+import { MINIMAL, positions, problemsOf, yaml } from './helpers';
+
+/** MINIMAL (9 lines) with `lines` appended: they start at line 10, inside pools.web. */
+const withPool = (...lines: string[]) => yaml(...MINIMAL, ...lines);
+
+describe('YAML syntax errors', () => {
+  test('are reported with their line, before any schema check', () => {
+    const text = yaml(
+      'listeners:',
+      '  main:',
+      '    listen: 127.0.0.1:0',
+      '   routes: [',
+      'pools: {}',
+      'bogus: 1',
+    );
+    const problems = problemsOf(text);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.every((p) => p.message.startsWith('YAML syntax error: '))).toBe(true);
+    expect(problems[0]!.line).toBe(4);
+    expect(problems.some((p) => p.message.includes('bogus'))).toBe(false);
+  });
+
+  test('all of them, sorted', () => {
+    const text = yaml('a: : b', 'c: 1', 'd: [1, 2', 'e: 1');
+    const ps = problemsOf(text);
+    expect(ps.length).toBeGreaterThanOrEqual(2);
+    expect(ps[0]!.line).toBe(1);
+    const lines = ps.map((p) => p.line);
+    expect([...lines].sort((a, b) => a - b)).toEqual(lines);
+  });
+
+  test('a duplicate key is an error at the second one', () => {
+    expect(positions(yaml(...MINIMAL, '  web:', '    backends: []'))).toEqual([
+      '10:3: YAML syntax error: Map keys must be unique',
+    ]);
+  });
+});
+
+describe('the document itself', () => {
+  test.each([
+    ['', 'the config file is empty'],
+    ['# only a comment\n', 'the config file is empty'],
+    ['- a\n- b\n', 'the config file must be a map'],
+    ['just text\n', 'the config file must be a map'],
+  ])('%p → 1:1', (text, message) => {
+    expect(problemsOf(text)).toEqual([{ file: 'fulcrum.yaml', line: 1, col: 1, message: expect.stringContaining(message) }]);
+  });
+
+  test('listeners and pools are required', () => {
+    expect(positions('workers: 2\n')).toEqual([
+      '1:1: missing required key "listeners"',
+      '1:1: missing required key "pools"',
+    ]);
+  });
+});
+
+describe('unknown keys', () => {
+  test('a typo gets a suggestion, at the key itself', () => {
+    expect(positions(withPool('    healthCheck:', '      intervall: 5s'))).toEqual([
+      '11:7: pools.web.healthCheck: unknown key "intervall" (did you mean "interval"?)',
+    ]);
+  });
+
+  test('without a near match the allowed keys are listed; each key at its own position', () => {
+    expect(positions(yaml('zork: 1', ...MINIMAL, '    retries: { attempts: 1, tries: 2, qqqqqqqq: 3 }'))).toEqual([
+      '1:1: unknown key "zork": expected one of workers, shutdownTimeout, log, admin, listeners, pools',
+      '11:29: pools.web.retries: unknown key "tries": expected one of attempts, on',
+      '11:39: pools.web.retries: unknown key "qqqqqqqq": expected one of attempts, on',
+    ]);
+  });
+});
+
+describe('values', () => {
+  test('interval: 5 seconds', () => {
+    expect(positions(withPool('    healthCheck:', '      interval: 5 seconds'))).toEqual([
+      '11:17: pools.web.healthCheck.interval: invalid duration "5 seconds": use a number with ms, s, m or h, e.g. 5s',
+    ]);
+  });
+
+  test('a bare number is not a duration', () => {
+    expect(positions(withPool('    healthCheck: { timeout: 5 }'))).toEqual([
+      '10:29: pools.web.healthCheck.timeout: invalid duration 5: use a number with ms, s, m or h, e.g. 5s',
+    ]);
+  });
+
+  test('a bad size', () => {
+    expect(positions(yaml(...MINIMAL.slice(0, 3), '    limits: { maxBodySize: 10 megs }', ...MINIMAL.slice(3)))).toEqual([
+      '4:28: listeners.main.limits.maxBodySize: invalid size "10 megs": use a number with b, kb, mb or gb, e.g. 10mb',
+    ]);
+  });
+
+  test('unknown strategy lists the valid names', () => {
+    expect(positions(withPool('    strategy: fastest'))).toEqual([
+      '10:15: pools.web.strategy: unknown strategy "fastest": expected one of round-robin, weighted-round-robin, '
+        + 'least-connections, random, power-of-two, ewma, consistent-hash',
+    ]);
+  });
+
+  test('wrong types and ranges', () => {
+    expect(positions(withPool(
+      '    panicThreshold: 150',
+      '    maxConnectionsPerBackend: 1.5',
+      '    sticky: { cookie: "a b" }',
+      '    retries: { on: [reset, 500] }',
+    ))).toEqual([
+      '10:21: pools.web.panicThreshold: must be at most 100',
+      '11:31: pools.web.maxConnectionsPerBackend: expected a whole number, got 1.5',
+      '12:23: pools.web.sticky.cookie: invalid cookie name "a b": use letters, digits and !#$%&\'*+-.^_`|~',
+      '13:28: pools.web.retries.on[1]: unknown retry condition 500: expected one of connect-failure, reset, timeout, 502, 503, 504',
+    ]);
+  });
+
+  test('log level and workers', () => {
+    expect(positions(yaml('workers: 0', 'log: { level: loud, access: yes }', ...MINIMAL))).toEqual([
+      '1:10: workers: expected a whole number of at least 1 or "auto", got 0',
+      '2:15: log.level: unknown log level "loud": expected one of trace, debug, info, warn, error',
+      '2:29: log.access: expected true or false, got "yes"',
+    ]);
+  });
+
+  test('a missing required key points at the map that should hold it', () => {
+    expect(positions(yaml(...MINIMAL, '      - name: b2'))).toEqual([
+      '10:9: pools.web.backends[1]: missing required key "url"',
+    ]);
+  });
+
+  test('listen addresses', () => {
+    const listen = (addr: string) => positions(yaml(...MINIMAL.slice(0, 2), `    listen: ${addr}`, ...MINIMAL.slice(3)));
+    expect(listen('8080')).toEqual(['3:13: listeners.main.listen: invalid listen address 8080: use host:port, e.g. 0.0.0.0:8080, [::]:8080 or :8080']);
+    expect(listen('127.0.0.1:70000')).toEqual(['3:13: listeners.main.listen: invalid port in "127.0.0.1:70000": use a whole number from 0 to 65535']);
+    expect(listen(':::8080')[0]).toContain('write IPv6 addresses in brackets');
+  });
+
+  test.each(['ftp://x', 'http://x/path', 'not a url', 'http://x?q=1', 'http://user:pw@x'])('bad backend url %p', (url) => {
+    expect(problemsOf(yaml(...MINIMAL.slice(0, 8), `      - url: ${url}`))).toEqual([{
+      file: 'fulcrum.yaml',
+      line: 9,
+      col: 14,
+      message: `pools.web.backends[0].url: backend url must be an origin like http://10.0.0.1:8080 (no path), got ${JSON.stringify(url)}`,
+    }]);
+  });
+
+  test('expectStatus', () => {
+    expect(positions(withPool('    healthCheck: { expectStatus: 2xx }'))).toEqual([
+      '10:34: pools.web.healthCheck.expectStatus: invalid expectStatus "2xx": use status codes and ranges, e.g. 200-399 or "200,204"',
+    ]);
+    expect(positions(withPool('    healthCheck: { expectStatus: 399-200 }'))[0]).toContain('invalid expectStatus "399-200"');
+  });
+
+  test('pathPrefix must start with /', () => {
+    expect(positions(yaml(...MINIMAL.slice(0, 4), '      - { match: { pathPrefix: api }, pool: web }', ...MINIMAL.slice(5)))).toEqual([
+      '5:32: listeners.main.routes[0].match.pathPrefix: path must start with "/", got "api"',
+    ]);
+  });
+});
+
+describe('environment variables', () => {
+  test('an unset variable is reported at its scalar, once per variable', () => {
+    expect(positions(yaml('admin: { token: "${NOPE}-${ALSO_NOPE}-${SET}" }', ...MINIMAL), { SET: 'x' })).toEqual([
+      '1:17: environment variable NOPE is not set',
+      '1:17: environment variable ALSO_NOPE is not set',
+    ]);
+  });
+
+  test('keys are not interpolated', () => {
+    expect(positions(yaml('${X}: 1', ...MINIMAL), { X: 'workers' })).toEqual([
+      '1:1: unknown key "${X}": expected one of workers, shutdownTimeout, log, admin, listeners, pools',
+    ]);
+  });
+
+  test('the schema does not pile a second error on the same value', () => {
+    expect(positions(yaml(...MINIMAL.slice(0, 2), '    listen: ${LISTEN}', ...MINIMAL.slice(3)))).toEqual([
+      '3:13: environment variable LISTEN is not set',
+    ]);
+  });
+});
+
+describe('cross-reference checks', () => {
+  test('a route to a pool that does not exist', () => {
+    expect(positions(yaml(...MINIMAL.slice(0, 4), '      - pool: nope', ...MINIMAL.slice(5)))).toEqual([
+      '5:15: listeners.main.routes[0].pool: route points to unknown pool "nope" (pools: web)',
+    ]);
+  });
+
+  test('admin on a non-loopback address needs a token', () => {
+    expect(positions(yaml('admin: { listen: 0.0.0.0:9901 }', ...MINIMAL))).toEqual([
+      '1:18: admin.listen is not a loopback address: set admin.token',
+    ]);
+    expect(() => parseConfig(yaml('admin: { listen: 0.0.0.0:9901, token: t }', ...MINIMAL), 'f', {})).not.toThrow();
+    for (const host of ['127.0.0.5', '[::1]', 'localhost']) {
+      expect(() => parseConfig(yaml(`admin: { listen: "${host}:9901" }`, ...MINIMAL), 'f', {})).not.toThrow();
+    }
+  });
+
+  test('http2 without tls', () => {
+    expect(positions(yaml(...MINIMAL.slice(0, 3), '    http2: true', ...MINIMAL.slice(3)))).toEqual([
+      '4:12: listeners.main.http2: http2 needs tls: HTTP/2 is offered over TLS (ALPN) only',
+    ]);
+  });
+
+  test('duplicate backend names, defaulted or explicit', () => {
+    expect(positions(withPool(
+      '      - url: http://127.0.0.1:3001/',
+      '      - { url: "http://127.0.0.1:3002", name: a }',
+      '      - { url: "http://127.0.0.1:3003", name: a }',
+    ))).toEqual([
+      '10:14: pools.web.backends[1].url: duplicate backend name "127.0.0.1:3001" in pool "web": give each backend a unique name',
+      '12:47: pools.web.backends[3].name: duplicate backend name "a" in pool "web": give each backend a unique name',
+    ]);
+  });
+
+  test('hashOn on a pool that does not use consistent-hash', () => {
+    expect(positions(withPool('    hashOn: header:x-user'))).toEqual([
+      '10:13: pools.web.hashOn: hashOn only applies to strategy consistent-hash (this pool uses round-robin)',
+    ]);
+  });
+
+  test('a pool without backends or discovery, a listener without routes', () => {
+    expect(positions(yaml(
+      'listeners:',
+      '  main:',
+      '    listen: 127.0.0.1:0',
+      '    routes: []',
+      'pools:',
+      '  web:',
+      '    strategy: random',
+    ))).toEqual([
+      '4:13: listeners.main.routes: a listener needs at least one route',
+      '6:3: pools.web: pool "web" needs at least one backend or a discovery block',
+    ]);
+  });
+
+  test('two listeners on one port', () => {
+    expect(positions(yaml(
+      'admin: { listen: "127.0.0.1:8080" }',
+      'listeners:',
+      '  a: { listen: "[::]:8080", routes: [{ pool: web }] }',
+      '  b: { listen: ":0", routes: [{ pool: web }] }',
+      '  c: { listen: ":0", routes: [{ pool: web }] }',
+      ...MINIMAL.slice(5),
+    ))).toEqual([
+      '3:16: listeners.a.listen: port 8080 is already used by admin.listen',
+    ]);
+  });
+
+  test('names that cannot appear in URLs', () => {
+    expect(positions(yaml(
+      'listeners:',
+      '  "my listener": { listen: ":0", routes: [{ pool: web }] }',
+      'pools:',
+      '  web: { backends: [{ url: "http://127.0.0.1:1", name: "a/b" }] }',
+    ))).toEqual([
+      '2:3: listeners.my listener: invalid listener name "my listener": use letters, digits and . _ -',
+      '4:56: pools.web.backends[0].name: invalid backend name "a/b": use letters, digits and . _ : - [ ]',
+    ]);
+  });
+});
+
+test('several problems in one file are all reported, sorted by position', () => {
+  const text = yaml(
+    'workers: 0',
+    'listeners:',
+    '  main:',
+    '    listen: 127.0.0.1:99999',
+    '    routes:',
+    '      - pool: nope',
+    'pools:',
+    '  web:',
+    '    strategy: fastest',
+    '    healthCheck: { intervall: 5s }',
+    '    backends:',
+    '      - url: ftp://x',
+    'logg: {}',
+    'admin: { token: "${UNSET}" }',
+  );
+  const problems = problemsOf(text);
+  expect(problems.map((p) => `${p.line}:${p.col}`)).toEqual([
+    '1:10', '4:13', '6:15', '9:15', '10:20', '12:14', '13:1', '14:17',
+  ]);
+  expect(problems.map(formatProblem).join('\n')).toMatch(/^fulcrum\.yaml:1:10: workers: /);
+  expect(problems[6]!.message).toBe('unknown key "logg" (did you mean "log"?)');
+  expect(problems.every((p) => !p.message.includes('\n'))).toBe(true);
+});
+
+test('aliases are followed when locating a problem', () => {
+  expect(positions(yaml(
+    'defaults: &t { connect: 5 seconds }',
+    ...MINIMAL,
+    '    timeouts: *t',
+  ))).toEqual([
+    '1:1: unknown key "defaults": expected one of workers, shutdownTimeout, log, admin, listeners, pools',
+    '1:25: pools.web.timeouts.connect: invalid duration "5 seconds": use a number with ms, s, m or h, e.g. 5s',
+  ]);
+});

@@ -1,0 +1,53 @@
+import { Writable } from 'node:stream';
+import { parseConfig } from '../../src/config';
+import { createLogger } from '../../src/log';
+import { Fulcrum } from '../../src/server';
+import type { RequestRecord } from '../../src/proxy/exchange';
+
+export interface RunningFulcrum {
+  readonly fulcrum: Fulcrum;
+  /** http://127.0.0.1:PORT of the first (or named) listener. */
+  url(listener?: string): string;
+  adminUrl: string;
+  /** Log lines written so far, parsed. */
+  readonly logs: Record<string, unknown>[];
+  /** Every finished request, as the observers saw it. */
+  readonly records: RequestRecord[];
+  stop(): Promise<void>;
+}
+
+/**
+ * An in-process Fulcrum from YAML text. Listeners and admin should use port 0
+ * (`127.0.0.1:0`); the real ports are read back after binding.
+ */
+export async function startFulcrum(yaml: string, env: NodeJS.ProcessEnv = {}): Promise<RunningFulcrum> {
+  const config = parseConfig(yaml, 'test.yaml', env);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line));
+      cb();
+    },
+  });
+  const records: RequestRecord[] = [];
+  const fulcrum = new Fulcrum(config, { logger: createLogger(config.log, sink), onRequestEnd: (r) => records.push(r) });
+  await fulcrum.start();
+  return {
+    fulcrum,
+    url: (listener = config.listeners[0].name) => `http://${fulcrum.address(listener)}`,
+    adminUrl: `http://${fulcrum.adminAddress()}`,
+    logs,
+    records,
+    stop: () => fulcrum.stop(2000),
+  };
+}
+
+/** Poll `check` until it returns true, or fail after `timeoutMs`. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,32 @@
+import { classifyUpstreamError } from '../../src/proxy/upstream-errors';
+
+// The one mapping from upstream failure to status (SPEC section 4), as a table.
+describe('classifyUpstreamError', () => {
+  test.each([
+    ['ECONNREFUSED', 'connect-failure', 502],
+    ['EHOSTUNREACH', 'connect-failure', 502],
+    ['ENETUNREACH', 'connect-failure', 502],
+    ['ENOTFOUND', 'connect-failure', 502],
+    ['EAI_AGAIN', 'connect-failure', 502],
+    ['UND_ERR_CONNECT_TIMEOUT', 'connect-failure', 504],
+    ['ECONNRESET', 'reset', 502],
+    ['EPIPE', 'reset', 502],
+    ['UND_ERR_SOCKET', 'reset', 502],
+    ['UND_ERR_HEADERS_TIMEOUT', 'timeout', 504],
+    ['ETIMEDOUT', 'timeout', 504],
+    ['UND_ERR_CLOSED', 'unavailable', 503],
+    ['UND_ERR_DESTROYED', 'unavailable', 503],
+    ['SOMETHING_NEW', 'error', 502],
+  ])('%s → %s, %i', (code, kind, status) => {
+    const f = classifyUpstreamError(Object.assign(new Error('x'), { code }));
+    expect(f.kind).toBe(kind);
+    expect(f.status).toBe(status);
+    expect(f.message).not.toMatch(/\n/);
+  });
+
+  test('values without a code are a plain 502', () => {
+    expect(classifyUpstreamError(new Error('boom')).status).toBe(502);
+    expect(classifyUpstreamError(undefined).status).toBe(502);
+    expect(classifyUpstreamError('text').status).toBe(502);
+  });
+});
