@@ -7,6 +7,9 @@ import { AdminServer } from './admin/server';
 import { FulcrumError } from './errors';
 import { accessLogObserver, combineObservers, type Logger } from './log';
 import type { RequestRecord } from './proxy/exchange';
+import { HealthChecker } from './health/active';
+import { OutlierDetector } from './health/outlier';
+import { SlowStart } from './health/slow-start';
 
 export interface FulcrumOptions {
   readonly logger: Logger;
@@ -45,6 +48,8 @@ export class Fulcrum {
   readonly listeners: readonly ProxyListener[];
   readonly admin: AdminServer;
   readonly #logger: Logger;
+  /** Health checkers, outlier detectors, slow starts: stopped with the process. */
+  readonly #health: { start?(): void; stop(): void }[] = [];
   #bound = false;
   #stopping = false;
 
@@ -58,6 +63,9 @@ export class Fulcrum {
       pool.onStateChange((b, from, to, reason) => {
         this.#logger.info({ pool: pool.name, backend: b.name, from, to, reason }, 'backend state changed');
       });
+      if (pc.healthCheck !== undefined) this.#health.push(new HealthChecker(pool, pc.healthCheck));
+      if (pc.outlierDetection !== undefined) this.#health.push(new OutlierDetector(pool, pc.outlierDetection));
+      if (pc.slowStartMs > 0) this.#health.push(new SlowStart(pool, pc.slowStartMs));
       pools.set(pc.name, pool);
       targets.set(pc.name, poolTarget(pool));
     }
@@ -84,6 +92,7 @@ export class Fulcrum {
       throw err;
     }
     this.#bound = true;
+    for (const h of this.#health) h.start?.();
     for (const l of this.listeners) {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
@@ -108,6 +117,7 @@ export class Fulcrum {
   async stop(timeoutMs = this.config.shutdownTimeoutMs): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    for (const h of this.#health) h.stop();
     const closing = Promise.all(this.listeners.map((l) => {
       const done = close(l.server);
       l.server.closeIdleConnections();

@@ -26,7 +26,33 @@ export interface StateChange {
   readonly reason: string;
 }
 
+/** One active health probe, for the explain view. */
+export interface ProbeRecord {
+  /** Epoch ms. */
+  readonly time: number;
+  readonly ok: boolean;
+  /** HTTP status, when there was a response. */
+  readonly status?: number;
+  /** What went wrong, when there was no (acceptable) response. */
+  readonly error?: string;
+  readonly latencyMs: number;
+}
+
+/** One failure on live traffic, for the explain view. */
+export interface FailureRecord {
+  readonly time: number;
+  /** "connect-failure", "reset", "timeout", "502", ... */
+  readonly reason: string;
+}
+
 const HISTORY_LIMIT = 20;
+const PROBE_LIMIT = 10;
+const FAILURE_LIMIT = 10;
+
+function pushBounded<T>(list: T[], item: T, limit: number): void {
+  list.push(item);
+  if (list.length > limit) list.shift();
+}
 
 /**
  * One backend of one pool. Strategies see it through `BackendView` (read-only);
@@ -50,6 +76,8 @@ export class Backend implements BackendView {
   failures = 0;
   state: BackendState = 'up';
   readonly history: StateChange[] = [];
+  readonly probes: ProbeRecord[] = [];
+  readonly recentFailures: FailureRecord[] = [];
 
   // The conditions the state is derived from (see StateEvent).
   healthy = true;
@@ -87,7 +115,14 @@ export class Backend implements BackendView {
   }
 
   recordStateChange(from: BackendState, to: BackendState, reason: string, time: number): void {
-    this.history.push({ time, from, to, reason });
-    if (this.history.length > HISTORY_LIMIT) this.history.shift();
+    pushBounded(this.history, { time, from, to, reason }, HISTORY_LIMIT);
+  }
+
+  recordProbe(probe: ProbeRecord): void {
+    pushBounded(this.probes, probe, PROBE_LIMIT);
+  }
+
+  recordFailure(failure: FailureRecord): void {
+    pushBounded(this.recentFailures, failure, FAILURE_LIMIT);
   }
 }

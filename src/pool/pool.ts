@@ -7,6 +7,12 @@ import { Backend, type BackendState, type StateEvent } from './backend';
 export type StateListener = (backend: Backend, from: BackendState, to: BackendState, reason: string) => void;
 
 /**
+ * Told the outcome of every request on live traffic (outlier detection).
+ * `failure` is undefined on success, else "connect-failure", "reset", "timeout", "502", ...
+ */
+export type ResultListener = (backend: Backend, failure: string | undefined) => void;
+
+/**
  * A pool: a set of backends and a strategy. It owns every backend's state,
  * weight and in-flight count, and recomputes the available set only when one of
  * them changes, so a pick is a lookup plus the strategy's own work.
@@ -21,6 +27,8 @@ export class BackendPool {
   readonly #listeners: StateListener[] = [];
   readonly #now: () => number;
   #available: readonly Backend[] = [];
+  /** null when nothing listens: the hot path pays one null check. */
+  #onResult: ResultListener | null = null;
 
   constructor(config: PoolConfig, options: { strategy?: BalancingStrategy<Backend>; now?: () => number } = {}) {
     this.name = config.name;
@@ -46,6 +54,16 @@ export class BackendPool {
   /** Subscribe to state changes (metrics, logs, workers). */
   onStateChange(listener: StateListener): void {
     this.#listeners.push(listener);
+  }
+
+  /** Set the one listener for request outcomes (outlier detection). */
+  onResult(listener: ResultListener | null): void {
+    this.#onResult = listener;
+  }
+
+  /** The pool's clock (epoch ms); injected in tests. */
+  now(): number {
+    return this.#now();
   }
 
   /**
@@ -116,11 +134,18 @@ export class BackendPool {
 
   /**
    * A request on `backend` ended. `latencyMs` is time to response headers
-   * (undefined when there was no response); `failed` marks backend failures.
+   * (undefined when there was no response). `failure` names a backend failure
+   * ("connect-failure", "reset", "timeout", "502", ...), undefined otherwise;
+   * `counted` false means the outcome says nothing about the backend (the
+   * client left, our own dispatcher closed).
    */
-  release(backend: Backend, latencyMs: number | undefined, failed: boolean): void {
+  release(backend: Backend, latencyMs: number | undefined, failure: string | undefined, counted = true): void {
     backend.inFlight--;
-    if (failed) backend.failures++;
+    if (failure !== undefined) {
+      backend.failures++;
+      backend.recordFailure({ time: this.#now(), reason: failure });
+    }
+    if (counted && this.#onResult !== null) this.#onResult(backend, failure);
     if (latencyMs !== undefined) {
       const now = this.#now();
       backend.latencyEwmaMs = updateEwma(backend.latencyEwmaMs, latencyMs, now - backend.lastLatencyAt);

@@ -163,12 +163,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#discarding !== 0) {
       const status = this.#discarding;
       this.#discarding = 0;
-      pool.release(backend, this.#latencyMs, true);
+      pool.release(backend, this.#latencyMs, String(status));
       if (this.#clientGone) this.#finish('client closed the connection');
       else this.#retry(status);
       return;
     }
-    pool.release(backend, this.#latencyMs, this.#status >= 500);
+    pool.release(backend, this.#latencyMs, this.#status >= 500 ? String(this.#status) : undefined);
     this.#init.res.end();
     this.#finish(undefined);
   }
@@ -179,12 +179,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#clientGone || this.#init.res.destroyed || this.#init.req.socket?.destroyed === true) {
       // node-http-proxy's rule: a client that hung up is not the backend's fault.
       this.#clientGone = true;
-      pool.release(backend, this.#latencyMs, false);
+      pool.release(backend, this.#latencyMs, undefined, false);
       this.#finish('client closed the connection');
       return;
     }
     const failure = classifyUpstreamError(err);
-    pool.release(backend, this.#latencyMs, failure.kind !== 'unavailable');
+    if (failure.kind === 'unavailable') pool.release(backend, this.#latencyMs, undefined, false);
+    else pool.release(backend, this.#latencyMs, failure.kind);
     if (this.#responding) {
       // Headers are out: the only honest signal left is a broken response.
       this.#init.res.destroy(err);

@@ -1,0 +1,228 @@
+"use strict";
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.loadConfig = loadConfig;
+exports.parseConfig = parseConfig;
+/**
+ * Reading the config file: YAML with positions, `${NAME}` interpolation, the zod
+ * schema, the cross-reference checks, then a deep freeze. Every problem is
+ * reported at once, each at its line and column, sorted by position.
+ */
+const node_fs_1 = __importDefault(require("node:fs"));
+const node_path_1 = __importDefault(require("node:path"));
+const yaml_1 = require("yaml");
+const errors_1 = require("../errors");
+const env_1 = require("./env");
+const schema_1 = require("./schema");
+/** Reads and validates `file`. Throws FulcrumError FULCRUM_CONFIG_UNREADABLE or ConfigError. */
+function loadConfig(file, env = process.env) {
+    let text;
+    try {
+        text = node_fs_1.default.readFileSync(file, 'utf8');
+    }
+    catch (err) {
+        throw new errors_1.FulcrumError('FULCRUM_CONFIG_UNREADABLE', `${file}: cannot read config file: ${(0, schema_1.fsReason)(err)}`);
+    }
+    return parseConfig(text, file, env);
+}
+/**
+ * Validates config text. `file` is used as given in problem reports, and made
+ * absolute for `Config.file` and for resolving relative paths in the file.
+ */
+function parseConfig(text, file, env = process.env) {
+    const lineCounter = new yaml_1.LineCounter();
+    const doc = (0, yaml_1.parseDocument)(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    const problemAt = (offset, message) => {
+        const { line, col } = lineCounter.linePos(offset);
+        return { file, line, col, message };
+    };
+    // Syntax errors make positions of everything after them unreliable: stop here.
+    if (doc.errors.length > 0) {
+        throw new errors_1.ConfigError(sortProblems(doc.errors.map((e) => problemAt(e.pos[0], `YAML syntax error: ${firstLine(e.message)}`))));
+    }
+    if (!(0, yaml_1.isMap)(doc.contents)) {
+        const what = doc.contents === null || ((0, yaml_1.isScalar)(doc.contents) && doc.contents.value === null)
+            ? 'the config file is empty'
+            : 'the config file must be a map';
+        throw new errors_1.ConfigError([{ file, line: 1, col: 1, message: `${what}: expected keys such as listeners and pools` }]);
+    }
+    const problems = [];
+    const envNodes = new Set();
+    for (const p of (0, env_1.interpolateDocument)(doc, env)) {
+        envNodes.add(p.node);
+        problems.push(problemAt(p.node.range?.[0] ?? 0, p.message));
+    }
+    let raw;
+    try {
+        raw = doc.toJS();
+    }
+    catch (err) {
+        // yaml refuses documents whose aliases expand too far ("billion laughs").
+        throw new errors_1.ConfigError([{ file, line: 1, col: 1, message: `YAML error: ${firstLine(err instanceof Error ? err.message : String(err))}` }]);
+    }
+    const absolute = node_path_1.default.resolve(file);
+    const result = (0, schema_1.configSchema)(absolute).safeParse(raw, { error: humanize });
+    if (!result.success) {
+        for (const issue of result.error.issues) {
+            const at = issue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
+            if (issue.code === 'unrecognized_keys') {
+                const lines = issue.message.split('\n');
+                issue.keys.forEach((key, i) => {
+                    const { offset } = locate(doc, [...at, key], true);
+                    problems.push(problemAt(offset, prefix(at) + (lines[i] ?? `unknown key ${JSON.stringify(key)}`)));
+                });
+                continue;
+            }
+            if (at.length > 0 && valueAt(raw, at) === undefined) {
+                // A missing key: point at the map that should hold it.
+                const parent = at.slice(0, -1);
+                problems.push(problemAt(locate(doc, parent).offset, `${prefix(parent)}missing required key ${JSON.stringify(String(at[at.length - 1]))}`));
+                continue;
+            }
+            const { node, offset } = locate(doc, at);
+            if (envNodes.has(node))
+                continue; // already reported: its variable is not set
+            problems.push(problemAt(offset, prefix(at) + firstLine(issue.message)));
+        }
+    }
+    for (const p of (0, schema_1.crossCheck)(raw)) {
+        const { node, offset } = locate(doc, p.path, p.atKey === true);
+        if (envNodes.has(node))
+            continue;
+        const dotted = dottedPath(p.path);
+        problems.push(problemAt(offset, p.message.startsWith(dotted) ? p.message : prefix(p.path) + p.message));
+    }
+    if (problems.length > 0 || !result.success)
+        throw new errors_1.ConfigError(sortProblems(problems));
+    return deepFreeze(result.data);
+}
+// ---------------------------------------------------------------------------
+/** Zod's default wording ("Invalid input: expected ...") rewritten for people editing YAML. */
+const humanize = (issue) => {
+    switch (issue.code) {
+        case 'invalid_type':
+            return `expected ${TYPE_NAMES[issue.expected] ?? issue.expected}, got ${describe(issue.input)}`;
+        case 'too_small':
+            if (issue.origin === 'array')
+                return `needs at least ${String(issue.minimum)} entr${issue.minimum === 1 ? 'y' : 'ies'}`;
+            if (issue.origin === 'string')
+                return 'must not be empty';
+            return issue.inclusive === false ? `must be greater than ${String(issue.minimum)}` : `must be at least ${String(issue.minimum)}`;
+        case 'too_big':
+            if (issue.origin === 'array')
+                return `has more than ${String(issue.maximum)} entries`;
+            return issue.inclusive === false ? `must be less than ${String(issue.maximum)}` : `must be at most ${String(issue.maximum)}`;
+        case 'invalid_value':
+            return `expected one of ${issue.values.map((v) => String(v)).join(', ')}, got ${describe(issue.input)}`;
+        default:
+            return undefined;
+    }
+};
+const TYPE_NAMES = {
+    object: 'a map',
+    record: 'a map',
+    array: 'a list',
+    string: 'a string',
+    number: 'a number',
+    int: 'a whole number',
+    boolean: 'true or false',
+};
+function describe(v) {
+    if (v === null)
+        return 'nothing (null)';
+    if (Array.isArray(v))
+        return 'a list';
+    if (typeof v === 'object')
+        return 'a map';
+    if (typeof v === 'string')
+        return JSON.stringify(v);
+    return String(v);
+}
+function firstLine(s) {
+    return s.split('\n')[0].trim();
+}
+function dottedPath(p) {
+    let out = '';
+    for (const seg of p) {
+        out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
+    }
+    return out;
+}
+function prefix(p) {
+    return p.length === 0 ? '' : `${dottedPath(p)}: `;
+}
+function valueAt(root, p) {
+    let v = root;
+    for (const seg of p) {
+        if (typeof v !== 'object' || v === null)
+            return undefined;
+        v = v[seg];
+    }
+    return v;
+}
+/**
+ * The YAML node at a schema path and its offset. When the path leads nowhere
+ * (a key that is missing, an index past the end) it stops at the nearest
+ * existing node; with `atKey` the last segment points at the key, not the value.
+ */
+function locate(doc, p, atKey = false) {
+    let node = doc.contents;
+    let offset = startOf(node) ?? 0;
+    for (let i = 0; i < p.length; i++) {
+        if ((0, yaml_1.isAlias)(node))
+            node = node.resolve(doc);
+        const seg = p[i];
+        if ((0, yaml_1.isMap)(node)) {
+            const pair = node.items.find((it) => keyText(it.key) === String(seg));
+            if (pair === undefined)
+                return { node, offset };
+            const keyOffset = startOf(pair.key);
+            if (atKey && i === p.length - 1)
+                return { node: pair.key, offset: keyOffset ?? offset };
+            node = pair.value;
+            // `tls:` with nothing after it has no value node: point at its key.
+            offset = startOf(node) ?? keyOffset ?? offset;
+        }
+        else if ((0, yaml_1.isSeq)(node) && typeof seg === 'number' && seg < node.items.length) {
+            node = node.items[seg];
+            offset = startOf(node) ?? offset;
+        }
+        else {
+            return { node, offset };
+        }
+    }
+    return { node, offset };
+}
+function startOf(node) {
+    return (0, yaml_1.isNode)(node) ? node.range?.[0] : undefined;
+}
+function keyText(key) {
+    if ((0, yaml_1.isScalar)(key))
+        return String(key.value);
+    return typeof key === 'string' || typeof key === 'number' ? String(key) : undefined;
+}
+function sortProblems(problems) {
+    const seen = new Set();
+    return problems
+        .map((p, i) => ({ p, i }))
+        .sort((a, b) => a.p.line - b.p.line || a.p.col - b.p.col || a.i - b.i)
+        .map(({ p }) => p)
+        .filter((p) => {
+        const k = `${p.line}:${p.col}:${p.message}`;
+        if (seen.has(k))
+            return false;
+        seen.add(k);
+        return true;
+    });
+}
+function deepFreeze(value) {
+    if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+        Object.freeze(value);
+        for (const v of Object.values(value))
+            deepFreeze(v);
+    }
+    return value;
+}
+//# sourceMappingURL=load.js.map

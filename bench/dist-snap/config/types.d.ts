@@ -1,0 +1,144 @@
+/**
+ * The validated, normalised, frozen configuration. Durations are milliseconds,
+ * sizes are bytes, maps from the YAML file become arrays in file order with the
+ * key as `name`. Nothing downstream ever sees raw YAML.
+ */
+export type StrategyName = 'round-robin' | 'weighted-round-robin' | 'least-connections' | 'random' | 'power-of-two' | 'ewma' | 'consistent-hash';
+export declare const STRATEGY_NAMES: readonly StrategyName[];
+/** What consistent-hash hashes: the client address, a header, a cookie, or the path. */
+export type HashOn = {
+    readonly kind: 'ip';
+} | {
+    readonly kind: 'header';
+    readonly name: string;
+} | {
+    readonly kind: 'cookie';
+    readonly name: string;
+} | {
+    readonly kind: 'path';
+};
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | '502' | '503' | '504';
+export interface Address {
+    /** Host as written, without IPv6 brackets ("0.0.0.0", "::", "127.0.0.1", "localhost"). */
+    readonly host: string;
+    readonly port: number;
+}
+export interface AdminConfig extends Address {
+    readonly token?: string;
+}
+export interface LogConfig {
+    readonly level: LogLevel;
+    readonly access: boolean;
+}
+export interface RateLimitConfig {
+    readonly requestsPerSecond: number;
+    readonly burst: number;
+    readonly key: {
+        readonly kind: 'ip';
+    } | {
+        readonly kind: 'header';
+        readonly name: string;
+    };
+}
+export interface LimitsConfig {
+    /** Bytes; 0 = unlimited. */
+    readonly maxBodySize: number;
+    readonly headersTimeoutMs: number;
+    readonly rateLimit?: RateLimitConfig;
+}
+export interface TlsConfig {
+    /** Absolute paths (relative paths in the file are resolved against the file's folder). */
+    readonly cert: string;
+    readonly key: string;
+}
+export interface RouteConfig {
+    /** Lower-cased host without port; undefined = any host. */
+    readonly host?: string;
+    /** undefined = any path. */
+    readonly pathPrefix?: string;
+    readonly pool: string;
+    readonly stripPrefix: boolean;
+}
+export interface ListenerConfig extends Address {
+    readonly name: string;
+    readonly tls?: TlsConfig;
+    readonly http2: boolean;
+    readonly limits: LimitsConfig;
+    readonly routes: readonly RouteConfig[];
+}
+export interface BackendConfig {
+    /** Origin only, normalised: "http://10.0.0.21:8080" (scheme http or https, explicit port). */
+    readonly url: string;
+    /** Default: host:port of the url. Unique within the pool. */
+    readonly name: string;
+    readonly weight: number;
+    readonly backup: boolean;
+}
+export interface HealthCheckConfig {
+    readonly path: string;
+    readonly intervalMs: number;
+    readonly timeoutMs: number;
+    readonly rise: number;
+    readonly fall: number;
+    /** Inclusive ranges, e.g. [[200, 399]]. */
+    readonly expectStatus: readonly (readonly [number, number])[];
+}
+export interface OutlierDetectionConfig {
+    readonly consecutiveFailures: number;
+    readonly baseEjectionTimeMs: number;
+    readonly maxEjectionPercent: number;
+}
+export interface RetriesConfig {
+    /** Extra attempts on another backend; 0 = none. */
+    readonly attempts: number;
+    readonly on: readonly RetryCondition[];
+}
+export interface TimeoutsConfig {
+    readonly connectMs: number;
+    /** Until response headers. */
+    readonly responseMs: number;
+    /** Idle keep-alive sockets to backends. */
+    readonly idleMs: number;
+}
+export interface DnsDiscoveryConfig {
+    readonly name: string;
+    readonly port: number;
+    readonly refreshMs: number;
+    /** "host:port" of the resolver to ask; undefined = the system's. */
+    readonly server?: string;
+}
+export interface PoolConfig {
+    readonly name: string;
+    readonly strategy: StrategyName;
+    /** Only for consistent-hash; defaults to ip there. */
+    readonly hashOn?: HashOn;
+    readonly backends: readonly BackendConfig[];
+    readonly discovery?: {
+        readonly dns?: DnsDiscoveryConfig;
+    };
+    /** undefined = no active checks; backends count as up. */
+    readonly healthCheck?: HealthCheckConfig;
+    /** undefined = no passive checks. */
+    readonly outlierDetection?: OutlierDetectionConfig;
+    readonly slowStartMs: number;
+    readonly retries: RetriesConfig;
+    readonly timeouts: TimeoutsConfig;
+    /** 0 = unlimited. */
+    readonly maxConnectionsPerBackend: number;
+    /** Percent, 0 = off. */
+    readonly panicThreshold: number;
+    readonly sticky?: {
+        readonly cookie: string;
+    };
+}
+export interface Config {
+    /** Absolute path of the file this came from (for reload and relative paths). */
+    readonly file: string;
+    readonly workers: number | 'auto';
+    readonly shutdownTimeoutMs: number;
+    readonly log: LogConfig;
+    readonly admin: AdminConfig;
+    readonly listeners: readonly ListenerConfig[];
+    readonly pools: readonly PoolConfig[];
+}

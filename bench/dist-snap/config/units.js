@@ -1,0 +1,49 @@
+"use strict";
+/**
+ * Durations and sizes as written in the config file. Both return undefined for
+ * anything they do not accept, so the caller decides how to word the error.
+ */
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.parseDuration = parseDuration;
+exports.parseSize = parseSize;
+exports.durationError = durationError;
+exports.sizeError = sizeError;
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const DURATION_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+/** "250ms", "5s", "1.5s", "1m", "1h", "0" → milliseconds (rounded to an integer). */
+function parseDuration(s) {
+    if (s === 0 || s === '0')
+        return 0;
+    if (typeof s !== 'string')
+        return undefined;
+    const m = DURATION.exec(s.trim());
+    if (m === null)
+        return undefined;
+    const ms = Number(m[1]) * DURATION_MS[m[2]];
+    return Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+const SIZE = /^(\d+(?:\.\d+)?)(b|kb|mb|gb)$/i;
+const SIZE_BYTES = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+/** "512kb", "10mb", "1gb", "100b", "0" → bytes (powers of 1024, case-insensitive). */
+function parseSize(s) {
+    if (s === 0 || s === '0')
+        return 0;
+    if (typeof s !== 'string')
+        return undefined;
+    const m = SIZE.exec(s.trim());
+    if (m === null)
+        return undefined;
+    const bytes = Number(m[1]) * SIZE_BYTES[m[2].toLowerCase()];
+    return Number.isFinite(bytes) ? Math.floor(bytes) : undefined;
+}
+/** The hint shared by every duration error, so the wording is the same everywhere. */
+function durationError(value) {
+    return `invalid duration ${show(value)}: use a number with ms, s, m or h, e.g. 5s`;
+}
+function sizeError(value) {
+    return `invalid size ${show(value)}: use a number with b, kb, mb or gb, e.g. 10mb`;
+}
+function show(value) {
+    return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+//# sourceMappingURL=units.js.map

@@ -1,0 +1,216 @@
+"use strict";
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.Exchange = void 0;
+const upstream_errors_1 = require("./upstream-errors");
+const headers_1 = require("./headers");
+const local_response_1 = require("./local-response");
+/** RFC 9110 §9.2.2: safe to send twice. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'FULCRUM_CLIENT_GONE' });
+/**
+ * One client request on its way through a pool: picks a backend, forwards over
+ * undici's raw dispatch handler (no promise, no parsed header object per
+ * response), streams both bodies with backpressure, retries where SPEC allows,
+ * and reports once at the end.
+ *
+ * It implements undici's original handler shape (onConnect/onHeaders/...),
+ * which undici 7's core calls directly; the controller shape is wrapped and
+ * parses every response's headers into an object first.
+ */
+class Exchange {
+    #init;
+    #hasBody;
+    #backend;
+    #tried;
+    #retries = 0;
+    #attemptStart = 0;
+    #latencyMs;
+    #abort = null;
+    #resume = null;
+    /** Response headers went to the client: no retry, no error page any more. */
+    #responding = false;
+    /** A retryable 5xx is being read off the wire before trying elsewhere. */
+    #discarding = 0;
+    #clientGone = false;
+    #done = false;
+    #status = 0;
+    #bytes = 0;
+    constructor(init) {
+        this.#init = init;
+        const h = init.req.headers;
+        this.#hasBody = h['transfer-encoding'] !== undefined
+            || (h['content-length'] !== undefined && h['content-length'] !== '0');
+        init.res.once('close', this.#onClientClose);
+    }
+    start() {
+        const { pool, preferred } = this.#init;
+        const backend = preferred ?? pool.pick(this.#init.pick);
+        if (backend === undefined) {
+            this.#local(503, local_response_1.LOCAL_MESSAGES[503], ['retry-after', '1']);
+            return;
+        }
+        this.#send(backend);
+    }
+    #send(backend) {
+        const { pool, req } = this.#init;
+        this.#backend = backend;
+        this.#latencyMs = undefined;
+        this.#abort = null;
+        this.#resume = null;
+        this.#attemptStart = performance.now();
+        pool.acquire(backend);
+        backend.dispatcher.dispatch({
+            path: this.#init.path,
+            method: req.method,
+            headers: this.#init.headers,
+            body: this.#hasBody ? req : null,
+        }, this);
+    }
+    // ---- undici handler ------------------------------------------------------
+    onConnect(abort) {
+        if (this.#clientGone) {
+            abort(CLIENT_GONE);
+            return;
+        }
+        this.#abort = abort;
+    }
+    onHeaders(statusCode, rawHeaders, resume) {
+        if (statusCode < 200)
+            return true; // 1xx: informational, not forwarded
+        this.#latencyMs = performance.now() - this.#attemptStart;
+        if (statusCode >= 502 && statusCode <= 504 && this.#mayRetry(String(statusCode), true)) {
+            this.#discarding = statusCode;
+            return true;
+        }
+        const { res } = this.#init;
+        const headers = (0, headers_1.forwardResponseHeaders)(rawHeaders);
+        if (this.#init.sticky !== undefined && this.#backend !== this.#init.preferred) {
+            headers.push('set-cookie', this.#init.sticky.setCookie(this.#backend));
+        }
+        this.#status = statusCode;
+        this.#responding = true;
+        this.#resume = resume;
+        res.writeHead(statusCode, headers);
+        return true;
+    }
+    onData(chunk) {
+        if (this.#discarding !== 0)
+            return true;
+        this.#bytes += chunk.length;
+        if (this.#init.res.write(chunk))
+            return true;
+        this.#init.res.once('drain', this.#onDrain);
+        return false; // undici stops reading the backend socket until `resume`
+    }
+    onComplete() {
+        const { pool } = this.#init;
+        const backend = this.#backend;
+        if (this.#discarding !== 0) {
+            const status = this.#discarding;
+            this.#discarding = 0;
+            pool.release(backend, this.#latencyMs, true);
+            if (this.#clientGone)
+                this.#finish('client closed the connection');
+            else
+                this.#retry(status);
+            return;
+        }
+        pool.release(backend, this.#latencyMs, this.#status >= 500);
+        this.#init.res.end();
+        this.#finish(undefined);
+    }
+    onError(err) {
+        const { pool } = this.#init;
+        const backend = this.#backend;
+        if (this.#clientGone || this.#init.res.destroyed || this.#init.req.socket?.destroyed === true) {
+            // node-http-proxy's rule: a client that hung up is not the backend's fault.
+            this.#clientGone = true;
+            pool.release(backend, this.#latencyMs, false);
+            this.#finish('client closed the connection');
+            return;
+        }
+        const failure = (0, upstream_errors_1.classifyUpstreamError)(err);
+        pool.release(backend, this.#latencyMs, failure.kind !== 'unavailable');
+        if (this.#responding) {
+            // Headers are out: the only honest signal left is a broken response.
+            this.#init.res.destroy(err);
+            this.#finish(`${failure.kind}: ${err.message}`);
+            return;
+        }
+        if (this.#discarding === 0 && this.#mayRetry(failure.kind, false)) {
+            this.#retry(failure.status);
+            return;
+        }
+        this.#discarding = 0;
+        this.#local(failure.status, failure.message, undefined, `${failure.kind}: ${err.message}`);
+    }
+    // ---- retries -------------------------------------------------------------
+    /**
+     * SPEC: only on the listed conditions, only for idempotent requests or before
+     * any byte was sent, and never once the client's body started flowing (it
+     * cannot be replayed).
+     */
+    #mayRetry(kind, responded) {
+        const { retries } = this.#init.pool.config;
+        if (this.#retries >= retries.attempts || !retries.on.includes(kind))
+            return false;
+        if (this.#hasBody && this.#init.req.readableDidRead)
+            return false;
+        if (kind === 'connect-failure' && !responded)
+            return true;
+        return IDEMPOTENT.has(this.#init.req.method);
+    }
+    /** Try another backend; `status` is the answer if none is left. */
+    #retry(status) {
+        const { pool } = this.#init;
+        const tried = (this.#tried ??= new Set());
+        tried.add(this.#backend);
+        const next = pool.pick(this.#init.pick, tried);
+        if (next === undefined) {
+            this.#local(status, local_response_1.LOCAL_MESSAGES[status]);
+            return;
+        }
+        this.#retries++;
+        this.#init.observer.onRetry(pool.name);
+        this.#send(next);
+    }
+    // ---- the client side -----------------------------------------------------
+    #onDrain = () => {
+        this.#resume?.();
+    };
+    #onClientClose = () => {
+        if (this.#done || this.#init.res.writableFinished)
+            return;
+        this.#clientGone = true;
+        this.#abort?.(CLIENT_GONE);
+    };
+    #local(status, message, headers, error) {
+        const { res } = this.#init;
+        this.#status = status;
+        this.#bytes = res.headersSent ? 0 : (0, local_response_1.sendLocal)(res, status, message, headers);
+        this.#finish(error ?? message);
+    }
+    #finish(error) {
+        if (this.#done)
+            return;
+        this.#done = true;
+        const i = this.#init;
+        const viaBackend = this.#responding || this.#clientGone;
+        i.observer.onRequestEnd({
+            listener: i.listener,
+            method: i.req.method,
+            url: i.req.url,
+            requestId: i.requestId,
+            remoteAddress: i.remoteAddress,
+            pool: i.pool.name,
+            backend: viaBackend && this.#backend !== undefined ? this.#backend.name : '',
+            status: this.#clientGone ? 499 : this.#status,
+            durationMs: performance.now() - i.startedAt,
+            bytes: this.#bytes,
+            retries: this.#retries,
+            error,
+        });
+    }
+}
+exports.Exchange = Exchange;
+//# sourceMappingURL=exchange.js.map

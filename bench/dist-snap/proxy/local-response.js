@@ -1,0 +1,27 @@
+"use strict";
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.LOCAL_MESSAGES = void 0;
+exports.sendLocal = sendLocal;
+/** Bodies of the answers Fulcrum gives itself: one line, never a stack trace. */
+exports.LOCAL_MESSAGES = {
+    400: 'bad request',
+    404: 'not found: no route matches this request',
+    408: 'request timeout: headers took too long',
+    413: 'payload too large',
+    429: 'too many requests',
+    502: 'bad gateway: the backend failed',
+    503: 'service unavailable: no backend available',
+    504: 'gateway timeout: the backend did not answer in time',
+};
+/** Write a one-line text answer; returns the body length. */
+function sendLocal(res, status, message, headers) {
+    const body = `${message}\n`;
+    const len = Buffer.byteLength(body);
+    const h = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(len)];
+    if (headers !== undefined)
+        h.push(...headers);
+    res.writeHead(status, h);
+    res.end(body);
+    return len;
+}
+//# sourceMappingURL=local-response.js.map
