@@ -10,6 +10,7 @@ import type { RequestRecord } from './proxy/exchange';
 import { HealthChecker } from './health/active';
 import { OutlierDetector } from './health/outlier';
 import { SlowStart } from './health/slow-start';
+import { Metrics } from './metrics';
 
 export interface FulcrumOptions {
   readonly logger: Logger;
@@ -47,6 +48,7 @@ export class Fulcrum {
   readonly pools: ReadonlyMap<string, BackendPool>;
   readonly listeners: readonly ProxyListener[];
   readonly admin: AdminServer;
+  readonly metrics: Metrics;
   readonly #logger: Logger;
   /** Health checkers, outlier detectors, slow starts: stopped with the process. */
   readonly #health: { start?(): void; stop(): void }[] = [];
@@ -58,25 +60,34 @@ export class Fulcrum {
     this.#logger = options.logger;
     const pools = new Map<string, BackendPool>();
     const targets = new Map<string, PoolTarget>();
+    const metrics = new Metrics(() => pools.values());
+    this.metrics = metrics;
     for (const pc of config.pools) {
       const pool = new BackendPool(pc);
+      metrics.registerPool(pool);
       pool.onStateChange((b, from, to, reason) => {
         this.#logger.info({ pool: pool.name, backend: b.name, from, to, reason }, 'backend state changed');
       });
-      if (pc.healthCheck !== undefined) this.#health.push(new HealthChecker(pool, pc.healthCheck));
-      if (pc.outlierDetection !== undefined) this.#health.push(new OutlierDetector(pool, pc.outlierDetection));
+      if (pc.healthCheck !== undefined) {
+        this.#health.push(new HealthChecker(pool, pc.healthCheck, { onProbe: (p, b, o) => metrics.onProbe(p, b, o.ok) }));
+      }
+      if (pc.outlierDetection !== undefined) {
+        this.#health.push(new OutlierDetector(pool, pc.outlierDetection, { onEject: metrics.onEject }));
+      }
       if (pc.slowStartMs > 0) this.#health.push(new SlowStart(pool, pc.slowStartMs));
       pools.set(pc.name, pool);
       targets.set(pc.name, poolTarget(pool));
     }
     this.pools = pools;
-    const onEnd: ((r: RequestRecord) => void)[] = [];
+    const onEnd: ((r: RequestRecord) => void)[] = [metrics.onRequestEnd];
     if (config.log.access) onEnd.push(accessLogObserver(this.#logger));
     if (options.onRequestEnd !== undefined) onEnd.push(options.onRequestEnd);
-    const observer = combineObservers(onEnd, []);
+    const observer = combineObservers(onEnd, [metrics.onRetry]);
     this.listeners = config.listeners.map((lc) => new ProxyListener(lc, targets, observer));
     this.admin = new AdminServer(config.admin, {
       pools: () => [...this.pools.values()],
+      listeners: () => config.listeners,
+      metrics: () => metrics.text(),
       ready: () => this.#bound && !this.#stopping && [...this.pools.values()].every((p) => p.available.length > 0),
     });
   }

@@ -1,16 +1,23 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { AdminConfig } from '../config/types';
+import type { AdminConfig, ListenerConfig } from '../config/types';
+import { dashboardHtml } from './dashboard';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 
 /** What the admin API needs from the running proxy: a narrow view, nothing more. */
 export interface AdminTarget {
   pools(): readonly BackendPool[];
+  listeners(): readonly ListenerConfig[];
   /** Listeners bound and each pool has an available backend. */
   ready(): boolean;
+  /** Prometheus text and its content type. */
+  metrics(): Promise<{ contentType: string; text: string }>;
+  /** Reload the config file (SPEC section 6); undefined when reload is not available. */
+  reload?: () => Promise<{ ok: boolean; changes: string[]; errors: string[] }>;
 }
 
+/** The fields SPEC section 5 names, plus what the dashboard shows. */
 function backendJson(b: Backend) {
   return {
     name: b.name,
@@ -21,6 +28,17 @@ function backendJson(b: Backend) {
     activeRequests: b.inFlight,
     requests: b.requests,
     failures: b.failures,
+    effectiveWeight: b.weight,
+    latencyMs: b.latencyQuantiles(),
+  };
+}
+
+function listenerJson(l: ListenerConfig) {
+  return {
+    name: l.name,
+    listen: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`,
+    tls: l.tls !== undefined,
+    routes: l.routes.map((r) => ({ host: r.host ?? null, pathPrefix: r.pathPrefix ?? null, pool: r.pool })),
   };
 }
 
@@ -97,13 +115,32 @@ export class AdminServer {
       return;
     }
     const token = this.#config.token;
-    if (token !== undefined && !tokenMatches(req.headers.authorization, token)) {
+    const authorized = token === undefined || tokenMatches(req.headers.authorization, token);
+    if (path === '/' || path === '/index.html') {
+      if (method !== 'GET') return sendError(res, 405, 'use GET');
+      // SPEC: every call but /healthz needs the token, so a browser (which cannot
+      // send a bearer header when opening a page) gets a 401 — whose body is the
+      // page itself. It holds no data; it asks for the token and sends it with
+      // every API call.
+      const html = dashboardHtml();
+      res.writeHead(authorized ? 200 : 401, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html), 'cache-control': 'no-store' });
+      res.end(html);
+      return;
+    }
+    if (!authorized) {
       sendError(res, 401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="fulcrum"' });
       return;
     }
     if (path === '/readyz') {
       const ok = this.#target.ready();
       send(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
+      return;
+    }
+    if (path === '/metrics') {
+      if (method !== 'GET') return sendError(res, 405, 'use GET');
+      const m = await this.#target.metrics();
+      res.writeHead(200, { 'content-type': m.contentType, 'content-length': Buffer.byteLength(m.text) });
+      res.end(m.text);
       return;
     }
     if (path === '/api/pools') {
@@ -114,7 +151,15 @@ export class AdminServer {
           strategy: p.config.strategy,
           backends: p.backends.map(backendJson),
         })),
+        listeners: this.#target.listeners().map(listenerJson),
       });
+      return;
+    }
+    if (path === '/api/reload') {
+      if (method !== 'POST') return sendError(res, 405, 'use POST');
+      if (this.#target.reload === undefined) return sendError(res, 501, 'reload is not available in this version');
+      const result = await this.#target.reload();
+      send(res, result.ok ? 200 : 400, result);
       return;
     }
     const m = /^\/api\/pools\/([^/]+)\/backends\/([^/]+?)(\/drain|\/enable)?$/.exec(path);
@@ -149,7 +194,13 @@ export class AdminServer {
         return;
       }
       if (method !== 'GET') return sendError(res, 405, 'use GET or PUT');
-      send(res, 200, { ...backendJson(backend), stateChanges: backend.history });
+      send(res, 200, {
+        ...backendJson(backend),
+        pool: pool.name,
+        probes: backend.probes,
+        recentFailures: backend.recentFailures,
+        stateChanges: backend.history,
+      });
       return;
     }
     sendError(res, 404, `no such admin endpoint: ${method} ${path}`);

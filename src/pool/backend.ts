@@ -46,6 +46,7 @@ export interface FailureRecord {
 }
 
 const HISTORY_LIMIT = 20;
+const LATENCY_WINDOW = 512;
 const PROBE_LIMIT = 10;
 const FAILURE_LIMIT = 10;
 
@@ -77,6 +78,9 @@ export class Backend implements BackendView {
   state: BackendState = 'up';
   readonly history: StateChange[] = [];
   readonly probes: ProbeRecord[] = [];
+  /** Ring of the last LATENCY_WINDOW times to response headers (ms), for p50/p99 in the API. */
+  readonly #latencies = new Float64Array(LATENCY_WINDOW);
+  #latencyCount = 0;
   readonly recentFailures: FailureRecord[] = [];
 
   // The conditions the state is derived from (see StateEvent).
@@ -116,6 +120,19 @@ export class Backend implements BackendView {
 
   recordStateChange(from: BackendState, to: BackendState, reason: string, time: number): void {
     pushBounded(this.history, { time, from, to, reason }, HISTORY_LIMIT);
+  }
+
+  recordLatency(ms: number): void {
+    this.#latencies[this.#latencyCount++ % LATENCY_WINDOW] = ms;
+  }
+
+  /** p50 and p99 of the recent window (null before the first response). */
+  latencyQuantiles(): { p50: number; p99: number } | null {
+    const n = Math.min(this.#latencyCount, LATENCY_WINDOW);
+    if (n === 0) return null;
+    const sorted = this.#latencies.slice(0, n).sort();
+    const at = (q: number) => Math.round(sorted[Math.min(n - 1, Math.floor(q * n))] * 1000) / 1000;
+    return { p50: at(0.5), p99: at(0.99) };
   }
 
   recordProbe(probe: ProbeRecord): void {

@@ -147,6 +147,7 @@ export class BackendPool {
     }
     if (counted && this.#onResult !== null) this.#onResult(backend, failure);
     if (latencyMs !== undefined) {
+      backend.recordLatency(latencyMs);
       const now = this.#now();
       backend.latencyEwmaMs = updateEwma(backend.latencyEwmaMs, latencyMs, now - backend.lastLatencyAt);
       backend.lastLatencyAt = now;

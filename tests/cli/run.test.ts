@@ -57,6 +57,20 @@ const isAccessLine = (l: LogLine) => 'method' in l && 'status' in l && 'url' in 
 const ACCESS_KEYS = ['time', 'method', 'url', 'status', 'pool', 'backend', 'durationMs', 'bytes', 'requestId', 'remoteAddress'];
 const BACKEND_KEYS = ['name', 'url', 'state', 'weight', 'backup', 'activeRequests', 'requests', 'failures'].sort();
 
+/** GET /api/pools once the one request is counted (counters may settle just after the client's answer). */
+async function apiPools(adminUrl: string): Promise<{ pools: Record<string, unknown>[] }> {
+  let last = await request(`${adminUrl}/api/pools`);
+  await waitFor(async () => {
+    last = await request(`${adminUrl}/api/pools`);
+    const b = (JSON.parse(last.body) as { pools?: { backends?: { requests?: unknown; activeRequests?: unknown }[] }[] })
+      .pools?.[0]?.backends?.[0];
+    return b?.requests === 1 && b?.activeRequests === 0;
+  }, 3000, '/api/pools to count the request').catch(() => undefined);
+  expect(last.status).toBe(200);
+  expect(last.headers['content-type']).toMatch(/application\/json/);
+  return JSON.parse(last.body) as { pools: Record<string, unknown>[] };
+}
+
 describe('fulcrum --config FILE (running)', () => {
   test('proxies, logs the request, answers the admin API, and exits 0 on SIGTERM', async () => {
     const alpha = await backend('alpha');
@@ -93,28 +107,15 @@ describe('fulcrum --config FILE (running)', () => {
     const readyz = await request(`${adminUrl}/readyz`);
     expect(readyz.status).toBe(200);
 
-    // admin: /api/pools, exactly the SPEC shape, with the request counted
-    // the counters may settle just after the client got its answer: poll briefly, then check the last answer
-    let last = await request(`${adminUrl}/api/pools`);
-    await waitFor(async () => {
-      last = await request(`${adminUrl}/api/pools`);
-      const b = (JSON.parse(last.body) as { pools?: { backends?: { requests?: unknown; activeRequests?: unknown }[] }[] })
-        .pools?.[0]?.backends?.[0];
-      return b?.requests === 1 && b?.activeRequests === 0;
-    }, 3000, '/api/pools to count the request').catch(() => undefined);
-    expect(last.status).toBe(200);
-    expect(last.headers['content-type']).toMatch(/application\/json/);
-    const pools = JSON.parse(last.body) as { pools: Record<string, unknown>[] };
-    expect(Object.keys(pools).sort()).toEqual(['pools']);
+    // admin: /api/pools with the SPEC fields, and the request counted
+    const pools = await apiPools(adminUrl);
     expect(pools.pools).toHaveLength(1);
     const pool = pools.pools[0]!;
-    expect(Object.keys(pool).sort()).toEqual(['backends', 'name', 'strategy']);
-    expect(pool.name).toBe('web');
-    expect(pool.strategy).toBe('round-robin');
+    expect(pool).toMatchObject({ name: 'web', strategy: 'round-robin' });
     const list = pool.backends as Record<string, unknown>[];
     expect(list).toHaveLength(1);
-    expect(Object.keys(list[0]!).sort()).toEqual(BACKEND_KEYS);
-    expect(list[0]).toEqual({
+    for (const k of BACKEND_KEYS) expect(list[0]).toHaveProperty(k);
+    expect(list[0]).toMatchObject({
       name: 'alpha',
       url: alpha.url,
       state: 'up',
@@ -130,6 +131,28 @@ describe('fulcrum --config FILE (running)', () => {
     const exit = await p.waitForExit(5000);
     expect(exit).toEqual({ code: 0, signal: null });
     expect(p.stderr()).not.toMatch(STACK_LINE);
+  });
+
+  test('GET /api/pools has exactly the SPEC shape: no keys beyond {pools:[{name,strategy,backends:[{8 fields}]}]}', async () => {
+    const alpha = await backend('alpha');
+    const p = start(configYaml({ backends: [{ name: 'alpha', url: alpha.url }] }));
+    const { url, adminUrl } = await addresses(p);
+    expect((await request(`${url}/`)).status).toBe(200);
+    const pools = await apiPools(adminUrl);
+    // SPEC section 5: {"pools":[{"name","strategy","backends":[{"name","url","state","weight","backup","activeRequests","requests","failures"}]}]}
+    expect(Object.keys(pools).sort()).toEqual(['pools']);
+    expect(Object.keys(pools.pools[0]!).sort()).toEqual(['backends', 'name', 'strategy']);
+    expect(Object.keys((pools.pools[0]!.backends as Record<string, unknown>[])[0]!).sort()).toEqual(BACKEND_KEYS);
+    expect((pools.pools[0]!.backends as Record<string, unknown>[])[0]).toEqual({
+      name: 'alpha',
+      url: alpha.url,
+      state: 'up',
+      weight: 1,
+      backup: false,
+      activeRequests: 0,
+      requests: 1,
+      failures: 0,
+    });
   });
 
   test('SIGTERM with a slow request in flight: it completes with 200, new connections are refused, then exit 0', async () => {
@@ -163,6 +186,19 @@ describe('fulcrum --config FILE (running)', () => {
     expect(p.stderr()).not.toMatch(STACK_LINE);
     // the drained request is in the access log
     expect(p.logs.some((l) => isAccessLine(l) && l.url === '/slow' && l.status === 200)).toBe(true);
+  });
+});
+
+describe('SIGINT', () => {
+  test('drains and exits 0 like SIGTERM', async () => {
+    const alpha = await backend('alpha');
+    const p = start(configYaml({ backends: [{ name: 'alpha', url: alpha.url }] }));
+    const { url, adminUrl } = await addresses(p);
+    expect((await request(`${adminUrl}/healthz`)).status).toBe(200);
+    expect((await request(`${url}/`)).status).toBe(200);
+    p.signal('SIGINT');
+    expect(await p.waitForExit(5000)).toEqual({ code: 0, signal: null });
+    expect(p.stderr()).not.toMatch(STACK_LINE);
   });
 });
 

@@ -42,6 +42,7 @@ describe('usage errors exit 2 with one reason line and a usage hint', () => {
     ['unknown option after validate', ['validate', '--bogus'], /--bogus/],
     ['an extra argument', ['validate', 'extra'], /extra/],
     ['--config without a value', ['validate', '--config'], /config/],
+    ['demo with --config (demo runs its own config)', ['demo', '--config', 'x.yaml'], /config/],
   ];
   test.each(cases)('%s', async (_what, args, mentions) => {
     const r = await runCli(args, { cwd: tempDir() });

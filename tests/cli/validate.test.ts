@@ -96,6 +96,26 @@ describe('fulcrum validate', () => {
     expectProblemLines(r.stderr, 'broken.yaml');
   });
 
+  test('running (not validate) on a bad file: exit 1 with the same FILE:LINE:COL lines, nothing bound', async () => {
+    const dir = tempDir();
+    writeFile(dir, 'bad.yaml', BAD);
+    const r = await runCli(['-c', 'bad.yaml'], { cwd: dir });
+    expect(r.code).toBe(1);
+    const problems = expectProblemLines(r.stderr, 'bad.yaml');
+    expect(problems.some((p) => p.line === 9 && p.message.includes('stratgy'))).toBe(true);
+    expect(r.stdout).not.toMatch(/listening/);
+  });
+
+  test('admin.listen on a non-loopback address without admin.token is a validation error', async () => {
+    const dir = tempDir();
+    const yaml = configYaml({ backends: [{ name: 'alpha', url: 'http://127.0.0.1:9' }], adminListen: '0.0.0.0:0' });
+    writeFile(dir, 'open-admin.yaml', yaml);
+    const r = await runCli(['validate', '-c', 'open-admin.yaml'], { cwd: dir });
+    expect(r.code).toBe(1);
+    const problems = expectProblemLines(r.stderr, 'open-admin.yaml');
+    expect(problems.some((p) => /token/.test(p.message))).toBe(true);
+  });
+
   test('a missing file: exit 1, one line naming the file, no stack', async () => {
     const dir = tempDir();
     const r = await runCli(['validate', '--config', 'nope/missing.yaml'], { cwd: dir });

@@ -1,0 +1,171 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BackendPool } from '../pool/pool';
+import type { Backend } from '../pool/backend';
+import type { RequestRecord } from '../proxy/exchange';
+
+/** Proxy latency from 1 ms to 10 s (SPEC section 7). */
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+type RequestsChild = ReturnType<Counter<string>['labels']>;
+type DurationChild = ReturnType<Histogram<string>['labels']>;
+
+/**
+ * Children of one (listener, pool, backend): resolved the first time that
+ * triple answers, then reused, so a request costs two small Map lookups and
+ * no label hashing.
+ */
+interface Children {
+  readonly duration: DurationChild;
+  /** method → status → counter child. */
+  readonly requests: Map<string, Map<number, RequestsChild>>;
+  readonly labels: { listener: string; pool: string; backend: string };
+}
+
+/**
+ * Every metric name is defined here, once (SPEC section 7). The proxy reports
+ * finished requests; gauges that mirror pool state are read at scrape time,
+ * so the request path never touches them.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #requests: Counter<'listener' | 'pool' | 'backend' | 'method' | 'code'>;
+  readonly #duration: Histogram<'listener' | 'pool' | 'backend'>;
+  readonly #healthChecks: Counter<'pool' | 'backend' | 'result'>;
+  readonly #retries: Counter<'pool'>;
+  readonly #ejections: Counter<'pool' | 'backend'>;
+  readonly #reloads: Counter<'result'>;
+  /** listener → pool → backend name → children. */
+  readonly #children = new Map<string, Map<string, Map<string, Children>>>();
+  readonly #pools: () => Iterable<BackendPool>;
+
+  constructor(pools: () => Iterable<BackendPool>, options: { defaultMetrics?: boolean } = {}) {
+    this.#pools = pools;
+    const registers = [this.registry];
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.#requests = new Counter({
+      name: 'fulcrum_requests_total',
+      help: 'Client requests, by the backend that gave the final answer ("" when Fulcrum answered itself).',
+      labelNames: ['listener', 'pool', 'backend', 'method', 'code'],
+      registers,
+    });
+    this.#duration = new Histogram({
+      name: 'fulcrum_request_duration_seconds',
+      help: 'Time from request received to response finished, in seconds.',
+      labelNames: ['listener', 'pool', 'backend'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: 'fulcrum_backend_up',
+      help: '1 when the backend state is up, else 0.',
+      labelNames: ['pool', 'backend'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of self.#pools()) for (const b of p.backends) this.set({ pool: p.name, backend: b.name }, b.state === 'up' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_backend_active_requests',
+      help: 'Requests in flight to the backend.',
+      labelNames: ['pool', 'backend'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of self.#pools()) for (const b of p.backends) this.set({ pool: p.name, backend: b.name }, b.inFlight);
+      },
+    });
+    this.#healthChecks = new Counter({
+      name: 'fulcrum_health_checks_total',
+      help: 'Active health probes, by result.',
+      labelNames: ['pool', 'backend', 'result'],
+      registers,
+    });
+    this.#retries = new Counter({
+      name: 'fulcrum_retries_total',
+      help: 'Extra attempts sent to another backend.',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.#ejections = new Counter({
+      name: 'fulcrum_outlier_ejections_total',
+      help: 'Backends ejected by outlier detection.',
+      labelNames: ['pool', 'backend'],
+      registers,
+    });
+    this.#reloads = new Counter({
+      name: 'fulcrum_config_reloads_total',
+      help: 'Config reloads, by result.',
+      labelNames: ['result'],
+      registers,
+    });
+    // Series exist from the start, so rate() works from the first scrape.
+    this.#reloads.inc({ result: 'success' }, 0);
+    this.#reloads.inc({ result: 'failure' }, 0);
+  }
+
+  /** Make every backend's series visible at zero before it has traffic. */
+  registerPool(pool: BackendPool): void {
+    for (const b of pool.backends) this.registerBackend(pool, b);
+    this.#retries.inc({ pool: pool.name }, 0);
+  }
+
+  registerBackend(pool: BackendPool, b: Backend): void {
+    this.#ejections.inc({ pool: pool.name, backend: b.name }, 0);
+    if (pool.config.healthCheck !== undefined) {
+      this.#healthChecks.inc({ pool: pool.name, backend: b.name, result: 'success' }, 0);
+      this.#healthChecks.inc({ pool: pool.name, backend: b.name, result: 'failure' }, 0);
+    }
+  }
+
+  onRequestEnd = (r: RequestRecord): void => {
+    const c = this.#childrenOf(r.listener, r.pool, r.backend);
+    c.duration.observe(r.durationMs / 1000);
+    let byStatus = c.requests.get(r.method);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      c.requests.set(r.method, byStatus);
+    }
+    let counter = byStatus.get(r.status);
+    if (counter === undefined) {
+      counter = this.#requests.labels({ ...c.labels, method: r.method, code: String(r.status) });
+      byStatus.set(r.status, counter);
+    }
+    counter.inc();
+  };
+
+  onRetry = (pool: string): void => {
+    this.#retries.inc({ pool });
+  };
+
+  onProbe = (pool: BackendPool, backend: Backend, ok: boolean): void => {
+    this.#healthChecks.inc({ pool: pool.name, backend: backend.name, result: ok ? 'success' : 'failure' });
+  };
+
+  onEject = (pool: BackendPool, backend: Backend): void => {
+    this.#ejections.inc({ pool: pool.name, backend: backend.name });
+  };
+
+  onReload(ok: boolean): void {
+    this.#reloads.inc({ result: ok ? 'success' : 'failure' });
+  }
+
+  async text(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  #childrenOf(listener: string, pool: string, backend: string): Children {
+    let byPool = this.#children.get(listener);
+    if (byPool === undefined) this.#children.set(listener, (byPool = new Map()));
+    let byBackend = byPool.get(pool);
+    if (byBackend === undefined) byPool.set(pool, (byBackend = new Map()));
+    let c = byBackend.get(backend);
+    if (c === undefined) {
+      const labels = { listener, pool, backend };
+      c = { labels, duration: this.#duration.labels(labels), requests: new Map() };
+      byBackend.set(backend, c);
+    }
+    return c;
+  }
+}
