@@ -51,7 +51,8 @@ async function run(config: Config, extra?: () => Promise<void>): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    logger.warn('SIGHUP: reload is not available in this version; restart to apply config changes');
+    logger.info('SIGHUP: reloading the config');
+    fulcrum.reload().catch((err: Error) => logger.error({ err }, 'reload failed'));
   });
 }
 

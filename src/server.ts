@@ -1,24 +1,35 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Config } from './config/types';
-import { BackendPool } from './pool/pool';
+import type { Server as NetServer, Socket, AddressInfo } from 'node:net';
+import type { Http2Session } from 'node:http2';
+import type { Config, ListenerConfig, PoolConfig } from './config/types';
+import { loadConfig } from './config';
+import { BackendPool, canReuse } from './pool/pool';
+import type { Backend } from './pool/backend';
 import { ProxyListener, poolTarget, type PoolTarget } from './proxy/listener';
 import { AdminServer } from './admin/server';
-import { FulcrumError } from './errors';
+import { FulcrumError, isFulcrumError, ConfigError } from './errors';
 import { accessLogObserver, combineObservers, type Logger } from './log';
-import type { RequestRecord } from './proxy/exchange';
+import type { RequestObserver, RequestRecord } from './proxy/exchange';
 import { HealthChecker } from './health/active';
 import { OutlierDetector } from './health/outlier';
 import { SlowStart } from './health/slow-start';
 import { Metrics } from './metrics';
+import { describeChanges } from './reload';
 
 export interface FulcrumOptions {
   readonly logger: Logger;
-  /** Extra observers of finished requests (tests, metrics). */
+  /** Extra observers of finished requests (tests). */
   readonly onRequestEnd?: (r: RequestRecord) => void;
 }
 
-function listen(server: Server, host: string, port: number, what: string): Promise<void> {
+export interface ReloadResult {
+  readonly ok: boolean;
+  /** What changed, one line each ("pool web: backend 10.0.0.13:8080 added"). */
+  readonly changes: string[];
+  /** Why the new config was refused. */
+  readonly errors: string[];
+}
+
+function listen(server: NetServer, host: string, port: number, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? 'address already in use'
@@ -35,8 +46,51 @@ function listen(server: Server, host: string, port: number, what: string): Promi
   });
 }
 
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
+/**
+ * Connections of one server, so a stop can close idle ones now and the rest
+ * at the deadline, for HTTP/1.1 and HTTP/2 alike.
+ */
+class Connections {
+  readonly #sockets = new Set<Socket>();
+  readonly #sessions = new Set<Http2Session>();
+
+  constructor(server: NetServer) {
+    const track = (s: Socket) => {
+      this.#sockets.add(s);
+      s.once('close', () => this.#sockets.delete(s));
+    };
+    server.on('connection', track);
+    server.on('session', (session: Http2Session) => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+    });
+  }
+
+  /** HTTP/2: GOAWAY, open streams finish. HTTP/1.1: node:http closes idle keep-alive sockets. */
+  closeIdle(server: NetServer): void {
+    for (const s of this.#sessions) s.close();
+    (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+  }
+
+  destroyAll(): void {
+    for (const s of this.#sessions) s.destroy();
+    for (const s of this.#sockets) s.destroy();
+  }
+}
+
+function close(server: NetServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) resolve();
+    else server.close(() => resolve());
+  });
+}
+
+/** One config's pools, their targets and health machinery. Reload builds the next beside it. */
+interface Generation {
+  readonly config: Config;
+  readonly pools: Map<string, BackendPool>;
+  readonly targets: Map<string, PoolTarget>;
+  readonly health: { start?(): void; stop(): void }[];
 }
 
 /**
@@ -44,67 +98,72 @@ function close(server: Server): Promise<void> {
  * config and wires them together. Nothing else knows how the parts connect.
  */
 export class Fulcrum {
-  readonly config: Config;
-  readonly pools: ReadonlyMap<string, BackendPool>;
-  readonly listeners: readonly ProxyListener[];
   readonly admin: AdminServer;
   readonly metrics: Metrics;
   readonly #logger: Logger;
-  /** Health checkers, outlier detectors, slow starts: stopped with the process. */
-  readonly #health: { start?(): void; stop(): void }[] = [];
+  readonly #observer: RequestObserver;
+  readonly #onRequestEnd: ((r: RequestRecord) => void)[];
+  readonly #listeners = new Map<string, ProxyListener>();
+  readonly #connections = new Map<NetServer, Connections>();
+  #gen: Generation;
   #bound = false;
   #stopping = false;
+  #reloading: Promise<ReloadResult> | undefined;
 
   constructor(config: Config, options: FulcrumOptions) {
-    this.config = config;
     this.#logger = options.logger;
-    const pools = new Map<string, BackendPool>();
-    const targets = new Map<string, PoolTarget>();
-    const metrics = new Metrics(() => pools.values());
-    this.metrics = metrics;
-    for (const pc of config.pools) {
-      const pool = new BackendPool(pc);
-      metrics.registerPool(pool);
-      pool.onStateChange((b, from, to, reason) => {
-        this.#logger.info({ pool: pool.name, backend: b.name, from, to, reason }, 'backend state changed');
-      });
-      if (pc.healthCheck !== undefined) {
-        this.#health.push(new HealthChecker(pool, pc.healthCheck, { onProbe: (p, b, o) => metrics.onProbe(p, b, o.ok) }));
-      }
-      if (pc.outlierDetection !== undefined) {
-        this.#health.push(new OutlierDetector(pool, pc.outlierDetection, { onEject: metrics.onEject }));
-      }
-      if (pc.slowStartMs > 0) this.#health.push(new SlowStart(pool, pc.slowStartMs));
-      pools.set(pc.name, pool);
-      targets.set(pc.name, poolTarget(pool));
-    }
-    this.pools = pools;
-    const onEnd: ((r: RequestRecord) => void)[] = [metrics.onRequestEnd];
-    if (config.log.access) onEnd.push(accessLogObserver(this.#logger));
-    if (options.onRequestEnd !== undefined) onEnd.push(options.onRequestEnd);
-    const observer = combineObservers(onEnd, [metrics.onRetry]);
-    this.listeners = config.listeners.map((lc) => new ProxyListener(lc, targets, observer));
+    this.metrics = new Metrics(() => this.#gen.pools.values());
+    this.#gen = this.#build(config, undefined);
+    const access = accessLogObserver(this.#logger);
+    this.#onRequestEnd = [this.metrics.onRequestEnd];
+    if (options.onRequestEnd !== undefined) this.#onRequestEnd.push(options.onRequestEnd);
+    this.#observer = combineObservers(this.#onRequestEnd, [this.metrics.onRetry]);
+    if (config.log.access) this.#onRequestEnd.splice(1, 0, access);
+    this.#accessLog = access;
+    for (const lc of config.listeners) this.#addListener(lc);
     this.admin = new AdminServer(config.admin, {
-      pools: () => [...this.pools.values()],
-      listeners: () => config.listeners,
-      metrics: () => metrics.text(),
-      ready: () => this.#bound && !this.#stopping && [...this.pools.values()].every((p) => p.available.length > 0),
+      pools: () => [...this.#gen.pools.values()],
+      listeners: () => this.#gen.config.listeners,
+      listenerAddress: (name) => (this.#listeners.get(name)?.server.listening ? this.address(name) : undefined),
+      metrics: () => this.metrics.text(),
+      ready: () => this.ready(),
+      reload: () => this.reload(),
     });
+  }
+
+  readonly #accessLog: (r: RequestRecord) => void;
+
+  get config(): Config {
+    return this.#gen.config;
+  }
+
+  get pools(): ReadonlyMap<string, BackendPool> {
+    return this.#gen.pools;
+  }
+
+  get listeners(): readonly ProxyListener[] {
+    return [...this.#listeners.values()];
+  }
+
+  /** Listeners bound, not stopping, and every pool has an available backend. */
+  ready(): boolean {
+    return this.#bound && !this.#stopping && [...this.#gen.pools.values()].every((p) => p.available.length > 0);
   }
 
   /** Bind every listener and the admin API; on failure nothing stays bound. */
   async start(): Promise<void> {
+    const config = this.#gen.config;
     try {
-      await listen(this.admin.server, this.config.admin.host, this.config.admin.port, 'admin');
-      for (const l of this.listeners) await listen(l.server, l.config.host, l.config.port, `listener ${l.name}`);
+      await listen(this.admin.server, config.admin.host, config.admin.port, 'admin');
+      for (const l of this.#listeners.values()) await listen(l.server, l.config.host, l.config.port, `listener ${l.name}`);
     } catch (err) {
       await this.#closeServers();
-      await Promise.all([...this.pools.values()].map((p) => p.close()));
+      await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
       throw err;
     }
     this.#bound = true;
-    for (const h of this.#health) h.start?.();
-    for (const l of this.listeners) {
+    for (const h of this.#gen.health) h.start?.();
+    for (const l of this.#listeners.values()) {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
     this.#logger.info({ address: this.adminAddress() }, 'admin API listening');
@@ -112,7 +171,7 @@ export class Fulcrum {
 
   /** host:port a listener is bound to (port 0 in the config gives the real one). */
   address(listener: string): string {
-    const l = this.listeners.find((x) => x.name === listener);
+    const l = this.#listeners.get(listener);
     if (l === undefined) throw new Error(`unknown listener ${listener}`);
     return formatAddress(l.server.address() as AddressInfo);
   }
@@ -122,40 +181,207 @@ export class Fulcrum {
   }
 
   /**
+   * SIGHUP and POST /api/reload: read the file again. A valid config is built
+   * beside the running one (backends that stay are the same objects, with
+   * their state, counters and connections), then swapped in at once; requests
+   * in flight finish on what they started with. An invalid one changes nothing.
+   */
+  reload(): Promise<ReloadResult> {
+    // Two reloads at once would race; the second waits for the first.
+    const run = (this.#reloading ?? Promise.resolve()).then(() => this.#reload());
+    this.#reloading = run.finally(() => {
+      if (this.#reloading === run) this.#reloading = undefined;
+    });
+    return run;
+  }
+
+  async #reload(): Promise<ReloadResult> {
+    const old = this.#gen;
+    const fail = (errors: string[]): ReloadResult => {
+      this.metrics.onReload(false);
+      this.#logger.error({ errors }, 'reload refused: the running config stays');
+      return { ok: false, changes: [], errors };
+    };
+    if (this.#stopping) return fail(['shutting down']);
+    let config: Config;
+    try {
+      config = loadConfig(old.config.file);
+    } catch (err) {
+      if (err instanceof ConfigError) return fail(err.message.split('\n'));
+      if (isFulcrumError(err)) return fail([err.message]);
+      throw err;
+    }
+    const changes = describeChanges(old.config, config);
+    if (!sameAddress(config.admin, old.config.admin)) {
+      changes.push('admin.listen changed: takes effect after a restart');
+    }
+    let next: Generation;
+    try {
+      next = this.#build(config, old);
+    } catch (err) {
+      return fail([(err as Error).message]);
+    }
+    // New listeners bind first; if one cannot, nothing is swapped.
+    const added: ProxyListener[] = [];
+    for (const lc of config.listeners) {
+      const current = this.#listeners.get(lc.name);
+      if (current !== undefined && sameListenerSocket(current.config, lc)) continue;
+      const l = new ProxyListener(lc, next.targets, this.#observer);
+      try {
+        await listen(l.server, lc.host, lc.port, `listener ${lc.name}`);
+      } catch (err) {
+        await Promise.all(added.map((a) => close(a.server)));
+        for (const h of next.health) h.stop();
+        await Promise.all([...next.pools.values()].map((p) => p.close(reusedBackends(next, old))));
+        return fail([(err as Error).message]);
+      }
+      added.push(l);
+    }
+    // The swap: synchronous, so no request sees half of each config.
+    const retired: ProxyListener[] = [];
+    for (const [name, l] of this.#listeners) {
+      const lc = config.listeners.find((x) => x.name === name);
+      if (lc !== undefined && sameListenerSocket(l.config, lc)) l.update(lc, next.targets);
+      else retired.push(l);
+    }
+    for (const l of retired) this.#listeners.delete(l.name);
+    for (const l of added) {
+      this.#listeners.set(l.name, l);
+      this.#track(l.server);
+    }
+    this.#gen = next;
+    this.#applyLogConfig(config);
+    this.admin.setConfig(config.admin);
+    for (const h of old.health) h.stop();
+    for (const h of next.health) h.start?.();
+    // What is gone closes gracefully: in-flight requests finish first.
+    const keep = reusedBackends(next, old);
+    for (const p of old.pools.values()) void p.close(keep);
+    for (const l of retired) void this.#closeListener(l, config.shutdownTimeoutMs);
+    this.metrics.onReload(true);
+    this.#logger.info({ changes }, changes.length > 0 ? 'config reloaded' : 'config reloaded: nothing changed');
+    return { ok: true, changes, errors: [] };
+  }
+
+  /**
    * Graceful stop: readiness fails, listeners stop accepting, idle keep-alive
    * connections close, in-flight requests get up to `timeoutMs` to finish.
    */
-  async stop(timeoutMs = this.config.shutdownTimeoutMs): Promise<void> {
+  async stop(timeoutMs = this.#gen.config.shutdownTimeoutMs): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    for (const h of this.#health) h.stop();
-    const closing = Promise.all(this.listeners.map((l) => {
-      const done = close(l.server);
-      l.server.closeIdleConnections();
-      return done;
-    }));
+    for (const h of this.#gen.health) h.stop();
+    await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
+    await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
+    this.admin.server.closeAllConnections();
+    await close(this.admin.server);
+  }
+
+  async #closeListener(l: ProxyListener, timeoutMs: number): Promise<void> {
+    const conns = this.#connections.get(l.server);
+    const closing = close(l.server);
+    conns?.closeIdle(l.server);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        for (const l of this.listeners) l.server.closeAllConnections();
+        conns?.destroyAll();
         resolve();
       }, timeoutMs);
       timer.unref();
     });
     await Promise.race([closing, deadline]);
     clearTimeout(timer);
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
-    this.admin.server.closeAllConnections();
-    await close(this.admin.server);
+    this.#connections.delete(l.server);
+  }
+
+  #addListener(lc: ListenerConfig): void {
+    const l = new ProxyListener(lc, this.#gen.targets, this.#observer);
+    this.#listeners.set(lc.name, l);
+    this.#track(l.server);
+  }
+
+  #track(server: NetServer): void {
+    this.#connections.set(server, new Connections(server));
+  }
+
+  #applyLogConfig(config: Config): void {
+    this.#logger.level = config.log.level;
+    const i = this.#onRequestEnd.indexOf(this.#accessLog);
+    if (config.log.access && i === -1) this.#onRequestEnd.splice(1, 0, this.#accessLog);
+    if (!config.log.access && i !== -1) this.#onRequestEnd.splice(i, 1);
+  }
+
+  /** Pools, targets and health for `config`, reusing `previous`'s backends where they stay the same. */
+  #build(config: Config, previous: Generation | undefined): Generation {
+    const pools = new Map<string, BackendPool>();
+    const targets = new Map<string, PoolTarget>();
+    const health: Generation['health'] = [];
+    for (const pc of config.pools) {
+      const before = previous?.pools.get(pc.name);
+      const pool = new BackendPool(pc, {
+        reuse: (bc) => {
+          const b = before?.get(bc.name);
+          return b !== undefined && canReuse(b, bc, pc) ? b : undefined;
+        },
+      });
+      this.#wire(pool, pc, health);
+      pools.set(pc.name, pool);
+      targets.set(pc.name, poolTarget(pool));
+    }
+    return { config, pools, targets, health };
+  }
+
+  #wire(pool: BackendPool, pc: PoolConfig, health: Generation['health']): void {
+    const metrics = this.metrics;
+    metrics.registerPool(pool);
+    pool.onStateChange((b, from, to, reason) => {
+      this.#logger.info({ pool: pool.name, backend: b.name, from, to, reason }, 'backend state changed');
+    });
+    let checker: HealthChecker | undefined;
+    if (pc.healthCheck !== undefined) {
+      checker = new HealthChecker(pool, pc.healthCheck, { onProbe: (p, b, o) => metrics.onProbe(p, b, o.ok) });
+      health.push(checker);
+    }
+    if (pc.outlierDetection !== undefined) {
+      health.push(new OutlierDetector(pool, pc.outlierDetection, { onEject: metrics.onEject }));
+    }
+    if (pc.slowStartMs > 0) health.push(new SlowStart(pool, pc.slowStartMs));
+    pool.onMembership((b, change) => {
+      if (change === 'added') {
+        metrics.registerBackend(pool, b);
+        checker?.watch(b);
+      } else {
+        checker?.unwatch(b);
+      }
+      this.#logger.info({ pool: pool.name, backend: b.name, url: b.url }, `backend ${change}`);
+    });
   }
 
   async #closeServers(): Promise<void> {
-    const all = [this.admin.server, ...this.listeners.map((l) => l.server)];
+    const all: NetServer[] = [this.admin.server, ...[...this.#listeners.values()].map((l) => l.server)];
     await Promise.all(all.filter((s) => s.listening).map((s) => {
-      s.closeAllConnections();
+      this.#connections.get(s)?.destroyAll();
       return close(s);
     }));
   }
+}
+
+function reusedBackends(next: Generation, old: Generation): Set<Backend> {
+  const keep = new Set<Backend>();
+  for (const p of next.pools.values()) {
+    for (const b of p.backends) if (old.pools.get(p.name)?.get(b.name) === b) keep.add(b);
+  }
+  return keep;
+}
+
+function sameAddress(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  return a.host === b.host && a.port === b.port;
+}
+
+/** Same socket and protocol: the server stays, routes and certificates are swapped in place. */
+function sameListenerSocket(a: ListenerConfig, b: ListenerConfig): boolean {
+  return sameAddress(a, b) && (a.tls === undefined) === (b.tls === undefined) && a.http2 === b.http2
+    && a.limits.headersTimeoutMs === b.limits.headersTimeoutMs;
 }
 
 function formatAddress(a: AddressInfo): string {

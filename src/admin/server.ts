@@ -9,6 +9,8 @@ import type { Backend } from '../pool/backend';
 export interface AdminTarget {
   pools(): readonly BackendPool[];
   listeners(): readonly ListenerConfig[];
+  /** Where a listener is bound ("127.0.0.1:8080"; the real port when the config says 0). */
+  listenerAddress(name: string): string | undefined;
   /** Listeners bound and each pool has an available backend. */
   ready(): boolean;
   /** Prometheus text and its content type. */
@@ -17,7 +19,7 @@ export interface AdminTarget {
   reload?: () => Promise<{ ok: boolean; changes: string[]; errors: string[] }>;
 }
 
-/** The fields SPEC section 5 names, plus what the dashboard shows. */
+/** Exactly the fields SPEC section 5 names: scripts depend on this shape. */
 function backendJson(b: Backend) {
   return {
     name: b.name,
@@ -28,15 +30,18 @@ function backendJson(b: Backend) {
     activeRequests: b.inFlight,
     requests: b.requests,
     failures: b.failures,
-    effectiveWeight: b.weight,
-    latencyMs: b.latencyQuantiles(),
   };
 }
 
-function listenerJson(l: ListenerConfig) {
+/** What the dashboard shows besides: slow start's weight and recent latency. */
+function backendOverviewJson(b: Backend) {
+  return { ...backendJson(b), effectiveWeight: b.weight, latencyMs: b.latencyQuantiles() };
+}
+
+function listenerJson(l: ListenerConfig, bound: string | undefined) {
   return {
     name: l.name,
-    listen: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`,
+    listen: bound ?? (l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`),
     tls: l.tls !== undefined,
     routes: l.routes.map((r) => ({ host: r.host ?? null, pathPrefix: r.pathPrefix ?? null, pool: r.pool })),
   };
@@ -93,7 +98,7 @@ function readJson(req: IncomingMessage): Promise<unknown> {
  */
 export class AdminServer {
   readonly server: Server;
-  readonly #config: AdminConfig;
+  #config: AdminConfig;
   readonly #target: AdminTarget;
 
   constructor(config: AdminConfig, target: AdminTarget) {
@@ -105,6 +110,11 @@ export class AdminServer {
         else res.destroy();
       });
     });
+  }
+
+  /** Reload: a new token applies to the next call. */
+  setConfig(config: AdminConfig): void {
+    this.#config = config;
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -151,7 +161,18 @@ export class AdminServer {
           strategy: p.config.strategy,
           backends: p.backends.map(backendJson),
         })),
-        listeners: this.#target.listeners().map(listenerJson),
+      });
+      return;
+    }
+    if (path === '/api/overview') {
+      if (method !== 'GET') return sendError(res, 405, 'use GET');
+      send(res, 200, {
+        pools: this.#target.pools().map((p) => ({
+          name: p.name,
+          strategy: p.config.strategy,
+          backends: p.backends.map(backendOverviewJson),
+        })),
+        listeners: this.#target.listeners().map((l) => listenerJson(l, this.#target.listenerAddress(l.name))),
       });
       return;
     }
@@ -195,7 +216,7 @@ export class AdminServer {
       }
       if (method !== 'GET') return sendError(res, 405, 'use GET or PUT');
       send(res, 200, {
-        ...backendJson(backend),
+        ...backendOverviewJson(backend),
         pool: pool.name,
         probes: backend.probes,
         recentFailures: backend.recentFailures,

@@ -64,6 +64,9 @@ export class Backend implements BackendView {
   readonly url: string;
   readonly backup: boolean;
   readonly dispatcher: UndiciPool;
+  /** What the dispatcher was built with (a reload with other values needs a new one). */
+  readonly timeouts: TimeoutsConfig;
+  readonly maxConnections: number;
   /** Weight from the config or the admin API. */
   configuredWeight: number;
   /** What strategies read: the configured weight, scaled during slow start. */
@@ -94,6 +97,8 @@ export class Backend implements BackendView {
     this.backup = config.backup;
     this.configuredWeight = config.weight;
     this.weight = config.weight;
+    this.timeouts = timeouts;
+    this.maxConnections = maxConnections;
     this.dispatcher = new UndiciPool(config.url, {
       // null = as many connections as there are concurrent requests.
       connections: maxConnections > 0 ? maxConnections : null,

@@ -1,4 +1,4 @@
-import type { PoolConfig } from '../config/types';
+import type { BackendConfig, PoolConfig } from '../config/types';
 import type { BalancingStrategy, PickContext } from '../balancing/types';
 import { createStrategy, defaultStrategyDeps } from '../balancing';
 import { updateEwma } from '../balancing/ewma';
@@ -11,6 +11,13 @@ export type StateListener = (backend: Backend, from: BackendState, to: BackendSt
  * `failure` is undefined on success, else "connect-failure", "reset", "timeout", "502", ...
  */
 export type ResultListener = (backend: Backend, failure: string | undefined) => void;
+
+/** Can backend `b` of a previous config serve `bc` in pool `pc` as it is (reload)? */
+export function canReuse(b: Backend, bc: BackendConfig, pc: PoolConfig): boolean {
+  const t = pc.timeouts;
+  return b.url === bc.url && b.backup === bc.backup && b.maxConnections === pc.maxConnectionsPerBackend
+    && b.timeouts.connectMs === t.connectMs && b.timeouts.responseMs === t.responseMs && b.timeouts.idleMs === t.idleMs;
+}
 
 /**
  * A pool: a set of backends and a strategy. It owns every backend's state,
@@ -25,22 +32,73 @@ export class BackendPool {
   readonly #strategy: BalancingStrategy<Backend>;
   readonly #maxConnections: number;
   readonly #listeners: StateListener[] = [];
+  readonly #membership: ((b: Backend, change: 'added' | 'removed') => void)[] = [];
   readonly #now: () => number;
   #available: readonly Backend[] = [];
   /** null when nothing listens: the hot path pays one null check. */
   #onResult: ResultListener | null = null;
 
-  constructor(config: PoolConfig, options: { strategy?: BalancingStrategy<Backend>; now?: () => number } = {}) {
+  /**
+   * `reuse` hands over a backend of the previous config (reload): the same
+   * object keeps its state, counters and connections.
+   */
+  constructor(config: PoolConfig, options: {
+    strategy?: BalancingStrategy<Backend>;
+    now?: () => number;
+    reuse?: (b: BackendConfig) => Backend | undefined;
+  } = {}) {
     this.name = config.name;
     this.config = config;
     this.#maxConnections = config.maxConnectionsPerBackend;
     this.#now = options.now ?? Date.now;
     this.#strategy = options.strategy
       ?? createStrategy<Backend>(config.strategy, defaultStrategyDeps, { hashOn: config.hashOn });
-    this.backends = config.backends.map((b) => new Backend(b, config.timeouts, config.maxConnectionsPerBackend));
+    this.backends = config.backends.map((bc) => {
+      const old = options.reuse?.(bc);
+      if (old === undefined) return this.#create(bc);
+      old.configuredWeight = bc.weight;
+      old.weight = bc.weight;
+      return old;
+    });
     for (const b of this.backends) this.#byName.set(b.name, b);
     this.#recompute();
   }
+
+  /** Add a backend at run time (DNS discovery). */
+  add(bc: BackendConfig): Backend {
+    const existing = this.#byName.get(bc.name);
+    if (existing !== undefined) return existing;
+    const b = this.#create(bc);
+    this.backends.push(b);
+    this.#byName.set(b.name, b);
+    this.#recompute();
+    for (const l of this.#membership) l(b, 'added');
+    return b;
+  }
+
+  /**
+   * Remove a backend at run time (DNS discovery): it takes no new requests at
+   * once, and its connections close when its in-flight requests are done.
+   */
+  remove(backend: Backend): void {
+    const i = this.backends.indexOf(backend);
+    if (i === -1) return;
+    this.backends.splice(i, 1);
+    this.#byName.delete(backend.name);
+    this.#recompute();
+    for (const l of this.#membership) l(backend, 'removed');
+    void backend.dispatcher.close().catch(() => undefined);
+  }
+
+  /** Subscribe to backends added or removed at run time. */
+  onMembership(listener: (b: Backend, change: 'added' | 'removed') => void): void {
+    this.#membership.push(listener);
+  }
+
+  #create(bc: BackendConfig): Backend {
+    return new Backend(bc, this.config.timeouts, this.config.maxConnectionsPerBackend);
+  }
+
 
   /** Backends a strategy may pick from now: up primaries; backups only when no primary is up. */
   get available(): readonly Backend[] {
@@ -154,8 +212,9 @@ export class BackendPool {
     }
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.backends.map((b) => b.dispatcher.close().catch(() => undefined)));
+  /** Close every backend's connections once their in-flight requests are done. */
+  async close(keep: ReadonlySet<Backend> = new Set()): Promise<void> {
+    await Promise.all(this.backends.filter((b) => !keep.has(b)).map((b) => b.dispatcher.close().catch(() => undefined)));
   }
 
   /** Envoy's refresh(): the available set and the strategy's schedule, rebuilt on change only. */

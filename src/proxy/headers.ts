@@ -64,9 +64,16 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
   let xff: string | undefined;
   let requestId: string | undefined;
   let host = '';
+  let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
+    if (name.charCodeAt(0) === 58 /* : */) {
+      // HTTP/2 pseudo-headers (RFC 9113 §8.3) do not exist in HTTP/1.1;
+      // :authority becomes Host when the client sent no Host.
+      if (name === ':authority') authority = value;
+      continue;
+    }
     const lower = name.toLowerCase();
     if (REQUEST_DROP.has(lower)) {
       if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
@@ -81,6 +88,10 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
       requestId = value;
     }
     out.push(name, value);
+  }
+  if (host === '' && authority !== undefined) {
+    host = authority;
+    out.push('host', authority);
   }
   const named = connectionTokens(connection);
   if (named !== undefined) out = dropNamed(out, named, 'host');

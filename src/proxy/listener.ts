@@ -1,13 +1,19 @@
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import type { Server as NetServer } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import type { HashOn, ListenerConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
 import { Sticky, readCookie } from '../pool/sticky';
-import { Router, stripPathPrefix } from './router';
+import { Router, stripPathPrefix, type Route } from './router';
 import { clientAddress, forwardRequestHeaders } from './headers';
 import { Exchange, type RequestObserver } from './exchange';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
-import { randomUUID } from 'node:crypto';
+import { proxyUpgrade, refuseUpgrade } from './upgrade';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -49,15 +55,27 @@ function hashKeyExtractor(on: HashOn): (req: IncomingMessage, clientIp: string, 
   }
 }
 
+function tlsOptions(config: ListenerConfig): { cert: Buffer; key: Buffer } | undefined {
+  if (config.tls === undefined) return undefined;
+  return { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
+}
+
+/** The Host a request names: Host for HTTP/1.1, :authority for HTTP/2. */
+function hostOf(req: IncomingMessage): string | undefined {
+  return req.headers.host ?? (req.headers[':authority'] as string | undefined);
+}
+
 /**
- * One listener: a node:http server whose request handler matches the
- * precomputed routes and hands the request to an Exchange.
+ * One listener: a node:http (or https, or http2 with HTTP/1.1 fallback)
+ * server whose handler matches precomputed routes and hands the request to an
+ * Exchange. `update` swaps routes and certificates atomically (reload): a
+ * request in flight keeps the pool it started with.
  */
 export class ProxyListener {
   readonly name: string;
-  readonly config: ListenerConfig;
-  readonly server: Server;
-  readonly #router: Router<PoolTarget>;
+  config: ListenerConfig;
+  readonly server: NetServer;
+  #router: Router<PoolTarget>;
   readonly #observer: RequestObserver;
   readonly #proto: 'http' | 'https';
 
@@ -67,33 +85,66 @@ export class ProxyListener {
     this.#observer = observer;
     this.#proto = config.tls !== undefined ? 'https' : 'http';
     this.#router = new Router(config.routes, (name) => targets.get(name)!);
-    this.server = http.createServer({
-      headersTimeout: config.limits.headersTimeoutMs,
+    const limits = config.limits;
+    const common = {
+      headersTimeout: limits.headersTimeoutMs,
       // The whole-request timeout would cut off long uploads; slow headers are
       // what headersTimeout is for.
       requestTimeout: 0,
       // How often node:http looks for connections past headersTimeout (default 30s).
-      connectionsCheckingInterval: Math.min(1000, config.limits.headersTimeoutMs),
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
       keepAliveTimeout: 65_000,
       noDelay: true,
-    }, this.#handle);
+    };
+    const tls = tlsOptions(config);
+    if (tls !== undefined && config.http2) {
+      // ALPN offers h2 and http/1.1; HTTP/1.1 clients get the same handler.
+      this.server = http2.createSecureServer({ ...tls, allowHTTP1: true }, this.#handle as never);
+    } else if (tls !== undefined) {
+      this.server = https.createServer({ ...common, ...tls }, this.#handle);
+    } else {
+      this.server = http.createServer(common, this.#handle);
+    }
+    this.server.on('upgrade', this.#upgrade);
+    // CONNECT is for forward proxies; a reverse proxy refuses it (no listener = socket closed).
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable) return;
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const text = status === 431 ? 'request header fields too large' : status === 408 ? LOCAL_MESSAGES[408] : LOCAL_MESSAGES[400];
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${text.length + 1}\r\nconnection: close\r\n\r\n${text}\n`);
+    });
   }
 
-  #handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const startedAt = performance.now();
-    const ip = clientAddress(req.socket.remoteAddress);
+  /** Reload: new routes (and certificates) for requests from now on. */
+  update(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>): void {
+    const router = new Router(config.routes, (name) => targets.get(name)!);
+    const tls = tlsOptions(config);
+    if (tls !== undefined) (this.server as https.Server).setSecureContext(tls);
+    this.config = config;
+    this.#router = router;
+  }
+
+  #route(req: IncomingMessage): { route: Route<PoolTarget> | undefined; url: string } | undefined {
     let url = req.url!;
     if (url.charCodeAt(0) !== 47 /* / */) {
       // RFC 9112 §3.2.2 absolute-form: route and forward on the path only, to
       // one of our own backends, whatever host the target names.
       const path = originForm(url);
-      if (path === undefined) {
-        this.#answer(req, res, ip, startedAt, 400, LOCAL_MESSAGES[400]);
-        return;
-      }
+      if (path === undefined) return undefined;
       url = path;
     }
-    const route = this.#router.match(req.headers.host, url);
+    return { route: this.#router.match(hostOf(req), url), url };
+  }
+
+  #handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const startedAt = performance.now();
+    const ip = clientAddress(req.socket.remoteAddress);
+    const found = this.#route(req);
+    if (found === undefined) {
+      this.#answer(req, res, ip, startedAt, 400, LOCAL_MESSAGES[400]);
+      return;
+    }
+    const { route, url } = found;
     if (route === undefined) {
       this.#answer(req, res, ip, startedAt, 404, LOCAL_MESSAGES[404]);
       return;
@@ -116,6 +167,37 @@ export class ProxyListener {
       preferred: target.sticky?.preferred(req.headers.cookie),
       startedAt,
     }).start();
+  };
+
+  #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const startedAt = performance.now();
+    const ip = clientAddress(req.socket.remoteAddress);
+    const record = (status: number, pool: string, backend: string, error?: string) => this.#observer.onRequestEnd({
+      listener: this.name, method: req.method!, url: req.url!, requestId: String(req.headers['x-request-id'] ?? ''),
+      remoteAddress: ip, pool, backend, status, durationMs: performance.now() - startedAt, bytes: 0, retries: 0, error,
+    });
+    socket.on('error', () => undefined);
+    // Only WebSocket (RFC 6455) is proxied; h2c and anything else is refused.
+    if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || req.method !== 'GET') {
+      refuseUpgrade(socket, 400, 'only WebSocket upgrades are supported');
+      record(400, '', '', 'unsupported upgrade');
+      return;
+    }
+    const found = this.#route(req);
+    if (found?.route === undefined) {
+      const status = found === undefined ? 400 : 404;
+      refuseUpgrade(socket, status, LOCAL_MESSAGES[status]);
+      record(status, '', '', LOCAL_MESSAGES[status]);
+      return;
+    }
+    const { route, url } = found;
+    const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
+    const target = route.pool;
+    proxyUpgrade({
+      req, socket, head, path, ip, proto: this.#proto, pool: target.pool,
+      pick: target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) },
+      onEnd: (status, backend, error) => record(status, target.pool.name, backend, error),
+    });
   };
 
   /** Fulcrum answers itself (404, 400): logged and counted like any request. */

@@ -1,8 +1,8 @@
 /**
  * Builds dist/ (tsc -p tsconfig.build.json) for the CLI tests, at most once per
- * change of the sources: a stamp file records the newest source mtime the last
- * successful build saw, so every later test file (in any jest worker) skips the
- * build while src/ is unchanged. A lock directory keeps two workers from
+ * jest run and only when the sources changed: a stamp file records the run and
+ * the newest source mtime the last successful build saw, so every later test
+ * file (in any jest worker) skips the build. A lock directory keeps two workers from
  * running tsc into dist/ at the same time.
  */
 import { execFile } from 'node:child_process';
@@ -35,10 +35,19 @@ function newestSourceMtime(): number {
   return newest;
 }
 
+/**
+ * One jest run: workers share their parent (the jest process); in band, the
+ * tests run in the jest process itself. Once a run has built, it does not
+ * rebuild when src/ changes under it (others edit src/ concurrently), so one
+ * test file never rewrites dist/ while another is spawning dist/cli.js.
+ */
+const RUN = String(process.env.JEST_WORKER_ID !== undefined ? process.ppid : process.pid);
+
 function upToDate(newest: number): boolean {
   try {
     if (!fs.existsSync(CLI)) return false;
-    return Number(fs.readFileSync(STAMP, 'utf8')) >= newest;
+    const [run, mtime] = fs.readFileSync(STAMP, 'utf8').split(' ');
+    return run === RUN || Number(mtime) >= newest;
   } catch {
     return false;
   }
@@ -86,7 +95,7 @@ export async function ensureBuilt(): Promise<void> {
     const newest = newestSourceMtime();
     if (upToDate(newest)) return; // another worker built it while we waited
     await tsc();
-    fs.writeFileSync(STAMP, String(newest));
+    fs.writeFileSync(STAMP, `${RUN} ${newest}`);
   } finally {
     fs.rmSync(LOCK, { recursive: true, force: true });
   }

@@ -140,9 +140,16 @@ describe('fulcrum --config FILE (running)', () => {
     expect((await request(`${url}/`)).status).toBe(200);
     const pools = await apiPools(adminUrl);
     // SPEC section 5: {"pools":[{"name","strategy","backends":[{"name","url","state","weight","backup","activeRequests","requests","failures"}]}]}
-    expect(Object.keys(pools).sort()).toEqual(['pools']);
-    expect(Object.keys(pools.pools[0]!).sort()).toEqual(['backends', 'name', 'strategy']);
-    expect(Object.keys((pools.pools[0]!.backends as Record<string, unknown>[])[0]!).sort()).toEqual(BACKEND_KEYS);
+    // all three levels in one expectation, so a failure shows every extra or missing key at once
+    expect({
+      top: Object.keys(pools).sort(),
+      pool: Object.keys(pools.pools[0]!).sort(),
+      backend: Object.keys((pools.pools[0]!.backends as Record<string, unknown>[])[0]!).sort(),
+    }).toEqual({
+      top: ['pools'],
+      pool: ['backends', 'name', 'strategy'],
+      backend: BACKEND_KEYS,
+    });
     expect((pools.pools[0]!.backends as Record<string, unknown>[])[0]).toEqual({
       name: 'alpha',
       url: alpha.url,

@@ -1,0 +1,270 @@
+/**
+ * The dashboard in a real browser: Debian's Chromium driven by playwright-core
+ * (no browser download, ever). Real backends, an in-process Fulcrum, the page
+ * served by the admin listener and reading the live API.
+ *
+ * Set FULCRUM_SCREENSHOT=1 to write docs/dashboard.png; otherwise the
+ * screenshot goes to the temp folder, so a test run never edits the docs.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { startBackend, type TestBackend } from '../helpers/backends';
+import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
+import { request } from '../helpers/http';
+import { DASHBOARD_HTML } from '../../src/admin/dashboard-page';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const REFRESH_MS = 2000;
+
+/** Launched once for the describe block below; each test gets its own context. */
+let browser: Browser;
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+/** Every console error and uncaught page error, so a test can insist on none. */
+interface Watched {
+  page: Page;
+  problems: string[];
+}
+
+async function openPage(): Promise<Watched> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  cleanups.push(() => context.close());
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()} (${m.location().url})`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => {
+    // A navigation (page.reload) cancels the page's fetch in flight: normal, and no console error.
+    if (r.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`);
+  });
+  return { page, problems };
+}
+
+async function fulcrum(yaml: string): Promise<RunningFulcrum> {
+  const f = await startFulcrum(yaml);
+  cleanups.push(() => f.stop());
+  return f;
+}
+
+/** A backend that answers 200 (with `failEvery`: a 500 every that many requests); /healthz is its health path. */
+async function backend(name: string, failEvery = 0): Promise<TestBackend> {
+  let n = 0;
+  const b = await startBackend(name, (req, res) => {
+    req.resume();
+    const fail = req.url !== '/healthz' && failEvery > 0 && ++n % failEvery === 0;
+    res.writeHead(fail ? 500 : 200, { 'content-type': 'text/plain' }).end(name);
+  });
+  cleanups.push(() => b.close());
+  return b;
+}
+
+/** Backends without a name: the API names them 127.0.0.1:PORT, which URLs must encode. */
+function config(bs: TestBackend[], admin = '{ listen: 127.0.0.1:0 }'): string {
+  return `
+log: { level: warn, access: false }
+admin: ${admin}
+listeners:
+  public:
+    listen: 127.0.0.1:0
+    routes:
+      - match: { pathPrefix: /api/ }
+        pool: web
+      - pool: web
+pools:
+  web:
+    strategy: round-robin
+    healthCheck: { path: /healthz, interval: 500ms, timeout: 500ms }
+    backends:
+${bs.map((b) => `      - { url: ${b.url} }`).join('\n')}
+`;
+}
+
+const key = (b: TestBackend) => `web/127.0.0.1:${b.port}`;
+const row = (page: Page, b: TestBackend) => page.locator(`tr.backend[data-backend="${key(b)}"]`);
+const text = async (l: Locator) => ((await l.textContent()) ?? '').trim();
+
+/** Poll a locator's text until it matches, with a deadline. */
+async function until(l: Locator, want: (t: string) => boolean, timeoutMs: number, what: string): Promise<string> {
+  let last = '';
+  await waitFor(async () => want((last = await text(l).catch(() => ''))), timeoutMs, what).catch((e: Error) => {
+    throw new Error(`${e.message}; last text: "${last}"`);
+  });
+  return last;
+}
+
+/** Steady traffic through the proxy until the returned function is called. */
+function traffic(url: string, everyMs: number): () => Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  let stop = false;
+  let sent = 0;
+  const loop = (async () => {
+    while (!stop) {
+      await request(`${url}/ok`, { agent });
+      sent++;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return async () => {
+    stop = true;
+    await loop;
+    agent.destroy();
+    return sent;
+  };
+}
+
+test('the page source is a plain String.raw template: no backtick and no ${ interpolation inside', () => {
+  const src = fs.readFileSync(path.join(__dirname, '../../src/admin/dashboard-page.ts'), 'utf8');
+  const body = src.slice(src.indexOf('String.raw`') + 'String.raw`'.length, src.lastIndexOf('`'));
+  expect(body).not.toContain('`');
+  expect(body).not.toContain('${');
+  expect(DASHBOARD_HTML).toContain('<link rel="icon" href="data:,">');
+  expect(DASHBOARD_HTML).not.toMatch(/<(script|link)[^>]+(src|href)="(https?:)?\/\//);
+});
+
+describe('the dashboard in Chromium', () => {
+  beforeAll(async () => {
+    if (!fs.existsSync(CHROMIUM)) {
+      throw new Error(`Chromium not found at ${CHROMIUM}. The dashboard tests need it: apt-get install -y --no-install-recommends chromium (Debian; .ci/run does this), or set CHROMIUM_PATH.`);
+    }
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  test('shows listeners, pools and live backend stats; Drain and Enable work and the why panel explains', async () => {
+    // c answers 500 to one request in eight, so the error column has something to show.
+    const [a, b, c] = [await backend('a'), await backend('b'), await backend('c', 8)];
+    const f = await fulcrum(config([a, b, c]));
+    const { page, problems } = await openPage();
+
+    await page.goto(f.adminUrl + '/');
+    expect(await page.title()).toBe('Fulcrum dashboard');
+
+    // Listener with its address and routes; pool with its strategy; every backend up.
+    const listener = page.locator('[data-listener="public"]');
+    await listener.waitFor({ timeout: 5000 });
+    expect(await text(listener.locator('.listen'))).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(await listener.locator('.route').allTextContents()).toEqual(['/api/ → web', '* → web']);
+    const pool = page.locator('[data-pool="web"]');
+    expect(await text(pool.locator('.pool-name'))).toBe('web');
+    expect(await text(pool.locator('.strategy'))).toBe('round-robin');
+    for (const x of [a, b, c]) {
+      expect(await text(row(page, x).locator('.state'))).toBe('up');
+      expect(await text(row(page, x).locator('[data-field="weight"]'))).toBe('1');
+    }
+    expect(await text(page.getByTestId('updated'))).toMatch(/^updated \d\d:\d\d:\d\d$/);
+    expect(await page.getByTestId('error-banner').isVisible()).toBe(false);
+    expect(await page.getByTestId('token-form').isVisible()).toBe(false);
+
+    // Requests through the proxy are counted (round-robin: 3 each) within a refresh or two.
+    for (let i = 0; i < 9; i++) expect((await request(`${f.url()}/ok`)).status).toBe(200);
+    for (const x of [a, b, c]) await until(row(page, x).locator('[data-field="requests"]'), (t) => t === '3', 2 * REFRESH_MS + 1000, `${x.name} requests counted`);
+
+    // Steady traffic: a rate shows up, computed from counter deltas between refreshes.
+    const stopTraffic = traffic(f.url(), 10);
+    try {
+      await until(row(page, a).locator('[data-field="rate"]'), (t) => Number(t) > 0, 3 * REFRESH_MS + 1000, 'a non-zero req/s');
+      expect(await text(row(page, a).locator('[data-field="p50"]'))).toMatch(/^\d+(\.\d+)?$/);
+
+      // Drain b: its row says so within one refresh (the page refreshes right after the POST).
+      await row(page, b).locator('[data-action="drain"]').click();
+      const t0 = Date.now();
+      await until(row(page, b).locator('.state'), (t) => t === 'draining', REFRESH_MS, 'b draining');
+      expect(Date.now() - t0).toBeLessThan(REFRESH_MS);
+      expect(await row(page, b).getAttribute('data-state')).toBe('draining');
+      expect(await row(page, b).locator('[data-action="drain"]').isDisabled()).toBe(true);
+      expect(f.fulcrum.pools.get('web')!.get(`127.0.0.1:${b.port}`)!.state).toBe('draining');
+
+      // Why: the explain history from the backend endpoint.
+      await row(page, b).locator('[data-action="why"]').click();
+      const why = page.locator(`tr.why[data-why="${key(b)}"]`);
+      await until(why.locator('.why-changes'), (t) => t.includes('drained by the admin API'), 3000, 'the drain reason');
+      expect(await text(why.locator('.why-summary'))).toMatch(/^draining since \d\d:\d\d:\d\d .*drained by the admin API$/);
+      expect(await text(why.locator('.why-changes'))).toContain('up → draining');
+      await until(why.locator('.why-probes'), (t) => t.includes('pass'), 3000, 'health probes listed');
+
+      // Let the rates settle over a full window with b drained, then the picture for the docs.
+      await until(row(page, b).locator('[data-field="rate"]'), (t) => t === '0', 3 * REFRESH_MS + 1000, 'b no traffic once drained');
+      await until(row(page, c).locator('[data-field="errors"]'), (t) => t !== '–' && t !== '0%', 4 * REFRESH_MS, 'an error rate');
+      const shot = process.env.FULCRUM_SCREENSHOT ? path.join(__dirname, '../../docs/dashboard.png') : path.join(os.tmpdir(), 'fulcrum-dashboard.png');
+      await page.screenshot({ path: shot, fullPage: true });
+    } finally {
+      await stopTraffic();
+    }
+
+    // The panel stays open across refreshes; Enable brings b back.
+    await row(page, b).locator('[data-action="enable"]').click();
+    await until(row(page, b).locator('.state'), (t) => t === 'up', REFRESH_MS, 'b up again');
+    await until(page.locator(`tr.why[data-why="${key(b)}"] .why-changes`), (t) => t.includes('enabled by the admin API'), REFRESH_MS + 1000, 'the enable reason');
+
+    expect(problems).toEqual([]);
+  });
+
+  test('with admin.token the page asks for the token, then shows the pools', async () => {
+    const a = await backend('a');
+    const f = await fulcrum(config([a], '{ listen: 127.0.0.1:0, token: secret }'));
+    const { page, problems } = await openPage();
+
+    await page.goto(f.adminUrl + '/');
+    const form = page.getByTestId('token-form');
+    await form.waitFor({ state: 'visible', timeout: 5000 });
+    expect(await page.locator('tr.backend').count()).toBe(0);
+
+    // A wrong token is refused and asked for again.
+    await page.getByTestId('token-input').fill('wrong');
+    await page.getByTestId('token-submit').click();
+    await until(page.getByTestId('token-message'), (t) => t.includes('refused'), 3000, 'the refusal');
+    expect(await form.isVisible()).toBe(true);
+
+    await page.getByTestId('token-input').fill('secret');
+    await page.getByTestId('token-input').press('Enter');
+    await until(row(page, a).locator('.state'), (t) => t === 'up', 3000, 'the pool after the token');
+    expect(await form.isVisible()).toBe(false);
+    expect(await page.evaluate('sessionStorage.getItem("fulcrum.adminToken")')).toBe('secret');
+
+    // A reload keeps the token for the session: no prompt.
+    await page.reload();
+    await row(page, a).locator('.state').waitFor({ timeout: 5000 });
+    expect(await form.isVisible()).toBe(false);
+
+    // Drain through the token too.
+    await row(page, a).locator('[data-action="drain"]').click();
+    await until(row(page, a).locator('.state'), (t) => t === 'draining', REFRESH_MS, 'a draining');
+
+    // The only errors are the browser's own notes of the expected 401s (the page
+    // itself is served with 401 to a browser without the token, then the API's).
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.filter((p) => !p.includes('status of 401 (Unauthorized)'))).toEqual([]);
+  });
+
+  test('shows an error banner when the admin API goes away, keeping the last data', async () => {
+    const a = await backend('a');
+    const f = await startFulcrum(config([a]));
+    const { page, problems } = await openPage();
+    await page.goto(f.adminUrl + '/');
+    await row(page, a).locator('.state').waitFor({ timeout: 5000 });
+    const updated = await text(page.getByTestId('updated'));
+
+    await f.stop();
+    const banner = page.getByTestId('error-banner');
+    await until(banner, (t) => t.startsWith('Cannot reach the admin API'), REFRESH_MS + 6000, 'the error banner');
+    expect(await banner.isVisible()).toBe(true);
+    expect(await text(banner)).toContain(`Showing data from ${updated.slice('updated '.length)}`);
+    expect(await text(row(page, a).locator('.state'))).toBe('up');
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.filter((p) => !/ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/.test(p))).toEqual([]);
+  });
+});
