@@ -9,6 +9,7 @@ import { isFulcrumError, ConfigError } from './errors';
 import { createLogger } from './log';
 import { Fulcrum } from './server';
 import type { Config } from './config/types';
+import { isWorker, runWorker, startPrimary, workerCount } from './cluster';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
@@ -31,14 +32,23 @@ function fail(err: unknown): never {
 
 async function run(config: Config, extra?: () => Promise<void>): Promise<void> {
   const logger = createLogger(config.log);
-  const fulcrum = new Fulcrum(config, { logger });
-  await fulcrum.start();
+  let fulcrum: Fulcrum;
+  let stopAll: () => Promise<void>;
+  if (workerCount(config) > 1) {
+    const primary = await startPrimary(config, logger);
+    fulcrum = primary.fulcrum;
+    stopAll = () => primary.stop();
+  } else {
+    fulcrum = new Fulcrum(config, { logger });
+    await fulcrum.start();
+    stopAll = () => fulcrum.stop();
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'draining: no new connections, waiting for in-flight requests');
-    fulcrum.stop().then(async () => {
+    stopAll().then(async () => {
       await extra?.();
       logger.info('stopped');
       logger.flush();
@@ -111,10 +121,19 @@ async function main(cmd: Command): Promise<void> {
   }
 }
 
-let cmd: Command;
-try {
-  cmd = parseCommand(process.argv.slice(2), process.env);
-} catch (err) {
-  fail(err);
+if (isWorker()) {
+  // A worker of `workers: N`: the primary sends the config and says when to stop.
+  runWorker(() => process.exit(0));
+} else {
+  start();
 }
-main(cmd).catch(fail);
+
+function start(): void {
+  let cmd: Command;
+  try {
+    cmd = parseCommand(process.argv.slice(2), process.env);
+  } catch (err) {
+    fail(err);
+  }
+  main(cmd).catch(fail);
+}

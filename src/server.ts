@@ -15,8 +15,27 @@ import { SlowStart } from './health/slow-start';
 import { Metrics } from './metrics';
 import { describeChanges } from './reload';
 
+/**
+ * `single`: one process does everything. With `workers` > 1 the `primary`
+ * owns the config, health checks and the admin API and binds no listener;
+ * each `worker` serves the listeners and follows the primary's backend states.
+ */
+export type FulcrumRole = 'single' | 'primary' | 'worker';
+
 export interface FulcrumOptions {
   readonly logger: Logger;
+  readonly role?: FulcrumRole;
+  /** Worker: hand an outlier ejection to the primary (which owns its timer). */
+  readonly ejector?: (pool: BackendPool, backend: Backend, ms: number, reason: string) => void;
+  /** Primary with workers: how to see what the workers see. */
+  readonly cluster?: {
+    /** Bring each backend's counters up to the workers' sums. */
+    refreshStats(): Promise<void>;
+    /** Prometheus text summed over the primary and every worker. */
+    metrics(): Promise<{ contentType: string; text: string }>;
+    /** Every worker is serving. */
+    workersReady(): boolean;
+  };
   /** Extra observers of finished requests (tests). */
   readonly onRequestEnd?: (r: RequestRecord) => void;
 }
@@ -101,6 +120,10 @@ export class Fulcrum {
   readonly admin: AdminServer;
   readonly metrics: Metrics;
   readonly #logger: Logger;
+  readonly #role: FulcrumRole;
+  readonly #ejector: FulcrumOptions['ejector'];
+  readonly #cluster: FulcrumOptions['cluster'];
+  readonly #applied: (() => void)[] = [];
   readonly #observer: RequestObserver;
   readonly #onRequestEnd: ((r: RequestRecord) => void)[];
   readonly #listeners = new Map<string, ProxyListener>();
@@ -112,7 +135,10 @@ export class Fulcrum {
 
   constructor(config: Config, options: FulcrumOptions) {
     this.#logger = options.logger;
-    this.metrics = new Metrics(() => this.#gen.pools.values());
+    this.#role = options.role ?? 'single';
+    this.#ejector = options.ejector;
+    this.#cluster = options.cluster;
+    this.metrics = new Metrics(() => this.#gen.pools.values(), { role: this.#role });
     this.#gen = this.#build(config, undefined);
     const access = accessLogObserver(this.#logger);
     this.#onRequestEnd = [this.metrics.onRequestEnd];
@@ -120,12 +146,13 @@ export class Fulcrum {
     this.#observer = combineObservers(this.#onRequestEnd, [this.metrics.onRetry]);
     if (config.log.access) this.#onRequestEnd.splice(1, 0, access);
     this.#accessLog = access;
-    for (const lc of config.listeners) this.#addListener(lc);
+    if (this.#role !== 'primary') for (const lc of config.listeners) this.#addListener(lc);
     this.admin = new AdminServer(config.admin, {
       pools: () => [...this.#gen.pools.values()],
       listeners: () => this.#gen.config.listeners,
       listenerAddress: (name) => (this.#listeners.get(name)?.server.listening ? this.address(name) : undefined),
-      metrics: () => this.metrics.text(),
+      metrics: () => (this.#cluster !== undefined ? this.#cluster.metrics() : this.metrics.text()),
+      refresh: this.#cluster?.refreshStats,
       ready: () => this.ready(),
       reload: () => this.reload(),
     });
@@ -147,14 +174,20 @@ export class Fulcrum {
 
   /** Listeners bound, not stopping, and every pool has an available backend. */
   ready(): boolean {
-    return this.#bound && !this.#stopping && [...this.#gen.pools.values()].every((p) => p.available.length > 0);
+    return this.#bound && !this.#stopping && (this.#cluster?.workersReady() ?? true)
+      && [...this.#gen.pools.values()].every((p) => p.available.length > 0);
+  }
+
+  /** Called after each config swap (the primary passes it on to its workers). */
+  onApply(listener: () => void): void {
+    this.#applied.push(listener);
   }
 
   /** Bind every listener and the admin API; on failure nothing stays bound. */
   async start(): Promise<void> {
     const config = this.#gen.config;
     try {
-      await listen(this.admin.server, config.admin.host, config.admin.port, 'admin');
+      if (this.#role !== 'worker') await listen(this.admin.server, config.admin.host, config.admin.port, 'admin');
       for (const l of this.#listeners.values()) await listen(l.server, l.config.host, l.config.port, `listener ${l.name}`);
     } catch (err) {
       await this.#closeServers();
@@ -166,7 +199,7 @@ export class Fulcrum {
     for (const l of this.#listeners.values()) {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
-    this.#logger.info({ address: this.adminAddress() }, 'admin API listening');
+    if (this.#role !== 'worker') this.#logger.info({ address: this.adminAddress() }, 'admin API listening');
   }
 
   /** host:port a listener is bound to (port 0 in the config gives the real one). */
@@ -196,21 +229,31 @@ export class Fulcrum {
   }
 
   async #reload(): Promise<ReloadResult> {
-    const old = this.#gen;
-    const fail = (errors: string[]): ReloadResult => {
-      this.metrics.onReload(false);
-      this.#logger.error({ errors }, 'reload refused: the running config stays');
-      return { ok: false, changes: [], errors };
-    };
-    if (this.#stopping) return fail(['shutting down']);
     let config: Config;
     try {
-      config = loadConfig(old.config.file);
+      config = loadConfig(this.#gen.config.file);
     } catch (err) {
-      if (err instanceof ConfigError) return fail(err.message.split('\n'));
-      if (isFulcrumError(err)) return fail([err.message]);
+      if (err instanceof ConfigError) return this.#refuse(err.message.split('\n'));
+      if (isFulcrumError(err)) return this.#refuse([err.message]);
       throw err;
     }
+    return this.apply(config);
+  }
+
+  #refuse(errors: string[]): ReloadResult {
+    this.metrics.onReload(false);
+    this.#logger.error({ errors }, 'reload refused: the running config stays');
+    return { ok: false, changes: [], errors };
+  }
+
+  /**
+   * Swap in a validated config (the second half of reload; a worker gets its
+   * config from the primary this way).
+   */
+  async apply(config: Config): Promise<ReloadResult> {
+    const old = this.#gen;
+    const fail = (errors: string[]) => this.#refuse(errors);
+    if (this.#stopping) return fail(['shutting down']);
     const changes = describeChanges(old.config, config);
     if (!sameAddress(config.admin, old.config.admin)) {
       changes.push('admin.listen changed: takes effect after a restart');
@@ -223,7 +266,7 @@ export class Fulcrum {
     }
     // New listeners bind first; if one cannot, nothing is swapped.
     const added: ProxyListener[] = [];
-    for (const lc of config.listeners) {
+    for (const lc of this.#role === 'primary' ? [] : config.listeners) {
       const current = this.#listeners.get(lc.name);
       if (current !== undefined && sameListenerSocket(current.config, lc)) continue;
       const l = new ProxyListener(lc, next.targets, this.#observer);
@@ -259,6 +302,7 @@ export class Fulcrum {
     for (const p of old.pools.values()) void p.close(keep);
     for (const l of retired) void this.#closeListener(l, config.shutdownTimeoutMs);
     this.metrics.onReload(true);
+    for (const l of this.#applied) l();
     this.#logger.info({ changes }, changes.length > 0 ? 'config reloaded' : 'config reloaded: nothing changed');
     return { ok: true, changes, errors: [] };
   }
@@ -334,16 +378,23 @@ export class Fulcrum {
   #wire(pool: BackendPool, pc: PoolConfig, health: Generation['health']): void {
     const metrics = this.metrics;
     metrics.registerPool(pool);
-    pool.onStateChange((b, from, to, reason) => {
-      this.#logger.info({ pool: pool.name, backend: b.name, from, to, reason }, 'backend state changed');
-    });
+    // The primary logs state changes; its workers only follow them.
+    if (this.#role !== 'worker') {
+      pool.onStateChange((b, from, to, reason) => {
+        this.#logger.info({ pool: pool.name, backend: b.name, from, to, reason }, 'backend state changed');
+      });
+    }
     let checker: HealthChecker | undefined;
-    if (pc.healthCheck !== undefined) {
+    if (pc.healthCheck !== undefined && this.#role !== 'worker') {
       checker = new HealthChecker(pool, pc.healthCheck, { onProbe: (p, b, o) => metrics.onProbe(p, b, o.ok) });
       health.push(checker);
     }
-    if (pc.outlierDetection !== undefined) {
-      health.push(new OutlierDetector(pool, pc.outlierDetection, { onEject: metrics.onEject }));
+    if (pc.outlierDetection !== undefined && this.#role !== 'primary') {
+      const ejector = this.#ejector;
+      health.push(new OutlierDetector(pool, pc.outlierDetection, {
+        onEject: metrics.onEject,
+        ejector: ejector === undefined ? undefined : (b, ms, reason) => ejector(pool, b, ms, reason),
+      }));
     }
     if (pc.slowStartMs > 0) health.push(new SlowStart(pool, pc.slowStartMs));
     pool.onMembership((b, change) => {

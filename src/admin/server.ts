@@ -15,6 +15,8 @@ export interface AdminTarget {
   ready(): boolean;
   /** Prometheus text and its content type. */
   metrics(): Promise<{ contentType: string; text: string }>;
+  /** Bring counters up to date before answering about pools (workers report them). */
+  refresh?: () => Promise<void>;
   /** Reload the config file (SPEC section 6); undefined when reload is not available. */
   reload?: () => Promise<{ ok: boolean; changes: string[]; errors: string[] }>;
 }
@@ -153,6 +155,7 @@ export class AdminServer {
       res.end(m.text);
       return;
     }
+    if (path.startsWith('/api/pools') || path === '/api/overview') await this.#target.refresh?.();
     if (path === '/api/pools') {
       if (method !== 'GET') return sendError(res, 405, 'use GET');
       send(res, 200, {

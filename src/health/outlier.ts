@@ -19,6 +19,24 @@ interface Track {
 export type EjectionListener = (pool: BackendPool, backend: Backend) => void;
 
 /**
+ * Carries out an ejection. In one process the detector does it itself; a
+ * worker process hands it to the primary, which owns every timer so that an
+ * ejection ends even if the worker that decided it has died.
+ */
+export type Ejector = (backend: Backend, ms: number, reason: string, onReturn: () => void) => void;
+
+/** Eject `backend` for `ms`, then let it back. Returns the timer. */
+export function ejectFor(pool: BackendPool, backend: Backend, ms: number, reason: string, onReturn: () => void = () => undefined): NodeJS.Timeout {
+  pool.transition(backend, 'eject', reason);
+  const timer = setTimeout(() => {
+    onReturn();
+    pool.transition(backend, 'uneject', `ejection time of ${ms}ms over`);
+  }, ms);
+  timer.unref();
+  return timer;
+}
+
+/**
  * Passive outlier detection (Envoy's consecutive-5xx detector): counts
  * consecutive failures on live traffic per backend, ejects at the threshold
  * for baseEjectionTime × times ejected (capped), never more than
@@ -29,12 +47,13 @@ export class OutlierDetector {
   readonly #config: OutlierDetectionConfig;
   readonly #tracks = new Map<Backend, Track>();
   readonly #onEject: EjectionListener | undefined;
-  #stopped = false;
+  readonly #ejector: Ejector | undefined;
 
-  constructor(pool: BackendPool, config: OutlierDetectionConfig, options: { onEject?: EjectionListener } = {}) {
+  constructor(pool: BackendPool, config: OutlierDetectionConfig, options: { onEject?: EjectionListener; ejector?: Ejector } = {}) {
     this.#pool = pool;
     this.#config = config;
     this.#onEject = options.onEject;
+    this.#ejector = options.ejector;
     pool.onResult(this.record);
   }
 
@@ -55,7 +74,6 @@ export class OutlierDetector {
   };
 
   stop(): void {
-    this.#stopped = true;
     this.#pool.onResult(null);
     for (const t of this.#tracks.values()) clearTimeout(t.timer);
   }
@@ -75,13 +93,11 @@ export class OutlierDetector {
     const ms = Math.min(base * t.ejections, Math.max(MAX_EJECTION_MS, base));
     const reason = `ejected after ${t.consecutive} consecutive failures (last: ${t.lastReason}) for ${ms}ms`;
     t.consecutive = 0;
-    pool.transition(backend, 'eject', reason);
     this.#onEject?.(pool, backend);
-    t.timer = setTimeout(() => {
-      if (this.#stopped) return;
+    const onReturn = () => {
       t.lastReturn = pool.now();
-      pool.transition(backend, 'uneject', `ejection time of ${ms}ms over`);
-    }, ms);
-    t.timer.unref();
+    };
+    if (this.#ejector !== undefined) this.#ejector(backend, ms, reason, onReturn);
+    else t.timer = ejectFor(pool, backend, ms, reason, onReturn);
   }
 }

@@ -22,6 +22,14 @@ interface Children {
 }
 
 /**
+ * Which process a registry belongs to. With workers, each series comes from
+ * exactly one kind of process, so summing all registries (the primary's and
+ * every worker's) gives the figures SPEC asks for: traffic from the workers,
+ * backend state, probes and reloads from the primary.
+ */
+export type MetricsRole = 'single' | 'primary' | 'worker';
+
+/**
  * Every metric name is defined here, once (SPEC section 7). The proxy reports
  * finished requests; gauges that mirror pool state are read at scrape time,
  * so the request path never touches them.
@@ -38,10 +46,13 @@ export class Metrics {
   readonly #children = new Map<string, Map<string, Map<string, Children>>>();
   readonly #pools: () => Iterable<BackendPool>;
 
-  constructor(pools: () => Iterable<BackendPool>, options: { defaultMetrics?: boolean } = {}) {
+  constructor(pools: () => Iterable<BackendPool>, options: { defaultMetrics?: boolean; role?: MetricsRole } = {}) {
     this.#pools = pools;
-    const registers = [this.registry];
+    const role = options.role ?? 'single';
+    const traffic = role !== 'primary' ? [this.registry] : [];
+    const control = role !== 'worker' ? [this.registry] : [];
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    const registers = traffic;
     this.#requests = new Counter({
       name: 'fulcrum_requests_total',
       help: 'Client requests, by the backend that gave the final answer ("" when Fulcrum answered itself).',
@@ -60,7 +71,7 @@ export class Metrics {
       name: 'fulcrum_backend_up',
       help: '1 when the backend state is up, else 0.',
       labelNames: ['pool', 'backend'],
-      registers,
+      registers: control,
       collect() {
         this.reset();
         for (const p of self.#pools()) for (const b of p.backends) this.set({ pool: p.name, backend: b.name }, b.state === 'up' ? 1 : 0);
@@ -80,7 +91,7 @@ export class Metrics {
       name: 'fulcrum_health_checks_total',
       help: 'Active health probes, by result.',
       labelNames: ['pool', 'backend', 'result'],
-      registers,
+      registers: control,
     });
     this.#retries = new Counter({
       name: 'fulcrum_retries_total',
@@ -98,7 +109,7 @@ export class Metrics {
       name: 'fulcrum_config_reloads_total',
       help: 'Config reloads, by result.',
       labelNames: ['result'],
-      registers,
+      registers: control,
     });
     // Series exist from the start, so rate() works from the first scrape.
     this.#reloads.inc({ result: 'success' }, 0);

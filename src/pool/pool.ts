@@ -32,6 +32,7 @@ export class BackendPool {
   readonly #strategy: BalancingStrategy<Backend>;
   readonly #maxConnections: number;
   readonly #listeners: StateListener[] = [];
+  readonly #weightListeners: ((b: Backend, weight: number) => void)[] = [];
   readonly #membership: ((b: Backend, change: 'added' | 'removed') => void)[] = [];
   readonly #now: () => number;
   #available: readonly Backend[] = [];
@@ -138,6 +139,10 @@ export class BackendPool {
       case 'drain': backend.drained = true; break;
       case 'enable': backend.drained = false; break;
     }
+    return this.#derive(backend, reason);
+  }
+
+  #derive(backend: Backend, reason: string): boolean {
     const from = backend.state;
     const to = backend.deriveState();
     if (from === to) return false;
@@ -152,6 +157,23 @@ export class BackendPool {
   setWeight(backend: Backend, weight: number): void {
     backend.configuredWeight = weight;
     this.setEffectiveWeight(backend, weight);
+    for (const l of this.#weightListeners) l(backend, weight);
+  }
+
+  /** Subscribe to configured-weight changes (workers follow the primary's). */
+  onWeightChange(listener: (b: Backend, weight: number) => void): void {
+    this.#weightListeners.push(listener);
+  }
+
+  /**
+   * Take over another process's view of a backend's conditions (a worker
+   * following the primary). Goes through the same derivation as transition().
+   */
+  sync(backend: Backend, conditions: { healthy: boolean; ejected: boolean; drained: boolean }, reason: string): void {
+    backend.healthy = conditions.healthy;
+    backend.ejected = conditions.ejected;
+    backend.drained = conditions.drained;
+    this.#derive(backend, reason);
   }
 
   /** Set the weight strategies see (slow start ramps it). */

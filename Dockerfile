@@ -1,0 +1,42 @@
+# Fulcrum: compiled with the dev toolchain, run with production dependencies only.
+#
+#   docker build -t fulcrum .
+#   docker run --rm -p 8080:8080 \
+#     -v "$PWD/fulcrum.yaml:/etc/fulcrum/fulcrum.yaml:ro" fulcrum
+#
+# In the container, listeners must bind 0.0.0.0 (not 127.0.0.1) to be reachable
+# through -p; so must admin.listen, which then needs admin.token.
+# Fulcrum handles SIGTERM itself: it drains and exits 0 within shutdownTimeout
+# (default 30s). Give `docker stop` longer than that: docker stop -t 35.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---- build: TypeScript to dist/ --------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `npm ci` would otherwise run the "prepare" script (a full
+# build) before the sources are here; the build runs once, below.
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- runtime: dist/ and production dependencies ----------------------------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: no "prepare" build here (no compiler, no sources).
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# The examples ship in the package ("files"); `fulcrum demo` reads quickstart.yaml.
+COPY examples ./examples
+# The official image's unprivileged user (uid 1000). Fulcrum writes no files.
+USER node
+EXPOSE 8080 9901
+# Exec form: node is PID 1 and receives SIGTERM directly. Fulcrum starts no
+# child processes, so there are no zombies to reap (add `docker run --init` if
+# you want a reaper anyway).
+ENTRYPOINT ["node", "dist/cli.js"]
+CMD ["--config", "/etc/fulcrum/fulcrum.yaml"]

@@ -1,0 +1,3 @@
+/** Service discovery: backends added and removed at run time. */
+export { DnsDiscovery, dnsBackend } from './dns';
+export type { DnsDiscoveryOptions, DnsResolverLike, DiscoveryLogger } from './dns';
