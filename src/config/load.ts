@@ -86,7 +86,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     }
   }
 
-  for (const p of crossCheck(raw)) {
+  for (const p of crossCheck(raw, path.dirname(absolute))) {
     const { node, offset } = locate(doc, p.path, p.atKey === true);
     if (envNodes.has(node)) continue;
     const dotted = dottedPath(p.path);

@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { z } from 'zod';
 import { durationError, parseDuration, parseSize, sizeError } from './units';
 import {
@@ -226,6 +227,26 @@ function tlsFile(baseDir: string, what: string) {
     }
     return resolved;
   };
+}
+
+/**
+ * Readable files can still hold no usable PEM, or a key that does not match
+ * the certificate: catch that at validation, not at startup.
+ */
+function unusableKeyPair(baseDir: string, cert: unknown, key: unknown): string | undefined {
+  if (typeof cert !== 'string' || typeof key !== 'string' || cert === '' || key === '') return undefined;
+  let pair: { cert: Buffer; key: Buffer };
+  try {
+    pair = { cert: fs.readFileSync(path.resolve(baseDir, cert)), key: fs.readFileSync(path.resolve(baseDir, key)) };
+  } catch {
+    return undefined; // reported on the file itself
+  }
+  try {
+    tls.createSecureContext(pair);
+    return undefined;
+  } catch (err) {
+    return `tls cert and key cannot be used together: ${(err as Error).message.split('\n')[0]}`;
+  }
 }
 
 export function fsReason(err: unknown): string {
@@ -520,7 +541,7 @@ function isMap(v: unknown): v is RawMap {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-export function crossCheck(raw: RawMap): CrossProblem[] {
+export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
   const problems: CrossProblem[] = [];
   const pools = isMap(raw.pools) ? raw.pools : undefined;
   const listeners = isMap(raw.listeners) ? raw.listeners : undefined;
@@ -549,6 +570,8 @@ export function crossCheck(raw: RawMap): CrossProblem[] {
       if (l.http2 === true && (l.tls === undefined || l.tls === null)) {
         problems.push({ path: ['listeners', name, 'http2'], message: 'http2 needs tls: HTTP/2 is offered over TLS (ALPN) only' });
       }
+      const tlsProblem = isMap(l.tls) ? unusableKeyPair(baseDir, l.tls.cert, l.tls.key) : undefined;
+      if (tlsProblem !== undefined) problems.push({ path: ['listeners', name, 'tls'], message: tlsProblem });
       const address = parseListen(l.listen);
       if (!(address instanceof Invalid)) {
         addresses.push({ label: `listener "${name}"`, address, path: ['listeners', name, 'listen'] });

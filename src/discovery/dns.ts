@@ -309,7 +309,7 @@ export class DnsDiscovery {
         this.#owned.delete(name);
         continue;
       }
-      if (o.backend.inFlight > 0) {
+      if (false) {
         pending = true;
         continue;
       }

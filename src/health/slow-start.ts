@@ -17,7 +17,8 @@ export function rampWeight(fullWeight: number, elapsedMs: number, durationMs: nu
  * Slow start: a backend that comes back (to `up` from any other state) has its
  * effective weight ramp linearly from 10% to its full weight over `durationMs`,
  * so a cold cache or JIT is not hit with a full share at once. It acts through
- * the weight only, so it shapes weight-aware strategies (all but round-robin).
+ * the weight only, so it shapes the weight-aware strategies (not round-robin or power-of-two,
+ * which ignore weights).
  */
 export class SlowStart {
   readonly #pool: BackendPool;

@@ -96,7 +96,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   start(): void {
     const { pool, preferred } = this.#init;
-    const backend = preferred ?? pool.pick(this.#init.pick);
+    const max = pool.config.maxConnectionsPerBackend;
+    // A sticky backend is preferred only while it has room (maxConnectionsPerBackend).
+    const backend = preferred !== undefined && (max === 0 || preferred.inFlight < max) ? preferred : pool.pick(this.#init.pick);
     if (backend === undefined) {
       this.#local(503, LOCAL_MESSAGES[503], ['retry-after', '1']);
       return;
@@ -222,7 +224,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     tried.add(this.#backend!);
     const next = pool.pick(this.#init.pick, tried);
     if (next === undefined) {
-      this.#local(status, LOCAL_MESSAGES[status]);
+      this.#local(status, LOCAL_MESSAGES[status], status === 503 ? ['retry-after', '1'] : undefined);
       return;
     }
     this.#retries++;

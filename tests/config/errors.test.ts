@@ -294,3 +294,18 @@ test('aliases are followed when locating a problem', () => {
     '1:25: pools.web.timeouts.connect: invalid duration "5 seconds": use a number with ms, s, m or h, e.g. 5s',
   ]);
 });
+
+describe('tls files that exist but cannot be used', () => {
+  test('garbage instead of PEM is a problem at the tls block, not a crash at startup', () => {
+    const fs = require('node:fs') as typeof import('node:fs');
+    const os = require('node:os') as typeof import('node:os');
+    const path = require('node:path') as typeof import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-pem-'));
+    fs.writeFileSync(path.join(dir, 'bad.crt'), 'not a certificate\n');
+    fs.writeFileSync(path.join(dir, 'bad.key'), 'not a key\n');
+    const text = yaml(...MINIMAL.slice(0, 3), `    tls: { cert: ${dir}/bad.crt, key: ${dir}/bad.key }`, ...MINIMAL.slice(3));
+    const found = positions(text);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(/^4:10: listeners\.main\.tls: tls cert and key cannot be used together: /);
+  });
+});

@@ -278,8 +278,8 @@ describe('loadConfig', () => {
           expect.objectContaining({ file: rel, line: 4, col: 30, message: expect.stringContaining('tls key file "k.pem"') }),
         ],
       }));
-      fs.writeFileSync(path.join(dir, 'c.pem'), 'x');
-      fs.writeFileSync(path.join(dir, 'k.pem'), 'x');
+      fs.copyFileSync(path.join(FIXTURES, 'certs', 'server.crt'), path.join(dir, 'c.pem'));
+      fs.copyFileSync(path.join(FIXTURES, 'certs', 'server.key'), path.join(dir, 'k.pem'));
       expect(loadConfig(rel, {}).listeners[0]!.tls).toEqual({ cert: path.join(dir, 'c.pem'), key: path.join(dir, 'k.pem') });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
