@@ -322,6 +322,7 @@ export class Fulcrum {
   }
 
   async #closeListener(l: ProxyListener, timeoutMs: number): Promise<void> {
+    l.stop();
     const conns = this.#connections.get(l.server);
     const closing = close(l.server);
     conns?.closeIdle(l.server);

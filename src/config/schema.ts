@@ -411,6 +411,8 @@ function listener(baseDir: string) {
     limits: strict({
       maxBodySize: leaf(sizeValue).default(0),
       headersTimeout: duration(10_000, true),
+      bodyTimeout: duration(60_000, true),
+      maxConnections: int(0).default(0),
       rateLimit: rateLimit.optional(),
     }).prefault({}),
     routes: z.array(route).min(1, { error: 'a listener needs at least one route' }),
@@ -449,6 +451,8 @@ export function configSchema(file: string) {
       limits: {
         maxBodySize: l.limits.maxBodySize,
         headersTimeoutMs: l.limits.headersTimeout,
+        bodyTimeoutMs: l.limits.bodyTimeout,
+        maxConnections: l.limits.maxConnections,
         ...(l.limits.rateLimit !== undefined
           ? {
               rateLimit: {

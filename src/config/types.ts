@@ -59,6 +59,10 @@ export interface LimitsConfig {
   /** Bytes; 0 = unlimited. */
   readonly maxBodySize: number;
   readonly headersTimeoutMs: number;
+  /** A client that sends no body byte for this long is cut off (408 before the answer started). */
+  readonly bodyTimeoutMs: number;
+  /** Open connections per listener; 0 = unlimited. Beyond it, new connections are closed at once. */
+  readonly maxConnections: number;
   readonly rateLimit?: RateLimitConfig;
 }
 

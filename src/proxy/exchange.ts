@@ -7,6 +7,11 @@ import { classifyUpstreamError, type FailureKind } from './upstream-errors';
 import { forwardResponseHeaders } from './headers';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import type { Sticky } from '../pool/sticky';
+import type { Readable } from 'node:stream';
+import { BODY_TOO_LARGE } from './body-limit';
+
+/** The client stopped sending its body for `limits.bodyTimeout`. */
+export const BODY_TIMEOUT = 'FULCRUM_BODY_TIMEOUT';
 
 /** What the access log and metrics learn about each finished request. */
 export interface RequestRecord {
@@ -47,6 +52,8 @@ export interface ExchangeInit {
   readonly res: ServerResponse;
   readonly path: string;
   readonly headers: string[];
+  /** The request body as it goes upstream (the request itself, or a counting stream); null when there is none. */
+  readonly body: Readable | null;
   readonly requestId: string;
   readonly remoteAddress: string;
   readonly pick: PickContext;
@@ -69,13 +76,14 @@ export interface ExchangeInit {
  */
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly #init: ExchangeInit;
-  readonly #hasBody: boolean;
   #backend: Backend | undefined;
   #tried: Set<Backend> | undefined;
   #retries = 0;
   #attemptStart = 0;
   #latencyMs: number | undefined;
   #abort: ((err?: Error) => void) | null = null;
+  /** An abort asked for before undici handed us its abort function. */
+  #pendingAbort: Error | null = null;
   #resume: (() => void) | null = null;
   /** Response headers went to the client: no retry, no error page any more. */
   #responding = false;
@@ -88,9 +96,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   constructor(init: ExchangeInit) {
     this.#init = init;
-    const h = init.req.headers;
-    this.#hasBody = h['transfer-encoding'] !== undefined
-      || (h['content-length'] !== undefined && h['content-length'] !== '0');
     init.res.once('close', this.#onClientClose);
   }
 
@@ -118,18 +123,25 @@ export class Exchange implements Dispatcher.DispatchHandler {
       path: this.#init.path,
       method: req.method as Dispatcher.HttpMethod,
       headers: this.#init.headers,
-      body: this.#hasBody ? req : null,
+      body: this.#init.body,
     }, this);
   }
 
   // ---- undici handler ------------------------------------------------------
 
   onConnect(abort: (err?: Error) => void): void {
-    if (this.#clientGone) {
-      abort(CLIENT_GONE);
+    if (this.#clientGone || this.#pendingAbort !== null) {
+      abort(this.#pendingAbort ?? CLIENT_GONE);
       return;
     }
     this.#abort = abort;
+  }
+
+  /** Stop the upstream attempt with `err` (onError decides what the client gets). */
+  abort(err: Error): void {
+    if (this.#done) return;
+    if (this.#abort !== null) this.#abort(err);
+    else this.#pendingAbort = err;
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
@@ -185,6 +197,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.#finish('client closed the connection');
       return;
     }
+    const code = (err as { code?: unknown }).code;
+    if (code === BODY_TOO_LARGE || code === BODY_TIMEOUT) {
+      // The client's fault, not the backend's; the rest of its body is unread,
+      // so the connection closes after the answer.
+      pool.release(backend, this.#latencyMs, undefined, false);
+      if (this.#responding) {
+        this.#init.res.destroy();
+        this.#finish(err.message);
+        return;
+      }
+      const status = code === BODY_TOO_LARGE ? 413 : 408;
+      this.#local(status, status === 413 ? LOCAL_MESSAGES[413] : 'request timeout: the body stopped arriving', ['connection', 'close'], err.message);
+      return;
+    }
     const failure = classifyUpstreamError(err);
     if (failure.kind === 'unavailable') pool.release(backend, this.#latencyMs, undefined, false);
     else pool.release(backend, this.#latencyMs, failure.kind);
@@ -212,7 +238,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #mayRetry(kind: FailureKind, responded: boolean): boolean {
     const { retries } = this.#init.pool.config;
     if (this.#retries >= retries.attempts || !retries.on.includes(kind as never)) return false;
-    if (this.#hasBody && this.#init.req.readableDidRead) return false;
+    if (this.#init.body !== null && this.#init.body.readableDidRead) return false;
     if (kind === 'connect-failure' && !responded) return true;
     return IDEMPOTENT.has(this.#init.req.method!);
   }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Server as NetServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { HashOn, ListenerConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
@@ -14,6 +15,10 @@ import { clientAddress, forwardRequestHeaders } from './headers';
 import { Exchange, type RequestObserver } from './exchange';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import { proxyUpgrade, refuseUpgrade } from './upgrade';
+import { BodyLimit } from './body-limit';
+import { BODY_TIMEOUT } from './exchange';
+import { RateLimiter } from './rate-limit';
+import type { Readable } from 'node:stream';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -76,6 +81,7 @@ export class ProxyListener {
   config: ListenerConfig;
   readonly server: NetServer;
   #router: Router<PoolTarget>;
+  #limiter: RateLimiter | undefined;
   readonly #observer: RequestObserver;
   readonly #proto: 'http' | 'https';
 
@@ -85,6 +91,7 @@ export class ProxyListener {
     this.#observer = observer;
     this.#proto = config.tls !== undefined ? 'https' : 'http';
     this.#router = new Router(config.routes, (name) => targets.get(name)!);
+    this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
     const limits = config.limits;
     const common = {
       headersTimeout: limits.headersTimeoutMs,
@@ -105,6 +112,7 @@ export class ProxyListener {
     } else {
       this.server = http.createServer(common, this.#handle);
     }
+    if (limits.maxConnections > 0) this.server.maxConnections = limits.maxConnections;
     this.server.on('upgrade', this.#upgrade);
     // CONNECT is for forward proxies; a reverse proxy refuses it (no listener = socket closed).
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -120,8 +128,18 @@ export class ProxyListener {
     const router = new Router(config.routes, (name) => targets.get(name)!);
     const tls = tlsOptions(config);
     if (tls !== undefined) (this.server as https.Server).setSecureContext(tls);
+    if (!isDeepStrictEqual(config.limits.rateLimit, this.config.limits.rateLimit)) {
+      this.#limiter?.stop();
+      this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
+    }
+    this.server.maxConnections = config.limits.maxConnections > 0 ? config.limits.maxConnections : Infinity;
     this.config = config;
     this.#router = router;
+  }
+
+  /** Timers this listener owns (rate-limit sweeps). */
+  stop(): void {
+    this.#limiter?.stop();
   }
 
   #route(req: IncomingMessage): { route: Route<PoolTarget> | undefined; url: string } | undefined {
@@ -149,10 +167,20 @@ export class ProxyListener {
       this.#answer(req, res, ip, startedAt, 404, LOCAL_MESSAGES[404]);
       return;
     }
+    if (this.#limiter !== undefined) {
+      const wait = this.#limiter.take(req, ip);
+      if (wait > 0) {
+        this.#answer(req, res, ip, startedAt, 429, LOCAL_MESSAGES[429], ['retry-after', String(wait)]);
+        return;
+      }
+    }
+    const body = this.#body(req, res, ip, startedAt);
+    if (body === false) return;
     const target = route.pool;
     const fwd = forwardRequestHeaders(req.rawHeaders, ip, this.#proto);
     const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
-    new Exchange({
+    const exchange = new Exchange({
+      body,
       listener: this.name,
       observer: this.#observer,
       pool: target.pool,
@@ -166,7 +194,9 @@ export class ProxyListener {
       sticky: target.sticky,
       preferred: target.sticky?.preferred(req.headers.cookie),
       startedAt,
-    }).start();
+    });
+    exchange.start();
+    if (body !== null) this.#watchBody(req, exchange);
   };
 
   #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -190,6 +220,12 @@ export class ProxyListener {
       record(status, '', '', LOCAL_MESSAGES[status]);
       return;
     }
+    const wait = this.#limiter?.take(req, ip) ?? 0;
+    if (wait > 0) {
+      refuseUpgrade(socket, 429, LOCAL_MESSAGES[429], `retry-after: ${wait}\r\n`);
+      record(429, '', '', 'rate limited');
+      return;
+    }
     const { route, url } = found;
     const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
     const target = route.pool;
@@ -200,11 +236,47 @@ export class ProxyListener {
     });
   };
 
-  /** Fulcrum answers itself (404, 400): logged and counted like any request. */
-  #answer(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number, status: number, message: string): void {
+  /**
+   * The body to send upstream: null without one; the request itself; or, for
+   * a chunked body under maxBodySize, a counting stream. A Content-Length over
+   * the limit is refused here (413) before a byte is read: returns false.
+   * While the body streams, a client that goes quiet for bodyTimeout is cut off.
+   */
+  #body(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number): Readable | null | false {
+    const h = req.headers;
+    const chunked = h['transfer-encoding'] !== undefined;
+    const length = h['content-length'];
+    if (!chunked && (length === undefined || length === '0')) return null;
+    const { maxBodySize } = this.config.limits;
+    if (maxBodySize > 0 && !chunked && Number(length) > maxBodySize) {
+      this.#answer(req, res, ip, startedAt, 413, LOCAL_MESSAGES[413], ['connection', 'close']);
+      return false;
+    }
+    return maxBodySize > 0 && chunked ? req.pipe(new BodyLimit(maxBodySize)) : req;
+  }
+
+  /** While a body streams in, a client quiet for bodyTimeout gets a 408 and its connection closes. */
+  #watchBody(req: IncomingMessage, exchange: Exchange): void {
+    const ms = this.config.limits.bodyTimeoutMs;
+    if (req.httpVersionMajor !== 1 || ms === 0 || req.complete) return;
+    const socket = req.socket;
+    const onTimeout = () => exchange.abort(Object.assign(new Error(`no body data for ${ms}ms`), { code: BODY_TIMEOUT }));
+    // On the request, not the socket: node:http destroys a timed-out socket
+    // unless the request (or response, or server) handles 'timeout'.
+    req.setTimeout(ms, onTimeout);
+    const disarm = () => {
+      socket.setTimeout(0);
+      req.off('timeout', onTimeout);
+    };
+    req.once('end', disarm);
+    req.once('close', disarm);
+  }
+
+  /** Fulcrum answers itself (404, 400, 413, 429): logged and counted like any request. */
+  #answer(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[]): void {
     const sent = req.headers['x-request-id'];
     const requestId = typeof sent === 'string' ? sent : randomUUID();
-    const bytes = sendLocal(res, status, message);
+    const bytes = sendLocal(res, status, message, headers);
     this.#observer.onRequestEnd({
       listener: this.name,
       method: req.method!,
