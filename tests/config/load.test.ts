@@ -32,6 +32,8 @@ describe('the full example of SPEC section 2', () => {
     expect(l.limits).toEqual({
       maxBodySize: 10 * 1024 * 1024,
       headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 60_000,
+      maxConnections: 0,
       rateLimit: { requestsPerSecond: 100, burst: 200, key: { kind: 'ip' } },
     });
     expect(l.routes).toEqual([
@@ -108,7 +110,7 @@ describe('a minimal config', () => {
           host: '127.0.0.1',
           port: 0,
           http2: false,
-          limits: { maxBodySize: 0, headersTimeoutMs: 10_000 },
+          limits: { maxBodySize: 0, headersTimeoutMs: 10_000, bodyTimeoutMs: 60_000, maxConnections: 0 },
           routes: [{ pool: 'web', stripPrefix: false }],
         },
       ],
