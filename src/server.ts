@@ -14,6 +14,7 @@ import { OutlierDetector } from './health/outlier';
 import { SlowStart } from './health/slow-start';
 import { Metrics } from './metrics';
 import { describeChanges } from './reload';
+import { DnsDiscovery } from './discovery';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -369,14 +370,14 @@ export class Fulcrum {
           return b !== undefined && canReuse(b, bc, pc) ? b : undefined;
         },
       });
-      this.#wire(pool, pc, health);
+      this.#wire(pool, pc, health, before);
       pools.set(pc.name, pool);
       targets.set(pc.name, poolTarget(pool));
     }
     return { config, pools, targets, health };
   }
 
-  #wire(pool: BackendPool, pc: PoolConfig, health: Generation['health']): void {
+  #wire(pool: BackendPool, pc: PoolConfig, health: Generation['health'], before?: BackendPool): void {
     const metrics = this.metrics;
     metrics.registerPool(pool);
     // The primary logs state changes; its workers only follow them.
@@ -405,8 +406,14 @@ export class Fulcrum {
       } else {
         checker?.unwatch(b);
       }
-      this.#logger.info({ pool: pool.name, backend: b.name, url: b.url }, `backend ${change}`);
+      this.#logger.debug({ pool: pool.name, backend: b.name, url: b.url }, `backend ${change}`);
     });
+    // DNS discovery resolves in the primary and in each worker alike (the
+    // same answers give the same backend names everywhere); on reload it
+    // adopts the addresses the previous config had found.
+    if (pc.discovery?.dns !== undefined) {
+      health.push(new DnsDiscovery(pool, pc.discovery.dns, { logger: this.#logger, adoptFrom: before }));
+    }
   }
 
   async #closeServers(): Promise<void> {

@@ -309,7 +309,7 @@ export class DnsDiscovery {
         this.#owned.delete(name);
         continue;
       }
-      if (false) {
+      if (o.backend.inFlight > 0) {
         pending = true;
         continue;
       }

@@ -183,7 +183,6 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
     await waitFor(() => dns.queries.length >= seen + 6, 'three more refreshes');
     expect(pool.get(b3.name)).toBe(b3);
     pool.release(b3, 5, undefined);
-    // Removed by the short poll, not only at the next refresh.
     await waitFor(() => pool.get(b3.name) === undefined, 'removal', 1000);
     expect(pool.backends.map((b) => b.name)).toEqual([name('127.0.0.2')]);
     expect(discovery.backends.map((b) => b.name)).toEqual([name('127.0.0.2')]);
@@ -390,6 +389,26 @@ describe('DnsDiscovery with an injected resolver', () => {
     expect(p.get(b.name)).toBe(b);
     expect(b.state).toBe('draining');
     p.release(b, 1, undefined);
+    d.stop();
+    await p.close();
+  });
+
+  test('between refreshes, a short poll removes a drained backend once its last request ends', async () => {
+    let v4 = ['10.0.0.1', '10.0.0.2'];
+    const resolver: DnsResolverLike = { resolve4: () => Promise.resolve(v4), resolve6: () => Promise.resolve([]) };
+    const p = pool();
+    const d = new DnsDiscovery(p, config, { resolver, drainPollMs: 20 });
+    d.start();
+    await waitFor(() => p.backends.length === 2, 'two backends');
+    const b = p.get('10.0.0.2:8080')!;
+    p.acquire(b);
+    v4 = ['10.0.0.1'];
+    await d.refresh();
+    expect(b.state).toBe('draining');
+    expect(p.get(b.name)).toBe(b);
+    p.release(b, 1, undefined);
+    // The next refresh is a minute away: only the poll can do it.
+    await waitFor(() => p.get(b.name) === undefined, 'removal', 1000);
     d.stop();
     await p.close();
   });
