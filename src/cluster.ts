@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from './config/types';
-import { createLogger, type Logger } from './log';
+import { createLogger, flushLogsSync, type Logger } from './log';
 import { Fulcrum } from './server';
 import type { BackendPool } from './pool/pool';
 import type { Backend } from './pool/backend';
@@ -300,7 +300,7 @@ export function runWorker(onStopped: () => void): void {
       }
       case 'stop':
         await fulcrum?.stop();
-        logger.flush();
+        flushLogsSync();
         onStopped();
     }
   }
