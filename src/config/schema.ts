@@ -237,7 +237,11 @@ function unusableKeyPair(baseDir: string, cert: unknown, key: unknown): string |
   if (typeof cert !== 'string' || typeof key !== 'string' || cert === '' || key === '') return undefined;
   let pair: { cert: Buffer; key: Buffer };
   try {
-    pair = { cert: fs.readFileSync(path.resolve(baseDir, cert)), key: fs.readFileSync(path.resolve(baseDir, key)) };
+    const certPath = path.resolve(baseDir, cert);
+    const keyPath = path.resolve(baseDir, key);
+    // Only regular files: reading a FIFO or a device would block validation.
+    if (!fs.statSync(certPath).isFile() || !fs.statSync(keyPath).isFile()) return undefined;
+    pair = { cert: fs.readFileSync(certPath), key: fs.readFileSync(keyPath) };
   } catch {
     return undefined; // reported on the file itself
   }

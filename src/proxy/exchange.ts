@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { Backend } from '../pool/backend';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
-import { classifyUpstreamError, type FailureKind } from './upstream-errors';
+import { blamesBackend, classifyUpstreamError, type FailureKind } from './upstream-errors';
 import { forwardResponseHeaders } from './headers';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import type { Sticky } from '../pool/sticky';
@@ -212,8 +212,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const failure = classifyUpstreamError(err);
-    if (failure.kind === 'unavailable') pool.release(backend, this.#latencyMs, undefined, false);
-    else pool.release(backend, this.#latencyMs, failure.kind);
+    if (blamesBackend(failure.kind)) pool.release(backend, this.#latencyMs, failure.kind);
+    else pool.release(backend, this.#latencyMs, undefined, false);
     if (this.#responding) {
       // Headers are out: the only honest signal left is a broken response.
       this.#init.res.destroy(err);

@@ -22,12 +22,21 @@ const RESPONSE_DROP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
 ]);
 
+/**
+ * Underscore spellings of the headers we set: some frameworks read
+ * X_Forwarded_For as X-Forwarded-For, so a client could smuggle a spoofed
+ * value past ours (nginx drops underscored names for the same reason).
+ */
+const UNDERSCORE_TWINS = new Set(['x_forwarded_for', 'x_forwarded_proto', 'x_forwarded_host', 'x_request_id', 'x_real_ip']);
+
 export interface ForwardedHeaders {
   /** Flat name/value list for undici. */
   readonly headers: string[];
   readonly requestId: string;
   /** The client's Host (empty when it sent none). */
   readonly host: string;
+  /** More than one Host header (RFC 9112 §3.2: answer 400). */
+  readonly duplicateHost: boolean;
 }
 
 /** Connection's tokens other than close/keep-alive, lower-cased; undefined when there are none. */
@@ -65,6 +74,7 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
   let requestId: string | undefined;
   let host = '';
   let authority: string | undefined;
+  let duplicateHost = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
@@ -83,7 +93,10 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
       xff = xff === undefined ? value : `${xff}, ${value}`;
       continue;
     } else if (lower === 'host') {
+      if (host !== '') duplicateHost = true;
       host = value;
+    } else if (lower.charCodeAt(1) === 95 /* _ */ && UNDERSCORE_TWINS.has(lower)) {
+      continue;
     } else if (lower === 'x-request-id' && requestId === undefined) {
       requestId = value;
     }
@@ -102,7 +115,7 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
     requestId = randomUUID();
     out.push('x-request-id', requestId);
   }
-  return { headers: out, requestId, host };
+  return { headers: out, requestId, host, duplicateHost };
 }
 
 /** undici hands response headers as raw latin1 buffers; node:http takes a flat string list. */

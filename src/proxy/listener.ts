@@ -30,6 +30,15 @@ export interface PoolTarget {
 
 const NO_KEY: PickContext = {};
 
+/**
+ * Marks a client connection refused for its framing. node:http parses every
+ * request already in the socket's buffer and hands each to the handler, even
+ * after a "Connection: close" answer to the first; a request smuggled behind
+ * bad framing must die with its connection, not reach a backend.
+ */
+const POISONED = Symbol('fulcrum.poisoned');
+type Marked = { [POISONED]?: true };
+
 export function poolTarget(pool: BackendPool): PoolTarget {
   const { config } = pool;
   return {
@@ -116,6 +125,10 @@ export class ProxyListener {
     this.server.on('upgrade', this.#upgrade);
     // CONNECT is for forward proxies; a reverse proxy refuses it (no listener = socket closed).
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if ((socket as Marked)[POISONED] === true) {
+        socket.destroy(); // already answered: the rest of its bytes are not ours to read
+        return;
+      }
       if (!socket.writable) return;
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const text = status === 431 ? 'request header fields too large' : status === 408 ? LOCAL_MESSAGES[408] : LOCAL_MESSAGES[400];
@@ -155,8 +168,17 @@ export class ProxyListener {
   }
 
   #handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if ((req.socket as Marked)[POISONED] === true) {
+      res.destroy();
+      return;
+    }
     const startedAt = performance.now();
     const ip = clientAddress(req.socket.remoteAddress);
+    const framing = badFraming(req);
+    if (framing !== undefined) {
+      this.#refuse(req, res, ip, startedAt, `bad request: ${framing}`);
+      return;
+    }
     const found = this.#route(req);
     if (found === undefined) {
       this.#answer(req, res, ip, startedAt, 400, LOCAL_MESSAGES[400]);
@@ -178,6 +200,10 @@ export class ProxyListener {
     if (body === false) return;
     const target = route.pool;
     const fwd = forwardRequestHeaders(req.rawHeaders, ip, this.#proto);
+    if (fwd.duplicateHost) {
+      this.#refuse(req, res, ip, startedAt, 'bad request: more than one Host header');
+      return;
+    }
     const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
     const exchange = new Exchange({
       body,
@@ -272,6 +298,13 @@ export class ProxyListener {
     req.once('close', disarm);
   }
 
+  /** 400 for ambiguous framing: answer, then nothing more from this connection. */
+  #refuse(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number, message: string): void {
+    (req.socket as Marked)[POISONED] = true;
+    this.#answer(req, res, ip, startedAt, 400, message, ['connection', 'close']);
+    res.once('finish', () => req.socket.destroy());
+  }
+
   /** Fulcrum answers itself (404, 400, 413, 429): logged and counted like any request. */
   #answer(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[]): void {
     const sent = req.headers['x-request-id'];
@@ -292,6 +325,20 @@ export class ProxyListener {
       error: message,
     });
   }
+}
+
+/**
+ * What node:http's parser lets through but a proxy must not forward
+ * ambiguously (RFC 9112 §6.1): a transfer coding other than plain "chunked"
+ * (the parser accepts "cow, chunked" and strips only the last one), and
+ * Transfer-Encoding in an HTTP/1.0 request. Undefined when the framing is fine.
+ */
+function badFraming(req: IncomingMessage): string | undefined {
+  const te = req.headers['transfer-encoding'];
+  if (te === undefined) return undefined;
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return 'Transfer-Encoding in an HTTP/1.0 request';
+  if (te.trim().toLowerCase() !== 'chunked') return `unsupported transfer coding "${te}"`;
+  return undefined;
 }
 
 /** "http://host/a?b" → "/a?b"; "*" and anything unparsable → undefined. */

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { PickContext } from '../balancing/types';
 import type { BackendPool } from '../pool/pool';
 import { forwardRequestHeaders } from './headers';
-import { classifyUpstreamError } from './upstream-errors';
+import { blamesBackend, classifyUpstreamError } from './upstream-errors';
 import { LOCAL_MESSAGES } from './local-response';
 
 /** Answer an upgrade request on the raw socket (no ServerResponse exists for it) and close. */
@@ -93,8 +93,16 @@ export function proxyUpgrade(u: UpgradeInit): void {
       end(499, undefined, false, 'client closed the connection');
       return;
     }
+    if (err.message === 'bad upgrade') {
+      // The backend answered, just not with 101: it does not speak WebSocket
+      // on this path. That is not a failing backend.
+      refuseUpgrade(socket, 502, 'bad gateway: the backend did not accept the WebSocket upgrade');
+      end(502, undefined, false, 'backend did not accept the upgrade');
+      return;
+    }
     const f = classifyUpstreamError(err);
     refuseUpgrade(socket, f.status, f.message);
-    end(f.status, f.kind === 'unavailable' ? undefined : f.kind, f.kind !== 'unavailable', `${f.kind}: ${err.message}`);
+    const blame = blamesBackend(f.kind);
+    end(f.status, blame ? f.kind : undefined, blame, `${f.kind}: ${err.message}`);
   });
 }

@@ -5,11 +5,11 @@
  */
 
 /** What went wrong, in the words `retries.on` uses. */
-export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'unavailable' | 'error';
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'unavailable' | 'invalid-request' | 'error';
 
 export interface UpstreamFailure {
   readonly kind: FailureKind;
-  readonly status: 502 | 503 | 504;
+  readonly status: 400 | 502 | 503 | 504;
   /** One line for the client and the log. */
   readonly message: string;
 }
@@ -19,6 +19,7 @@ const CONNECT_TIMEOUT: UpstreamFailure = { kind: 'connect-failure', status: 504,
 const RESET: UpstreamFailure = { kind: 'reset', status: 502, message: 'bad gateway: the backend closed the connection' };
 const RESPONSE_TIMEOUT: UpstreamFailure = { kind: 'timeout', status: 504, message: 'gateway timeout: the backend did not answer in time' };
 const UNAVAILABLE: UpstreamFailure = { kind: 'unavailable', status: 503, message: 'service unavailable: the backend is shutting down' };
+const INVALID: UpstreamFailure = { kind: 'invalid-request', status: 400, message: 'bad request: the request cannot be forwarded as sent' };
 const OTHER: UpstreamFailure = { kind: 'error', status: 502, message: 'bad gateway: the backend failed' };
 
 const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
@@ -42,7 +43,16 @@ const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
   // Our own dispatcher was closed (reload, shutdown) under the request.
   UND_ERR_CLOSED: UNAVAILABLE,
   UND_ERR_DESTROYED: UNAVAILABLE,
+  // undici refused the request before sending it (e.g. a duplicate Host):
+  // the client's doing, never counted against the backend.
+  UND_ERR_INVALID_ARG: INVALID,
+  UND_ERR_NOT_SUPPORTED: INVALID,
 };
+
+/** Failures that say nothing about the backend's health. */
+export function blamesBackend(kind: FailureKind): boolean {
+  return kind !== 'unavailable' && kind !== 'invalid-request';
+}
 
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;

@@ -1,4 +1,4 @@
-import { classifyUpstreamError } from '../../src/proxy/upstream-errors';
+import { blamesBackend, classifyUpstreamError } from '../../src/proxy/upstream-errors';
 
 // The one mapping from upstream failure to status (SPEC section 4), as a table.
 describe('classifyUpstreamError', () => {
@@ -16,6 +16,8 @@ describe('classifyUpstreamError', () => {
     ['ETIMEDOUT', 'timeout', 504],
     ['UND_ERR_CLOSED', 'unavailable', 503],
     ['UND_ERR_DESTROYED', 'unavailable', 503],
+    ['UND_ERR_INVALID_ARG', 'invalid-request', 400],
+    ['UND_ERR_NOT_SUPPORTED', 'invalid-request', 400],
     ['SOMETHING_NEW', 'error', 502],
   ])('%s → %s, %i', (code, kind, status) => {
     const f = classifyUpstreamError(Object.assign(new Error('x'), { code }));
@@ -29,4 +31,10 @@ describe('classifyUpstreamError', () => {
     expect(classifyUpstreamError(undefined).status).toBe(502);
     expect(classifyUpstreamError('text').status).toBe(502);
   });
+});
+
+test('only failures of the backend count against it', () => {
+  expect(['connect-failure', 'reset', 'timeout', 'error'].every((k) => blamesBackend(k as never))).toBe(true);
+  expect(blamesBackend('unavailable')).toBe(false);
+  expect(blamesBackend('invalid-request')).toBe(false);
 });
