@@ -2,13 +2,18 @@
  * The user-facing files stay true to the code: every example config validates,
  * the Grafana dashboard and the README only name metrics that exist, the
  * Prometheus example scrapes the admin's /metrics, the Dockerfile builds in
- * stages and runs as a non-root user on /etc/fulcrum/fulcrum.yaml, and the
- * README opens with the two commands CI runs.
+ * stages and runs as a non-root user on /etc/fulcrum/fulcrum.yaml, the README
+ * opens with the two commands CI runs, and the deploy examples (Kubernetes,
+ * Docker Compose, keepalived) agree with the Fulcrum configs they carry.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { execFile } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { parseConfig, STRATEGY_NAMES } from '../../src/config';
+import type { Config } from '../../src/config/types';
 import { Metrics } from '../../src/metrics';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -35,11 +40,31 @@ function metricNames(text: string): Set<string> {
   return new Set((text.match(/\bfulcrum_[a-z_]+/g) ?? []).map((n) => n.replace(/_(bucket|count|sum)$/, '')));
 }
 
-describe('example configs', () => {
-  const files = fs.readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml')).sort();
+/** Every *.yaml under examples/, as paths relative to it. */
+function exampleYamlFiles(dir = EXAMPLES): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) return exampleYamlFiles(full);
+    return e.name.endsWith('.yaml') ? [path.relative(EXAMPLES, full)] : [];
+  }).sort();
+}
 
-  it('include the quickstart and the production example', () => {
-    expect(files).toEqual(expect.arrayContaining(['quickstart.yaml', 'production.yaml']));
+/** A Kubernetes manifest file: every document in it names an apiVersion and a kind. */
+function isKubernetesManifest(text: string): boolean {
+  const docs = parseAllDocuments(text);
+  if (!Array.isArray(docs) || docs.length === 0) return false;
+  return docs.every((d) => {
+    const v = d.toJS() as unknown;
+    return typeof v === 'object' && v !== null && 'apiVersion' in v && 'kind' in v;
+  });
+}
+
+describe('example configs', () => {
+  // Fulcrum configs anywhere under examples/ (Kubernetes manifests are tested below).
+  const files = exampleYamlFiles().filter((f) => !isKubernetesManifest(fs.readFileSync(path.join(EXAMPLES, f), 'utf8')));
+
+  it('include the quickstart, the production example and the Compose config', () => {
+    expect(files).toEqual(expect.arrayContaining(['quickstart.yaml', 'production.yaml', 'compose-fulcrum.yaml']));
   });
 
   it.each(files)('%s validates', (file) => {
@@ -195,10 +220,351 @@ describe('README.md', () => {
     }
   });
 
+  it('documents every listener limit with the default the code applies', () => {
+    const minimal = parseConfig('listeners: { l: { listen: 127.0.0.1:8080, routes: [{ pool: p }] } }\npools: { p: { backends: [{ url: http://127.0.0.1:9000 }] } }\n', path.join(ROOT, 'min.yaml'), {});
+    const limits = minimal.listeners[0]!.limits;
+    const seconds = (ms: number) => `${ms / 1000}s`;
+    const rows: Record<string, string> = {
+      maxBodySize: limits.maxBodySize === 0 ? '`0` (unlimited)' : String(limits.maxBodySize),
+      headersTimeout: `\`${seconds(limits.headersTimeoutMs)}\``,
+      bodyTimeout: `\`${seconds(limits.bodyTimeoutMs)}\``,
+      maxConnections: limits.maxConnections === 0 ? '`0` (unlimited)' : String(limits.maxConnections),
+      rateLimit: limits.rateLimit === undefined ? 'none' : 'on',
+    };
+    for (const [key, value] of Object.entries(rows)) {
+      expect(readme).toContain(`| \`limits.${key}\` | ${value} |`);
+    }
+  });
+
+  it('no longer calls built features "not yet"', () => {
+    const notYet = readme.slice(readme.indexOf('## Not yet'));
+    expect(notYet).not.toMatch(/^- `(workers|discovery\.dns|limits\.maxBodySize|limits\.rateLimit)`:/m);
+    for (const heading of ['## Scaling out', '#### workers', '#### discovery', '#### limits']) expect(readme).toContain(heading);
+  });
+
   it('points at files that exist', () => {
-    for (const f of ['examples/quickstart.yaml', 'examples/production.yaml', 'examples/prometheus.yml', 'examples/grafana-dashboard.json']) {
+    for (const f of [
+      'examples/quickstart.yaml', 'examples/production.yaml', 'examples/prometheus.yml', 'examples/grafana-dashboard.json',
+      'examples/docker-compose.yml', 'examples/compose-fulcrum.yaml', 'examples/kubernetes/README.md', 'examples/keepalived/README.md',
+    ]) {
       expect(readme).toContain(f);
       expect(fs.existsSync(path.join(ROOT, f))).toBe(true);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Deploy examples: Kubernetes, Docker Compose, keepalived.
+
+interface Probe {
+  httpGet?: { path: string; port: number | string; httpHeaders?: { name: string; value: string }[] };
+  exec?: { command: string[] };
+}
+
+interface Container {
+  name: string;
+  image: string;
+  args?: string[];
+  command?: string[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+  ports?: { name?: string; containerPort: number }[];
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  lifecycle?: { preStop?: { exec?: { command: string[] }; sleep?: { seconds: number }; httpGet?: unknown } };
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; readOnlyRootFilesystem?: boolean };
+  resources?: { requests?: object; limits?: object };
+  volumeMounts?: { name: string; mountPath: string; subPath?: string }[];
+}
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+  spec?: {
+    replicas?: number;
+    selector?: { matchLabels?: Record<string, string> } | Record<string, string>;
+    clusterIP?: string;
+    ports?: { name?: string; port: number; targetPort?: number | string }[];
+    template?: {
+      metadata: { labels: Record<string, string> };
+      spec: {
+        terminationGracePeriodSeconds?: number;
+        securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
+        containers: Container[];
+        volumes?: { name: string; configMap?: { name: string; items?: { key: string; path: string }[] } }[];
+      };
+    };
+  };
+}
+
+const K8S = path.join(EXAMPLES, 'kubernetes');
+
+describe('examples/kubernetes', () => {
+  const files = fs.readdirSync(K8S).filter((f) => f.endsWith('.yaml')).sort();
+  const all: { file: string; m: Manifest }[] = files.flatMap((file) => {
+    const docs = parseAllDocuments(fs.readFileSync(path.join(K8S, file), 'utf8'));
+    if (!Array.isArray(docs)) return [];
+    return docs.map((d) => {
+      if (d.errors.length > 0) throw new Error(`${file}: ${d.errors.map((e) => e.message).join('; ')}`);
+      return { file, m: d.toJS() as Manifest };
+    });
+  });
+  const one = (kind: string, pick: (m: Manifest) => boolean = () => true): Manifest => {
+    const found = all.map((x) => x.m).filter((m) => m.kind === kind && pick(m));
+    expect(found).toHaveLength(1);
+    return found[0]!;
+  };
+
+  const configMap = () => one('ConfigMap');
+  const deployment = () => one('Deployment');
+  const container = () => deployment().spec!.template!.spec.containers[0]!;
+  const headless = () => one('Service', (m) => m.spec?.clusterIP === 'None');
+  const frontService = () => one('Service', (m) => m.spec?.clusterIP !== 'None');
+  const configFile = '/etc/fulcrum/fulcrum.yaml';
+  const fulcrumConfig = (): Config => {
+    const text = configMap().data?.[path.basename(configFile)];
+    expect(typeof text).toBe('string');
+    return parseConfig(text!, path.join(K8S, 'configmap.yaml'), ENV);
+  };
+  /** A probe's or Service's port, by number or by the container port's name. */
+  const portNumber = (port: number | string | undefined): number | undefined => {
+    if (typeof port === 'number') return port;
+    return container().ports?.find((p) => p.name === port)?.containerPort;
+  };
+
+  it('has the manifests the README lists', () => {
+    expect(files).toEqual(expect.arrayContaining(['configmap.yaml', 'deployment.yaml', 'service.yaml', 'backend-headless-service.yaml', 'secret.yaml']));
+    const readme = fs.readFileSync(path.join(K8S, 'README.md'), 'utf8');
+    for (const f of files) expect(readme).toContain(f);
+  });
+
+  it('every manifest parses and has apiVersion, kind and metadata.name, all in one namespace', () => {
+    expect(all.length).toBeGreaterThanOrEqual(files.length);
+    for (const { file, m } of all) {
+      expect({ file, apiVersion: typeof m.apiVersion, kind: typeof m.kind, name: typeof m.metadata?.name }).toEqual({ file, apiVersion: 'string', kind: 'string', name: 'string' });
+    }
+    expect(new Set(all.map(({ m }) => m.metadata.namespace ?? 'default'))).toEqual(new Set(['default']));
+  });
+
+  it("the ConfigMap's fulcrum.yaml validates, with the admin token from FULCRUM_ADMIN_TOKEN on a non-loopback admin", () => {
+    const config = fulcrumConfig();
+    expect(config.admin).toMatchObject({ host: '0.0.0.0', port: 9901, token: 'example-token' });
+    expect(config.listeners).toEqual([expect.objectContaining({ host: '0.0.0.0', port: 8080 })]);
+    const text = configMap().data!['fulcrum.yaml']!;
+    expect(() => parseConfig(text, path.join(K8S, 'configmap.yaml'), {})).toThrow(/FULCRUM_ADMIN_TOKEN is not set/);
+  });
+
+  it('the config discovers its backends through DNS, with health checks', () => {
+    const pools = fulcrumConfig().pools.filter((p) => p.discovery?.dns !== undefined);
+    expect(pools.length).toBeGreaterThanOrEqual(1);
+    for (const p of pools) {
+      expect(p.discovery!.dns).toMatchObject({ name: 'web-backend.default.svc.cluster.local', port: 8080 });
+      expect(p.healthCheck).toBeDefined();
+    }
+  });
+
+  it('the headless Service is the name the config resolves, on the port it uses', () => {
+    const svc = headless();
+    const dns = fulcrumConfig().pools.find((p) => p.discovery?.dns !== undefined)!.discovery!.dns!;
+    expect(`${svc.metadata.name}.${svc.metadata.namespace ?? 'default'}.svc.cluster.local`).toBe(dns.name);
+    // A headless Service does no port mapping: DNS gives pod IPs, the config gives the pods' port.
+    expect(svc.spec!.ports!.map((p) => p.targetPort ?? p.port)).toContain(dns.port);
+    expect(svc.spec!.ports!.map((p) => p.port)).toContain(dns.port);
+    expect(svc.spec!.selector).toEqual({ app: 'web-backend' });
+  });
+
+  it('the Deployment runs 2+ replicas of fulcrum:latest on the ConfigMap mounted where --config points', () => {
+    const d = deployment();
+    expect(d.spec!.replicas).toBeGreaterThanOrEqual(2);
+    const c = container();
+    expect(c.image).toBe('fulcrum:latest');
+    expect([...(c.command ?? []), ...(c.args ?? [])].join(' ')).toContain(`--config ${configFile}`);
+    const mount = c.volumeMounts!.find((v) => v.mountPath === path.dirname(configFile));
+    expect(mount).toBeDefined();
+    expect(mount!.subPath).toBeUndefined(); // a subPath mount would not follow ConfigMap updates
+    const volume = d.spec!.template!.spec.volumes!.find((v) => v.name === mount!.name);
+    expect(volume?.configMap?.name).toBe(configMap().metadata.name);
+    const items = volume!.configMap!.items;
+    if (items !== undefined) expect(items).toContainEqual({ key: 'fulcrum.yaml', path: path.basename(configFile) });
+    else expect(Object.keys(configMap().data!)).toContain(path.basename(configFile));
+  });
+
+  it('takes FULCRUM_ADMIN_TOKEN from the Secret', () => {
+    const env = container().env!.find((e) => e.name === 'FULCRUM_ADMIN_TOKEN');
+    const ref = env?.valueFrom?.secretKeyRef;
+    expect(ref).toBeDefined();
+    const secret = one('Secret');
+    expect(ref!.name).toBe(secret.metadata.name);
+    expect(Object.keys({ ...secret.data, ...secret.stringData })).toContain(ref!.key);
+  });
+
+  it('probes readiness on /readyz with the token and liveness on /healthz, on the admin port of the config', () => {
+    const admin = fulcrumConfig().admin;
+    const c = container();
+    expect(c.ports!.map((p) => p.containerPort)).toEqual(expect.arrayContaining([8080, admin.port]));
+    const ready = c.readinessProbe!;
+    if (ready.httpGet !== undefined) {
+      expect(ready.httpGet.path).toBe('/readyz');
+      expect(portNumber(ready.httpGet.port)).toBe(admin.port);
+      expect(ready.httpGet.httpHeaders?.some((h) => h.name.toLowerCase() === 'authorization' && h.value.startsWith('Bearer '))).toBe(true);
+    } else {
+      const script = ready.exec!.command.join(' ');
+      expect(script).toMatch(new RegExp(`http://(127\\.0\\.0\\.1|localhost):${admin.port}/readyz`));
+      expect(script).toContain('FULCRUM_ADMIN_TOKEN');
+      expect(script.toLowerCase()).toContain('authorization');
+    }
+    const live = c.livenessProbe!.httpGet!;
+    expect(live.path).toBe('/healthz');
+    expect(portNumber(live.port)).toBe(admin.port);
+  });
+
+  it('the exec readiness probe passes on 200 with the token, and fails on 503, 401 or no answer', async () => {
+    const ready = container().readinessProbe!;
+    if (ready.exec === undefined) return;
+    const admin = fulcrumConfig().admin;
+    let status = 200;
+    const seen: (string | undefined)[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      const ok = req.url === '/readyz' && req.headers.authorization === 'Bearer example-token';
+      res.writeHead(ok ? status : 401).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const [cmd, ...args] = ready.exec.command.map((a) => a.replace(`:${admin.port}/`, `:${port}/`));
+    const run = (token: string) => new Promise<number>((resolve) => {
+      execFile(cmd!, args, { env: { ...process.env, FULCRUM_ADMIN_TOKEN: token }, timeout: 10_000 }, (err) => {
+        resolve(err === null ? 0 : typeof err.code === 'number' ? err.code : -1);
+      });
+    });
+    try {
+      expect(cmd).toBe('node');
+      expect(await run('example-token')).toBe(0);
+      expect(seen.pop()).toBe('Bearer example-token');
+      expect(await run('wrong')).not.toBe(0);
+      status = 503;
+      expect(await run('example-token')).not.toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    expect(await run('example-token')).not.toBe(0); // nothing listening
+  }, 30_000);
+
+  it('drains gracefully: a preStop pause, then more grace than preStop plus shutdownTimeout', () => {
+    const preStop = container().lifecycle?.preStop;
+    expect(preStop).toBeDefined();
+    const sleep = preStop!.sleep?.seconds
+      ?? Number(/\bsleep\s+(\d+)/.exec(preStop!.exec?.command.join(' ') ?? '')?.[1] ?? 0);
+    expect(sleep).toBeGreaterThan(0);
+    const grace = deployment().spec!.template!.spec.terminationGracePeriodSeconds!;
+    expect(grace).toBeGreaterThan(sleep + fulcrumConfig().shutdownTimeoutMs / 1000);
+  });
+
+  it('runs as a non-root user id on a read-only root filesystem, with resources', () => {
+    const pod = deployment().spec!.template!.spec.securityContext ?? {};
+    const c = container();
+    expect(c.securityContext?.runAsNonRoot ?? pod.runAsNonRoot).toBe(true);
+    // The image's USER is a name (node); the kubelet can only check runAsNonRoot against a number.
+    expect(c.securityContext?.runAsUser ?? pod.runAsUser).toBeGreaterThan(0);
+    expect(c.securityContext?.readOnlyRootFilesystem).toBe(true);
+    expect(c.resources?.requests).toBeDefined();
+    expect(c.resources?.limits).toBeDefined();
+  });
+
+  it('the Service sends port 80 to the listener port of the config on the Fulcrum pods', () => {
+    const svc = frontService();
+    expect(svc.metadata.name).not.toBe(headless().metadata.name);
+    const labels = deployment().spec!.template!.metadata.labels;
+    for (const [k, v] of Object.entries(svc.spec!.selector as Record<string, string>)) expect(labels[k]).toBe(v);
+    const listenerPort = fulcrumConfig().listeners[0]!.port;
+    const port = svc.spec!.ports!.find((p) => p.port === 80);
+    expect(port).toBeDefined();
+    expect(portNumber(port!.targetPort ?? port!.port)).toBe(listenerPort);
+  });
+});
+
+interface ComposeService {
+  image?: string;
+  build?: string | { context: string; dockerfile?: string };
+  command?: string[] | string;
+  environment?: Record<string, string> | string[];
+  volumes?: (string | { type?: string; source: string; target: string })[];
+  ports?: (string | number)[];
+  stop_grace_period?: string;
+}
+
+describe('examples/docker-compose.yml', () => {
+  const compose = parseYaml(read('examples', 'docker-compose.yml')) as { services: Record<string, ComposeService> };
+  const fulcrumName = Object.keys(compose.services).find((n) => compose.services[n]!.build !== undefined)!;
+  const fulcrum = compose.services[fulcrumName]!;
+  const target = '/etc/fulcrum/fulcrum.yaml';
+  const mounted = (fulcrum.volumes ?? []).map((v) => {
+    if (typeof v !== 'string') return { source: v.source, target: v.target };
+    const [source, dest] = v.split(':');
+    return { source: source!, target: dest! };
+  }).find((v) => v.target === target);
+  const configPath = mounted === undefined ? '' : path.resolve(EXAMPLES, mounted.source);
+  const config = () => parseConfig(fs.readFileSync(configPath, 'utf8'), configPath, ENV);
+
+  it('builds Fulcrum from the repository root and mounts the config where the image reads it', () => {
+    expect(fulcrumName).toBe('fulcrum');
+    const context = typeof fulcrum.build === 'string' ? fulcrum.build : fulcrum.build!.context;
+    expect(fs.existsSync(path.join(path.resolve(EXAMPLES, context), 'Dockerfile'))).toBe(true);
+    expect(mounted).toBeDefined();
+    expect(configPath).toBe(path.join(EXAMPLES, 'compose-fulcrum.yaml'));
+    const command = Array.isArray(fulcrum.command) ? fulcrum.command.join(' ') : fulcrum.command;
+    if (command !== undefined) expect(command).toContain(`--config ${target}`);
+  });
+
+  it('passes FULCRUM_ADMIN_TOKEN, publishes the listener and the admin API on loopback only', () => {
+    const env = fulcrum.environment;
+    const names = Array.isArray(env) ? env.map((e) => e.split('=')[0]) : Object.keys(env ?? {});
+    expect(names).toContain('FULCRUM_ADMIN_TOKEN');
+    const c = config();
+    const ports = (fulcrum.ports ?? []).map(String);
+    expect(ports).toContain(`${c.listeners[0]!.port}:${c.listeners[0]!.port}`);
+    expect(ports).toContain(`127.0.0.1:${c.admin.port}:${c.admin.port}`);
+    expect(c.admin.host).toBe('0.0.0.0'); // reachable through the published port, so it has a token
+    expect(c.admin.token).toBe('example-token');
+  });
+
+  it('the config balances over three backends named by their Compose services', () => {
+    const backends = config().pools.flatMap((p) => p.backends);
+    expect(backends.length).toBeGreaterThanOrEqual(3);
+    for (const b of backends) expect(Object.keys(compose.services)).toContain(new URL(b.url).hostname);
+  });
+
+  it('gives Fulcrum more time to stop than shutdownTimeout', () => {
+    const m = /^(\d+)s$/.exec(fulcrum.stop_grace_period ?? '');
+    expect(m).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(config().shutdownTimeoutMs / 1000);
+  });
+});
+
+describe('examples/keepalived', () => {
+  const conf = read('examples', 'keepalived', 'keepalived.conf');
+  const scriptPath = /^\s*script\s+"([^"\s]+)[^"]*"/m.exec(conf)?.[1];
+
+  it('shares a virtual IP between a MASTER and a BACKUP, tracking a check script', () => {
+    expect(conf).toMatch(/virtual_ipaddress\s*\{\s*\n\s*\d+\.\d+\.\d+\.\d+/);
+    expect(conf).toMatch(/state\s+MASTER/);
+    expect(conf).toContain('BACKUP');
+    expect(conf).toMatch(/vrrp_script\s+(\S+)\s*\{[\s\S]*track_script\s*\{\s*\n\s*\1\b/);
+    expect(conf).toContain('/healthz');
+  });
+
+  it("checks Fulcrum's /healthz with the script it names", () => {
+    expect(scriptPath).toBeDefined();
+    const script = path.join(EXAMPLES, 'keepalived', path.basename(scriptPath!));
+    const text = fs.readFileSync(script, 'utf8');
+    expect(text).toMatch(/127\.0\.0\.1:9901/);
+    expect(text).toContain('/healthz');
+    expect(fs.statSync(script).mode & 0o111).not.toBe(0);
+  });
+
+  it('names a script_user when script security is on (keepalived drops the check otherwise)', () => {
+    if (/^\s*enable_script_security/m.test(conf)) expect(conf).toMatch(/^\s*script_user\s+\S+/m);
   });
 });
