@@ -255,6 +255,16 @@ export class Fulcrum {
     const old = this.#gen;
     const fail = (errors: string[]) => this.#refuse(errors);
     if (this.#stopping) return fail(['shutting down']);
+    // A listener that keeps its address keeps its server; whether it speaks
+    // TLS or HTTP/2 is fixed when that server is made, so such a change waits
+    // for a restart (decided here, so a primary refuses before its workers see it).
+    const fixed = config.listeners.flatMap((lc) => {
+      const before = old.config.listeners.find((x) => x.name === lc.name);
+      return before !== undefined && sameAddress(before, lc) && !sameProtocol(before, lc)
+        ? [`listener ${lc.name}: turning tls or http2 on or off needs a restart (or a new address)`]
+        : [];
+    });
+    if (fixed.length > 0) return fail(fixed);
     const changes = describeChanges(old.config, config);
     if (!sameAddress(config.admin, old.config.admin)) {
       changes.push('admin.listen changed: takes effect after a restart');
@@ -437,10 +447,13 @@ function sameAddress(a: { host: string; port: number }, b: { host: string; port:
   return a.host === b.host && a.port === b.port;
 }
 
-/** Same socket and protocol: the server stays, routes and certificates are swapped in place. */
+function sameProtocol(a: ListenerConfig, b: ListenerConfig): boolean {
+  return (a.tls === undefined) === (b.tls === undefined) && a.http2 === b.http2;
+}
+
+/** Same socket and protocol: the server stays; routes, certificates and limits change in place. */
 function sameListenerSocket(a: ListenerConfig, b: ListenerConfig): boolean {
-  return sameAddress(a, b) && (a.tls === undefined) === (b.tls === undefined) && a.http2 === b.http2
-    && a.limits.headersTimeoutMs === b.limits.headersTimeoutMs;
+  return sameAddress(a, b) && sameProtocol(a, b);
 }
 
 function formatAddress(a: AddressInfo): string {

@@ -175,13 +175,15 @@ function workersValue(v: unknown): number | 'auto' | Invalid {
 
 /** Route hosts are compared with the request's Host without its port: lower-case, port dropped. */
 function matchHost(v: unknown): string | Invalid {
-  const bad = new Invalid(`invalid match.host ${show(v)}: expected a host name such as api.example.com`);
+  const bad = new Invalid(`invalid match.host ${show(v)}: expected a host name such as api.example.com or *.example.com`);
   if (typeof v !== 'string') return bad;
   let host = v.trim().toLowerCase();
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(host);
   if (bracketed !== null) host = bracketed[1]!;
   else if (/^[^:]+:\d+$/.test(host)) host = host.slice(0, host.indexOf(':'));
-  return host !== '' && /^[a-z0-9_.:*-]+$/.test(host) ? host : bad;
+  // A "*" is allowed only as a whole first label: "*.example.com" matches any subdomain.
+  const wild = host.startsWith('*.') ? host.slice(2) : host;
+  return wild !== '' && /^[a-z0-9_.:-]+$/.test(wild) ? host : bad;
 }
 
 function pathPrefix(v: unknown): string | Invalid {

@@ -146,6 +146,8 @@ export class ProxyListener {
       this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
     }
     this.server.maxConnections = config.limits.maxConnections > 0 ? config.limits.maxConnections : Infinity;
+    const h1 = this.server as http.Server;
+    if (typeof h1.headersTimeout === 'number') h1.headersTimeout = config.limits.headersTimeoutMs;
     this.config = config;
     this.#router = router;
   }

@@ -14,8 +14,11 @@ export interface Route<P> {
  * parsing, no regexes.
  */
 export class Router<P> {
+  readonly #all: readonly Route<P>[];
   readonly #byHost = new Map<string, readonly Route<P>[]>();
   readonly #anyHost: readonly Route<P>[];
+  /** Some route names "*.example.com": hosts not named exactly are resolved once, then cached. */
+  readonly #wildcards: boolean;
 
   constructor(routes: readonly RouteConfig[], resolvePool: (name: string) => P) {
     const all: Route<P>[] = routes.map((r) => ({
@@ -24,17 +27,36 @@ export class Router<P> {
       stripPrefix: r.stripPrefix,
       pool: resolvePool(r.pool),
     }));
+    this.#all = all;
     this.#anyHost = all.filter((r) => r.host === undefined);
+    this.#wildcards = all.some((r) => r.host?.startsWith('*.') === true);
     for (const r of all) {
-      if (r.host !== undefined && !this.#byHost.has(r.host)) {
-        this.#byHost.set(r.host, all.filter((x) => x.host === undefined || x.host === r.host));
+      if (r.host !== undefined && !r.host.startsWith('*.') && !this.#byHost.has(r.host)) {
+        this.#byHost.set(r.host, this.#routesFor(r.host));
       }
     }
   }
 
+  /** Routes that apply to `host`, in config order: host-less ones, exact ones, wildcards that cover it. */
+  #routesFor(host: string): readonly Route<P>[] {
+    return this.#all.filter((r) => r.host === undefined || r.host === host
+      || (r.host.startsWith('*.') && host.length > r.host.length - 1 && host.endsWith(r.host.slice(1))));
+  }
+
+  #listFor(host: string): readonly Route<P>[] {
+    const known = this.#byHost.get(host);
+    if (known !== undefined) return known;
+    if (!this.#wildcards) return this.#anyHost;
+    // Bounded: a client inventing Host values cannot grow this without limit.
+    if (this.#byHost.size >= 10_000) this.#byHost.clear();
+    const list = this.#routesFor(host);
+    this.#byHost.set(host, list);
+    return list;
+  }
+
   /** First matching route for a Host header value and a request path, or undefined (404). */
   match(hostHeader: string | undefined, path: string): Route<P> | undefined {
-    const list = this.#byHost.size === 0 ? this.#anyHost : (this.#byHost.get(hostOnly(hostHeader)) ?? this.#anyHost);
+    const list = this.#all.length === this.#anyHost.length ? this.#anyHost : this.#listFor(hostOnly(hostHeader));
     for (let i = 0; i < list.length; i++) {
       const r = list[i];
       if (r.pathPrefix === undefined || path.startsWith(r.pathPrefix)) return r;

@@ -151,6 +151,17 @@ describe('reload', () => {
   });
 });
 
+test('turning TLS on for a listener that keeps its address is refused with the reason, and serving goes on', async () => {
+  const a = await backend('a');
+  const port = await freePort();
+  const run = await fromFile(reloadYaml(port, [a]));
+  const tls = selfSigned();
+  writeFileSync(run.file, reloadYaml(port, [a]).replace(`listen: 127.0.0.1:${port}`, `listen: 127.0.0.1:${port}\n    tls: { cert: ${tls.cert}, key: ${tls.key} }`));
+  const r = await run.f.reload();
+  expect(r).toEqual({ ok: false, changes: [], errors: ['listener public: turning tls or http2 on or off needs a restart (or a new address)'] });
+  expect((await request(`${run.url}/`)).body).toBe('a');
+});
+
 describe('graceful stop', () => {
   test('stop with a slow request in flight: it completes, new connections are refused', async () => {
     const a = await backend('a', (req, res) => {
