@@ -126,7 +126,8 @@ export class Fulcrum {
   readonly #cluster: FulcrumOptions['cluster'];
   readonly #applied: (() => void)[] = [];
   readonly #observer: RequestObserver;
-  readonly #onRequestEnd: ((r: RequestRecord) => void)[];
+  /** log.access, which a reload may flip. */
+  #accessLog: boolean;
   readonly #listeners = new Map<string, ProxyListener>();
   readonly #connections = new Map<NetServer, Connections>();
   #gen: Generation;
@@ -141,12 +142,13 @@ export class Fulcrum {
     this.#cluster = options.cluster;
     this.metrics = new Metrics(() => this.#gen.pools.values(), { role: this.#role });
     this.#gen = this.#build(config, undefined);
+    this.#accessLog = config.log.access;
     const access = accessLogObserver(this.#logger);
-    this.#onRequestEnd = [this.metrics.onRequestEnd];
-    if (options.onRequestEnd !== undefined) this.#onRequestEnd.push(options.onRequestEnd);
-    this.#observer = combineObservers(this.#onRequestEnd, [this.metrics.onRetry]);
-    if (config.log.access) this.#onRequestEnd.splice(1, 0, access);
-    this.#accessLog = access;
+    const onEnd = [this.metrics.onRequestEnd, (r: RequestRecord) => {
+      if (this.#accessLog) access(r);
+    }];
+    if (options.onRequestEnd !== undefined) onEnd.push(options.onRequestEnd);
+    this.#observer = combineObservers(onEnd, [this.metrics.onRetry]);
     if (this.#role !== 'primary') for (const lc of config.listeners) this.#addListener(lc);
     this.admin = new AdminServer(config.admin, {
       pools: () => [...this.#gen.pools.values()],
@@ -158,8 +160,6 @@ export class Fulcrum {
       reload: () => this.reload(),
     });
   }
-
-  readonly #accessLog: (r: RequestRecord) => void;
 
   get config(): Config {
     return this.#gen.config;
@@ -362,9 +362,7 @@ export class Fulcrum {
 
   #applyLogConfig(config: Config): void {
     this.#logger.level = config.log.level;
-    const i = this.#onRequestEnd.indexOf(this.#accessLog);
-    if (config.log.access && i === -1) this.#onRequestEnd.splice(1, 0, this.#accessLog);
-    if (!config.log.access && i !== -1) this.#onRequestEnd.splice(i, 1);
+    this.#accessLog = config.log.access;
   }
 
   /** Pools, targets and health for `config`, reusing `previous`'s backends where they stay the same. */

@@ -2,7 +2,8 @@ import http from 'node:http';
 import https from 'node:https';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -160,6 +161,27 @@ test('turning TLS on for a listener that keeps its address is refused with the r
   const r = await run.f.reload();
   expect(r).toEqual({ ok: false, changes: [], errors: ['listener public: turning tls or http2 on or off needs a restart (or a new address)'] });
   expect((await request(`${run.url}/`)).body).toBe('a');
+});
+
+test('certificates reload too: new TLS connections get the new certificate', async () => {
+  const a = await backend('a');
+  const port = await freePort();
+  const first = selfSigned();
+  const second = selfSigned();
+  const yaml = (cert: string, key: string) => reloadYaml(port, [a]).replace(`listen: 127.0.0.1:${port}`, `listen: 127.0.0.1:${port}\n    tls: { cert: ${cert}, key: ${key} }`);
+  const run = await fromFile(yaml(first.cert, first.key));
+  const fingerprint = () => new Promise<string>((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+  const fp = (pem: Buffer) => new X509Certificate(pem).fingerprint256;
+  expect(await fingerprint()).toBe(fp(first.certPem));
+  writeFileSync(run.file, yaml(second.cert, second.key));
+  expect((await run.f.reload()).ok).toBe(true);
+  expect(await fingerprint()).toBe(fp(second.certPem));
 });
 
 describe('graceful stop', () => {
