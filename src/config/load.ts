@@ -29,10 +29,18 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
  */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (err) {
+    // The yaml parser recurses: thousands of nesting levels exhaust the stack.
+    const why = err instanceof RangeError ? 'the document is nested too deeply' : firstLine(err instanceof Error ? err.message : String(err));
+    throw new ConfigError([{ file, line: 1, col: 1, message: `YAML error: ${why}` }]);
+  }
+  // Every message is one line, whatever a key or value in the file holds.
   const problemAt = (offset: number, message: string): ConfigProblem => {
     const { line, col } = lineCounter.linePos(offset);
-    return { file, line, col, message };
+    return { file, line, col, message: message.replace(/\s*[\r\n]+\s*/g, ' ') };
   };
 
   // Syntax errors make positions of everything after them unreliable: stop here.
@@ -68,10 +76,15 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       const at = issue.path.map((s): PathSegment => (typeof s === 'symbol' ? String(s) : s));
       if (issue.code === 'unrecognized_keys') {
         const lines = issue.message.split('\n');
-        issue.keys.forEach((key, i) => {
+        // Each is located by a scan of its map: report the first few, count the rest.
+        issue.keys.slice(0, MAX_UNKNOWN_KEYS).forEach((key, i) => {
           const { offset } = locate(doc, [...at, key], true);
           problems.push(problemAt(offset, prefix(at) + (lines[i] ?? `unknown key ${JSON.stringify(key)}`)));
         });
+        if (issue.keys.length > MAX_UNKNOWN_KEYS) {
+          const { offset } = locate(doc, at);
+          problems.push(problemAt(offset, `${prefix(at)}${issue.keys.length - MAX_UNKNOWN_KEYS} more unknown keys`));
+        }
         continue;
       }
       if (at.length > 0 && valueAt(raw, at) === undefined) {
@@ -140,10 +153,15 @@ function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
 
+/** Unknown keys reported one by one per map; beyond, a count. */
+const MAX_UNKNOWN_KEYS = 20;
+
 function dottedPath(p: readonly PathSegment[]): string {
   let out = '';
   for (const seg of p) {
-    out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
+    // Keys that are not plain words (line breaks, quotes, spaces) are quoted.
+    const key = typeof seg === 'string' && !/^[\w.:\[\]-]*$/.test(seg) ? JSON.stringify(seg) : seg;
+    out += typeof seg === 'number' ? `[${seg}]` : out === '' ? key : `.${key}`;
   }
   return out;
 }

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { z } from 'zod';
-import { durationError, parseDuration, parseSize, sizeError } from './units';
+import { durationError, parseDuration, parseSize, show, sizeError } from './units';
 import {
   STRATEGY_NAMES,
   type Address,
@@ -45,13 +45,6 @@ export class Invalid {
   constructor(readonly message: string) {}
 }
 
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a map';
-  return String(value);
-}
 
 export function durationValue(v: unknown, positive: boolean): number | Invalid {
   const ms = typeof v === 'string' || typeof v === 'number' ? parseDuration(v) : undefined;
@@ -551,6 +544,9 @@ function isMap(v: unknown): v is RawMap {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A map keyed by "__proto__" loses the entry in JavaScript (the schema's records drop it). */
+const RESERVED = new Set(['__proto__']);
+
 export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
   const problems: CrossProblem[] = [];
   const pools = isMap(raw.pools) ? raw.pools : undefined;
@@ -575,6 +571,8 @@ export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
     for (const [name, l] of Object.entries(listeners)) {
       if (!NAME.test(name)) {
         problems.push({ path: ['listeners', name], atKey: true, message: `invalid listener name ${JSON.stringify(name)}: use letters, digits and . _ -` });
+      } else if (RESERVED.has(name)) {
+        problems.push({ path: ['listeners', name], atKey: true, message: `${JSON.stringify(name)} cannot be a listener name` });
       }
       if (!isMap(l)) continue;
       if (l.http2 === true && (l.tls === undefined || l.tls === null)) {
@@ -615,6 +613,8 @@ export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
     for (const [name, p] of Object.entries(pools)) {
       if (!NAME.test(name)) {
         problems.push({ path: ['pools', name], atKey: true, message: `invalid pool name ${JSON.stringify(name)}: use letters, digits and . _ -` });
+      } else if (RESERVED.has(name)) {
+        problems.push({ path: ['pools', name], atKey: true, message: `${JSON.stringify(name)} cannot be a pool name` });
       }
       if (!isMap(p)) continue;
       const strategy = p.strategy ?? 'round-robin';

@@ -38,6 +38,10 @@ export function sizeError(value: unknown): string {
   return `invalid size ${show(value)}: use a number with b, kb, mb or gb, e.g. 10mb`;
 }
 
-function show(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+/** A value as a one-line quote for messages: strings quoted, maps and lists named, never "[object Object]". */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object' && value !== null) return 'a map';
+  return String(value);
 }

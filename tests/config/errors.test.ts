@@ -252,7 +252,7 @@ describe('cross-reference checks', () => {
       'pools:',
       '  web: { backends: [{ url: "http://127.0.0.1:1", name: "a/b" }] }',
     ))).toEqual([
-      '2:3: listeners.my listener: invalid listener name "my listener": use letters, digits and . _ -',
+      '2:3: listeners."my listener": invalid listener name "my listener": use letters, digits and . _ -',
       '4:56: pools.web.backends[0].name: invalid backend name "a/b": use letters, digits and . _ : - [ ]',
     ]);
   });

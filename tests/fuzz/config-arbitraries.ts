@@ -1,0 +1,313 @@
+/**
+ * Config objects close to the schema (SPEC section 2), for the object-level
+ * properties: `validConfig` builds only configs the spec says are valid (and
+ * remembers the listener and pool names it used); `anyConfig` mixes valid
+ * values with wrong types, out-of-range numbers, junk strings, missing required
+ * keys and unknown keys at every level.
+ */
+import fc from 'fast-check';
+import { STRATEGY_NAMES } from '../../src/config';
+import { SPECIAL_VALUES } from './mutations';
+
+type Obj = Record<string, unknown>;
+
+/**
+ * Names the spec allows (letters, digits, . _ -) that are also Object.prototype
+ * members. `__proto__` is refused by the config (a map keyed by it loses the
+ * entry in JavaScript), so it is not here.
+ */
+export const TRICKY_NAMES: readonly string[] = [
+  'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf',
+  '__defineGetter__', 'then', 'length', '0', '-1', '1e3', 'true', 'null', '.', '..', '-', '_',
+];
+
+/** Strings over `chars` (cheaper to generate and shrink than fc.stringMatching). */
+function stringOf(chars: string, minLength: number, maxLength: number): fc.Arbitrary<string> {
+  return fc.string({ unit: fc.constantFrom(...chars), minLength, maxLength });
+}
+const ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+const plainName = stringOf(`${ALNUM}._-`, 1, 12);
+// fast-check biases strings towards "__proto__" on purpose; the config refuses that name.
+export const validName = fc.oneof({ weight: 4, arbitrary: plainName }, { weight: 1, arbitrary: fc.constantFrom(...TRICKY_NAMES) })
+  .filter((n) => n !== '__proto__');
+
+/** An object with exactly these own keys, `__proto__` included (a plain `o[k] = v` would set the prototype). */
+export function objectOf(entries: readonly (readonly [string, unknown])[]): Obj {
+  const o: Obj = {};
+  for (const [k, v] of entries) Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  return o;
+}
+
+// --- junk: any value of any type ------------------------------------------------
+
+export const junk: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.double(), // NaN, ±Infinity, -0 included
+  fc.bigInt({ min: -(2n ** 80n), max: 2n ** 80n }),
+  fc.constantFrom(-1, 0, 1, 65_536, 2 ** 31, 2 ** 53 + 2, 1e308, -1e308, Number.MAX_VALUE, Number.MIN_VALUE),
+  fc.string({ maxLength: 20 }),
+  fc.string({ unit: 'grapheme', maxLength: 20 }),
+  fc.constantFrom(...SPECIAL_VALUES),
+  fc.array(fc.oneof(fc.integer(), fc.string({ maxLength: 5 }), fc.constant(null)), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 6 }), fc.oneof(fc.integer(), fc.string({ maxLength: 5 })), { maxKeys: 3 }),
+);
+
+const UNKNOWN_KEYS = [
+  'listner', 'pool', 'backend', 'healthcheck', 'helthCheck', 'retry', 'timeout', 'Strategy', 'urls', 'zz_unknown',
+  '__proto__', 'constructor', '<<', '', ' ', 'é', '😀', '${FUZZ_VAR}',
+];
+
+/**
+ * In `any` mode: each value is usually valid, sometimes a plausible wrong value,
+ * sometimes junk; keys may go missing; an unknown key may join in.
+ */
+function pick<T>(mode: Mode, valid: fc.Arbitrary<T>, wrong: fc.Arbitrary<unknown> = junk): fc.Arbitrary<unknown> {
+  return mode === 'valid' ? valid : fc.oneof({ weight: 5, arbitrary: valid }, { weight: 1, arbitrary: wrong }, { weight: 1, arbitrary: junk });
+}
+
+type Mode = 'valid' | 'any';
+type Shape = Record<string, fc.Arbitrary<unknown>>;
+
+/**
+ * A map with the given keys. `required` keys are always present in valid mode;
+ * other keys come and go. In any mode every key may be missing and one unknown
+ * key may be added.
+ */
+function map(mode: Mode, shape: Shape, required: readonly string[] = []): fc.Arbitrary<unknown> {
+  const keys = Object.keys(shape);
+  const record = fc.record(shape, { requiredKeys: mode === 'valid' ? required.filter((k) => keys.includes(k)) : [] });
+  if (mode === 'valid') return record;
+  return fc
+    .tuple(record, fc.option(fc.tuple(fc.oneof(fc.constantFrom(...UNKNOWN_KEYS), fc.string({ maxLength: 8 })), junk), { freq: 6 }))
+    .map(([o, extra]) => (extra === null ? o : objectOf([...Object.entries(o as Obj), extra])));
+}
+
+// --- leaves ---------------------------------------------------------------------
+
+const positiveDuration = fc.oneof(
+  fc.constantFrom('250ms', '5s', '1m', '1h', '1.5s', '0.5m', '10s', '2s'),
+  fc.integer({ min: 1, max: 1_000_000 }).map((n) => `${n}ms`),
+  fc.integer({ min: 1, max: 3_600 }).map((n) => `${n}s`),
+);
+const anyDuration = fc.oneof(positiveDuration, fc.constantFrom('0', '0s', '0ms', 0));
+const wrongDuration = fc.constantFrom('5', '5x', '-5s', '5 s', 's', '1e3s', '', 5, -1, '999999999999999999999h', '0.0001ms', '1000000h', true);
+const size = fc.oneof(fc.constantFrom('0', 0, '512kb', '10mb', '1gb', '1MB', '100b'), fc.nat(100_000).map((n) => `${n}kb`));
+const wrongSize = fc.constantFrom('10', '10 mb', '-1kb', '1tb', 'mb', '', -1, 1.5, '9999999999999gb');
+const loopbackListen = fc.constantFrom('127.0.0.1:0', 'localhost:0', '[::1]:0', '127.1.2.3:0');
+const listen = fc.oneof(loopbackListen, fc.constantFrom(':0', '0.0.0.0:0', '[::]:0'));
+const wrongListen = fc.constantFrom('8080', '127.0.0.1', '127.0.0.1:65536', '127.0.0.1:-1', '::1:80', '[::1]', '[]:80', 'a b:80', ':', '', 80);
+const port = fc.integer({ min: 1, max: 65_535 });
+const wrongPort = fc.constantFrom(0, -1, 65_536, 1.5, '80', 1e21, Number.NaN);
+const token = stringOf(`${ALNUM}_-`, 1, 20);
+const headerName = stringOf(`${ALNUM}-`, 1, 12);
+const percent = fc.double({ min: 0, max: 100, noNaN: true });
+const wrongPercent = fc.constantFrom(-1, 100.5, 101, 1e9, '50', '50%', Number.NaN, Number.POSITIVE_INFINITY);
+
+function backendArb(mode: Mode, index: number): fc.Arbitrary<unknown> {
+  return map(
+    mode,
+    {
+      url: pick(
+        mode,
+        fc.constantFrom(`http://127.0.0.1:${3001 + index}`, `https://10.0.0.${1 + index}:8443`, `http://[::1]:${4001 + index}`, `http://backend-${index}.internal`),
+        fc.constantFrom('127.0.0.1:80', 'http://h:1/path', 'http://h:1?q', 'ftp://h:1', 'http://u:p@h:1', 'http://', 'http://h:99999'),
+      ),
+      // Names carry the index so that two backends of one pool never share one.
+      name: pick(mode, stringOf(`${ALNUM}._:[]-`, 1, 10).map((s) => `${s}-${index}`), fc.constantFrom('a b', '', 'é', '/x')),
+      weight: pick(mode, fc.integer({ min: 1, max: 10_000 }), fc.constantFrom(0, -1, 10_001, 1.5, '1')),
+      backup: pick(mode, fc.boolean(), fc.constantFrom('yes', 'true', 1, 0)),
+    },
+    ['url'],
+  );
+}
+
+function poolArb(mode: Mode): fc.Arbitrary<unknown> {
+  return fc.integer({ min: mode === 'valid' ? 1 : 0, max: 3 }).chain((count) =>
+    fc.tuple(
+      fc.tuple(...Array.from({ length: count }, (_, i) => backendArb(mode, i))),
+      fc.constantFrom(...STRATEGY_NAMES),
+      pick(mode, fc.constantFrom('ip', 'path', 'header:X-Tenant', 'cookie:session'), fc.constantFrom('header:', 'cookie:a b', 'query', '')),
+    ).chain(([backends, strategy, hashOn]) =>
+      map(
+        mode,
+        {
+          strategy: pick(mode, fc.constant(strategy), fc.constantFrom('roundrobin', 'RANDOM', '', 'least_connections')),
+          // hashOn only with consistent-hash (the spec says so; anything else is an error).
+          ...(strategy === 'consistent-hash' || mode === 'any' ? { hashOn: fc.constant(hashOn) } : {}),
+          backends: mode === 'valid' ? fc.constant(backends) : fc.oneof({ weight: 5, arbitrary: fc.constant(backends) }, { weight: 1, arbitrary: junk }),
+          discovery: map(mode, {
+            dns: map(
+              mode,
+              {
+                name: pick(mode, fc.constantFrom('web.internal', 'localhost', 'a_b.example'), fc.constantFrom('a b', '', 'é.internal')),
+                port: pick(mode, port, wrongPort),
+                refresh: pick(mode, positiveDuration, wrongDuration),
+                server: pick(mode, fc.constantFrom('10.0.0.2:53', '10.0.0.2', '[::1]:53', 'resolver.internal'), fc.constantFrom('10.0.0.2:0', '::1', '')),
+              },
+              ['name', 'port'],
+            ),
+          }),
+          healthCheck: fc.oneof(
+            fc.constant(null), // "on, with the defaults"
+            map(mode, {
+              path: pick(mode, fc.constantFrom('/', '/healthz', '/health/ready'), fc.constantFrom('healthz', '', 'http://x/')),
+              interval: pick(mode, positiveDuration, wrongDuration),
+              timeout: pick(mode, positiveDuration, wrongDuration),
+              rise: pick(mode, fc.integer({ min: 1, max: 100 }), fc.constantFrom(0, -1, 1.5)),
+              fall: pick(mode, fc.integer({ min: 1, max: 100 }), fc.constantFrom(0, -1, 1.5)),
+              expectStatus: pick(mode, fc.constantFrom('200-399', '200', 204, '200,204,300-399', [200, '300-399']), fc.constantFrom('99', '600', '399-200', [], 'ok', '2xx')),
+            }),
+          ),
+          outlierDetection: fc.oneof(
+            fc.constant(null),
+            map(mode, {
+              consecutiveFailures: pick(mode, fc.integer({ min: 1, max: 1_000 }), fc.constantFrom(0, -1, 1.5)),
+              baseEjectionTime: pick(mode, positiveDuration, wrongDuration),
+              maxEjectionPercent: pick(mode, percent, wrongPercent),
+            }),
+          ),
+          slowStart: pick(mode, anyDuration, wrongDuration),
+          retries: map(mode, {
+            attempts: pick(mode, fc.integer({ min: 0, max: 100 }), fc.constantFrom(-1, 101, 1.5)),
+            on: pick(
+              mode,
+              fc.subarray(['connect-failure', 'reset', 'timeout', '502', '503', '504', 502, 503, 504]),
+              fc.constantFrom(['500'], ['5xx'], 'reset', [null]),
+            ),
+          }),
+          timeouts: map(mode, {
+            connect: pick(mode, positiveDuration, wrongDuration),
+            response: pick(mode, positiveDuration, wrongDuration),
+            idle: pick(mode, anyDuration, wrongDuration),
+          }),
+          maxConnectionsPerBackend: pick(mode, fc.nat(100_000), fc.constantFrom(-1, 1.5, '10')),
+          panicThreshold: pick(mode, percent, wrongPercent),
+          sticky: map(mode, { cookie: pick(mode, token, fc.constantFrom('a b', '', 'a;b', 'é')) }, ['cookie']),
+        },
+        // Without backends a pool needs dns discovery; hashOn needs the strategy spelled out.
+        strategy === 'consistent-hash' ? ['backends', 'strategy'] : ['backends'],
+      ),
+    ),
+  );
+}
+
+function listenerArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unknown> {
+  const poolName = poolNames.length > 0 ? fc.constantFrom(...poolNames) : fc.constant('web');
+  const route = map(
+    mode,
+    {
+      match: map(mode, {
+        host: pick(mode, fc.constantFrom('api.example.com', 'API.Example.com:8080', '[::1]', '*.example.com', 'localhost'), fc.constantFrom('', 'a b', 'é.com', '[::1')),
+        pathPrefix: pick(mode, stringOf('abcxyz019/_-', 0, 10).map((s) => `/${s}`), fc.constantFrom('v1/', '', 'http://x/')),
+      }),
+      pool: pick(mode, poolName, fc.constantFrom('', 'no-such-pool', 'toString', '__proto__')),
+      stripPrefix: pick(mode, fc.boolean(), fc.constantFrom('true', 1)),
+    },
+    ['pool'],
+  );
+  return fc.boolean().chain((withTls) =>
+    map(
+      mode,
+      {
+        listen: pick(mode, listen, wrongListen),
+        ...(withTls || mode === 'any'
+          ? {
+              tls: map(
+                mode,
+                {
+                  cert: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', '', 'certs', 'certs/server.key')),
+                  key: pick(mode, fc.constant('certs/server.key'), fc.constantFrom('certs/missing.key', '', 'certs', 'certs/server.crt')),
+                },
+                ['cert', 'key'],
+              ),
+            }
+          : {}),
+        // HTTP/2 needs TLS.
+        http2: pick(mode, withTls ? fc.boolean() : fc.constant(false), fc.constantFrom('yes', 1)),
+        limits: map(mode, {
+          maxBodySize: pick(mode, size, wrongSize),
+          headersTimeout: pick(mode, positiveDuration, wrongDuration),
+          rateLimit: map(
+            mode,
+            {
+              requestsPerSecond: pick(mode, fc.double({ min: 0.001, max: 1e6, noNaN: true }), fc.constantFrom(0, -1, '100', Number.NaN)),
+              burst: pick(mode, fc.double({ min: 1, max: 1e6, noNaN: true }), fc.constantFrom(0, 0.5, -1, '10')),
+              key: pick(mode, fc.oneof(fc.constant('ip'), headerName.map((h) => `header:${h}`)), fc.constantFrom('cookie:x', 'header:', 'header:a b', 'IP')),
+            },
+            ['requestsPerSecond'],
+          ),
+        }),
+        routes: mode === 'valid'
+          ? fc.array(route, { minLength: 1, maxLength: 3 })
+          : fc.oneof({ weight: 5, arbitrary: fc.array(route, { minLength: 0, maxLength: 3 }) }, { weight: 1, arbitrary: junk }),
+      },
+      // HTTP/2 was only drawn as true when tls is present.
+      withTls ? ['listen', 'routes', 'tls'] : ['listen', 'routes'],
+    ),
+  );
+}
+
+export interface GeneratedConfig {
+  readonly config: Obj;
+  readonly listenerNames: readonly string[];
+  readonly poolNames: readonly string[];
+}
+
+function configArb(mode: Mode): fc.Arbitrary<GeneratedConfig> {
+  const names = (min: number) => fc.uniqueArray(validName, { minLength: min, maxLength: 3 });
+  return fc.tuple(names(mode === 'valid' ? 1 : 0), names(mode === 'valid' ? 1 : 0)).chain(([poolNames, listenerNames]) =>
+    fc
+      .tuple(
+        fc.tuple(...poolNames.map(() => poolArb(mode))),
+        fc.tuple(...listenerNames.map(() => listenerArb(mode, poolNames))),
+        fc.boolean(),
+      )
+      .chain(([pools, listeners, publicAdmin]) =>
+        map(
+          mode,
+          {
+            workers: pick(mode, fc.oneof(fc.integer({ min: 1, max: 64 }), fc.constant('auto')), fc.constantFrom(0, -1, 1.5, 'all', '2')),
+            shutdownTimeout: pick(mode, anyDuration, wrongDuration),
+            log: map(mode, {
+              level: pick(mode, fc.constantFrom('trace', 'debug', 'info', 'warn', 'error'), fc.constantFrom('INFO', 'verbose', 'fatal', '')),
+              access: pick(mode, fc.boolean(), fc.constantFrom('yes', 'on', 1)),
+            }),
+            // A non-loopback admin address needs a token.
+            admin: map(
+              mode,
+              {
+                listen: pick(mode, publicAdmin ? fc.constant('0.0.0.0:0') : loopbackListen, wrongListen),
+                token: pick(mode, token, fc.constantFrom('', null, 5)),
+              },
+              publicAdmin ? ['listen', 'token'] : [],
+            ),
+            listeners: mode === 'valid'
+              ? fc.constant(objectOf(listenerNames.map((n, i) => [n, listeners[i]])))
+              : fc.oneof({ weight: 6, arbitrary: fc.constant(objectOf(listenerNames.map((n, i) => [n, listeners[i]]))) }, { weight: 1, arbitrary: junk }),
+            pools: mode === 'valid'
+              ? fc.constant(objectOf(poolNames.map((n, i) => [n, pools[i]])))
+              : fc.oneof({ weight: 6, arbitrary: fc.constant(objectOf(poolNames.map((n, i) => [n, pools[i]]))) }, { weight: 1, arbitrary: junk }),
+          },
+          ['listeners', 'pools'],
+        ).map((config) => ({ config: config as Obj, listenerNames, poolNames })),
+      ),
+  );
+}
+
+export const validConfig = configArb('valid');
+export const anyConfig = configArb('any');
+
+/** How the yaml package writes the object: block or flow collections, plain or quoted strings. */
+export interface StringifyStyle {
+  readonly collectionStyle: 'any' | 'block' | 'flow';
+  readonly defaultStringType: 'PLAIN' | 'QUOTE_DOUBLE' | 'QUOTE_SINGLE' | 'BLOCK_LITERAL';
+  readonly indent: number;
+}
+
+export const stringifyStyle: fc.Arbitrary<StringifyStyle> = fc.record({
+  collectionStyle: fc.constantFrom('any' as const, 'block' as const, 'flow' as const),
+  defaultStringType: fc.constantFrom('PLAIN' as const, 'QUOTE_DOUBLE' as const, 'QUOTE_SINGLE' as const, 'BLOCK_LITERAL' as const),
+  indent: fc.integer({ min: 1, max: 8 }),
+});
