@@ -112,7 +112,7 @@ async function main(cmd: Command): Promise<void> {
         '',
         `Fulcrum demo: ${pool.backends.length} backends behind http://${l.host}:${l.port} (${pool.strategy}).`,
         `  curl -s http://${l.host}:${l.port}/hello`,
-        `  dashboard and API: http://${config.admin.host}:${config.admin.port}/api/pools`,
+        `  dashboard: http://${config.admin.host}:${config.admin.port}/   (API: /api/pools, metrics: /metrics)`,
         'Ctrl-C stops it.',
         '',
       ].join('\n'));
