@@ -5,7 +5,7 @@ import type { Config } from './config/types';
 import { createLogger, flushLogsSync, type Logger } from './log';
 import { Fulcrum } from './server';
 import type { BackendPool } from './pool/pool';
-import type { Backend } from './pool/backend';
+import type { Backend, FailureRecord } from './pool/backend';
 import { ejectFor } from './health/outlier';
 
 /**
@@ -36,8 +36,17 @@ type ToPrimary =
 
 type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 
-/** pool → backend → [requests, failures, inFlight]. */
-type Stats = Record<string, Record<string, [number, number, number]>>;
+/** What a worker knows of one backend from its own traffic. */
+interface BackendStats {
+  readonly requests: number;
+  readonly failures: number;
+  readonly inFlight: number;
+  readonly latency: { p50: number; p99: number } | null;
+  readonly recentFailures: readonly FailureRecord[];
+}
+
+/** pool → backend → what the worker saw. */
+type Stats = Record<string, Record<string, BackendStats>>;
 
 export function workerCount(config: Config): number {
   return config.workers === 'auto' ? availableParallelism() : config.workers;
@@ -101,19 +110,22 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
         const answers = await ask('stats');
         for (const pool of fulcrum.pools.values()) {
           for (const b of pool.backends) {
-            let requests = 0;
-            let failures = 0;
-            let inFlight = 0;
-            for (const a of answers) {
+            const seen = answers.flatMap((a) => {
               const s = a.t === 'answer' ? a.stats?.[pool.name]?.[b.name] : undefined;
-              if (s === undefined) continue;
-              requests += s[0];
-              failures += s[1];
-              inFlight += s[2];
-            }
-            b.requests = requests;
-            b.failures = failures;
-            b.inFlight = inFlight;
+              return s === undefined ? [] : [s];
+            });
+            b.requests = seen.reduce((n, s) => n + s.requests, 0);
+            b.failures = seen.reduce((n, s) => n + s.failures, 0);
+            b.inFlight = seen.reduce((n, s) => n + s.inFlight, 0);
+            // Each worker's window of latencies: the median of their p50s is
+            // close enough for a dashboard; the worst p99 is the honest one.
+            const lat = seen.flatMap((s) => (s.latency === null ? [] : [s.latency]));
+            b.externalLatency = lat.length === 0 ? null : {
+              p50: lat.map((l) => l.p50).sort((x, y) => x - y)[Math.floor(lat.length / 2)]!,
+              p99: Math.max(...lat.map((l) => l.p99)),
+            };
+            const failures = seen.flatMap((s) => s.recentFailures).sort((x, y) => x.time - y.time);
+            b.recentFailures.splice(0, b.recentFailures.length, ...failures.slice(-10));
           }
         }
       },
@@ -291,7 +303,9 @@ export function runWorker(onStopped: () => void): void {
           const stats: Stats = {};
           for (const p of fulcrum.pools.values()) {
             const s: Stats[string] = {};
-            for (const b of p.backends) s[b.name] = [b.requests, b.failures, b.inFlight];
+            for (const b of p.backends) {
+              s[b.name] = { requests: b.requests, failures: b.failures, inFlight: b.inFlight, latency: b.latencyQuantiles(), recentFailures: b.recentFailures };
+            }
             stats[p.name] = s;
           }
           send({ t: 'answer', id: msg.id, stats });

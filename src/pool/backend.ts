@@ -132,7 +132,11 @@ export class Backend implements BackendView {
   }
 
   /** p50 and p99 of the recent window (null before the first response). */
+  /** Set in a primary with workers: the workers' view (the primary serves no traffic). */
+  externalLatency: { p50: number; p99: number } | null | undefined;
+
   latencyQuantiles(): { p50: number; p99: number } | null {
+    if (this.externalLatency !== undefined) return this.externalLatency;
     const n = Math.min(this.#latencyCount, LATENCY_WINDOW);
     if (n === 0) return null;
     const sorted = this.#latencies.slice(0, n).sort();

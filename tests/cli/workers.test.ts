@@ -64,6 +64,20 @@ describe('workers: 2', () => {
     expect((await request(`${c.admin}/readyz`)).status).toBe(200);
   });
 
+  test('the explain view shows failures on live traffic and latency seen by the workers', async () => {
+    const good = await backend('good');
+    const bad = await startBackend('bad', (req, res) => { req.resume(); res.writeHead(502).end(); });
+    cleanups.push(() => bad.close());
+    const c = await cluster([good, bad]);
+    for (let i = 0; i < 12; i++) await request(`${c.url}/e${i}`);
+    const detail = JSON.parse((await request(`${c.admin}/api/pools/web/backends/bad`)).body);
+    expect(detail.requests).toBe(6);
+    expect(detail.failures).toBe(6);
+    expect(detail.recentFailures.length).toBe(6);
+    expect(detail.recentFailures.every((f: { reason: string }) => f.reason === '502')).toBe(true);
+    expect(detail.latencyMs).toEqual({ p50: expect.any(Number), p99: expect.any(Number) });
+  });
+
   test('a killed worker is replaced and the listener keeps serving', async () => {
     const a = await backend('a');
     const c = await cluster([a]);
