@@ -154,12 +154,14 @@ async function runLoadgen(url, conns, seconds) {
 function usage(message) {
   if (message) process.stderr.write(`bench: ${message}\n`);
   process.stderr.write('usage: npm run bench -- [--runs N] [--duration S] [--conns C] [--warmup S] [--workers] ' +
-    '[--pin split|none] [--client wrk|node] [--json]\n');
+    '[--pin split|none] [--client wrk|node] [--baseline PATH/cli.js] [--json]\n' +
+    '  --baseline: also measure another Fulcrum build (e.g. a worktree of the previous commit) in the same runs:\n' +
+    '    git worktree add /tmp/fulcrum-base HEAD~1 && (cd /tmp/fulcrum-base && npm ci) && npm run bench -- --baseline /tmp/fulcrum-base/dist/cli.js\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { runs: 3, duration: 5, conns: 50, warmup: 1, workers: false, pin: undefined, json: false, client: undefined };
+  const o = { runs: 3, duration: 5, conns: 50, warmup: 1, workers: false, pin: undefined, json: false, client: undefined, baseline: undefined };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
@@ -184,6 +186,7 @@ function parseArgs(argv) {
       case '--pin': o.pin = value(); if (!['split', 'none'].includes(o.pin)) usage('--pin must be split or none'); break;
       case '--client': o.client = value(); if (!['wrk', 'node'].includes(o.client)) usage('--client must be wrk or node'); break;
       case '--json': o.json = true; break;
+      case '--baseline': o.baseline = path.resolve(value()); if (!fs.existsSync(o.baseline)) usage(`--baseline: no such file ${o.baseline}`); break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown option ${arg}`);
     }
@@ -372,7 +375,7 @@ async function main() {
   if (pin === 'split' && os.cpus().length < 2) { pin = 'none'; notes.push('one CPU only: not pinning'); }
   const cpus = pin === 'split' ? { load: '0', servers: '1' } : { load: undefined, servers: undefined };
 
-  const targets = ['direct', 'undici', 'fulcrum', ...(o.workers ? ['fulcrum-w2'] : [])];
+  const targets = ['direct', 'undici', 'fulcrum', ...(o.baseline ? ['baseline'] : []), ...(o.workers ? ['fulcrum-w2'] : [])];
   const proxies = targets.filter((t) => t !== 'direct');
   const startupS = 2.5; // start + readiness + stop, per proxy measurement (typical; Fulcrum ~1 s to start)
   const perRun = targets.length * (o.warmup + o.duration + 0.5) + proxies.length * startupS;
@@ -422,7 +425,7 @@ async function main() {
   hard.unref();
 
   try {
-    const [b1, b2, b3, undiciPort, fPort, fAdmin, f2Port, f2Admin] = await freePorts(8);
+    const [b1, b2, b3, undiciPort, fPort, fAdmin, f2Port, f2Admin, basePort, baseAdmin] = await freePorts(10);
     const backendPorts = [b1, b2, b3];
     const backendsCsv = backendPorts.map((p) => `127.0.0.1:${p}`).join(',');
 
@@ -458,6 +461,7 @@ async function main() {
     ].join('\n');
     fs.writeFileSync(path.join(tmp, 'fulcrum-w1.yaml'), fulcrumConfig(1, fPort, fAdmin));
     fs.writeFileSync(path.join(tmp, 'fulcrum-w2.yaml'), fulcrumConfig(2, f2Port, f2Admin));
+    fs.writeFileSync(path.join(tmp, 'baseline.yaml'), fulcrumConfig(1, basePort, baseAdmin));
     const reportLua = path.join(tmp, 'report.lua');
     fs.writeFileSync(reportLua, `-- wrk done() hook (only done(): wrk keeps its fast request path)
 done = function(summary, latency, requests)
@@ -475,6 +479,7 @@ end
       direct: { port: b1 },
       undici: { port: undiciPort, start: () => launch('undici', process.execPath, [SELF, '--role', 'undici-proxy', String(undiciPort), backendsCsv], { cpus: cpus.servers, logFile: path.join(tmp, 'undici.log') }) },
       fulcrum: { port: fPort, admin: fAdmin, start: () => launch('fulcrum', process.execPath, [CLI, '--config', path.join(tmp, 'fulcrum-w1.yaml')], { cpus: cpus.servers, logFile: path.join(tmp, 'fulcrum-w1.log') }) },
+      baseline: { port: basePort, admin: baseAdmin, start: () => launch('baseline', process.execPath, [o.baseline, '--config', path.join(tmp, 'baseline.yaml')], { cpus: cpus.servers, logFile: path.join(tmp, 'baseline.log') }) },
       'fulcrum-w2': { port: f2Port, admin: f2Admin, start: () => launch('fulcrum-w2', process.execPath, [CLI, '--config', path.join(tmp, 'fulcrum-w2.yaml')], { cpus: cpus.servers, logFile: path.join(tmp, 'fulcrum-w2.log') }) },
     };
 
@@ -595,6 +600,7 @@ end
       usPerReqVsUndici: t === 'direct' ? null : paired(t, 'undici', 'proxyUsPerReq'),
       rpsVsDirect: paired(t, 'direct', 'rps'),
     }));
+    const vsBaseline = o.baseline ? { usPerReq: paired('fulcrum', 'baseline', 'proxyUsPerReq'), rps: paired('fulcrum', 'baseline', 'rps') } : undefined;
     const w2vsw1 = o.workers ? { rps: paired('fulcrum-w2', 'fulcrum', 'rps'), usPerReq: paired('fulcrum-w2', 'fulcrum', 'proxyUsPerReq') } : undefined;
 
     const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
@@ -610,6 +616,10 @@ end
     say(`| ${header.map((h, i) => h.padEnd(widths[i])).join(' | ')} |`);
     say(`|${widths.map((w, i) => (i ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|')}|`);
     for (const r of table) say(`| ${r.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`);
+    if (vsBaseline) {
+      say();
+      say(`this build ÷ baseline (${o.baseline}), median of per-run ratios: µs/req ${ratio(vsBaseline.usPerReq)}, req/s ${ratio(vsBaseline.rps)}`);
+    }
     if (w2vsw1) {
       say();
       say(`workers: 2 ÷ workers: 1, median of per-run ratios: req/s ${ratio(w2vsw1.rps)}, µs/req ${ratio(w2vsw1.usPerReq)}`);
@@ -620,7 +630,7 @@ end
     if (noisy) say(`note: ${noisy} of ${rows.length} measurements had > 15% of a core used by other processes (other%): treat absolute numbers with care, compare the paired ratios`);
     say(`µs/req = CPU time (user+sys, whole process tree) of the proxy per request; be µs = the backends' per request; RSS after the load`);
 
-    if (o.json) process.stdout.write(`${JSON.stringify({ meta: { ...meta, notes }, runs: rows, summary, workers2vs1: w2vsw1 }, null, 2)}\n`);
+    if (o.json) process.stdout.write(`${JSON.stringify({ meta: { ...meta, notes }, runs: rows, summary, workers2vs1: w2vsw1, vsBaseline }, null, 2)}\n`);
     finished = true;
   } catch (err) {
     if (interrupted) return; // the signal handler stops everything and exits

@@ -6,14 +6,28 @@ export type { Logger };
 
 let stdout: ReturnType<typeof pino.destination> | undefined;
 
+/** Lines are held until this much is buffered... */
+const LOG_BUFFER_BYTES = 8 * 1024; // sonic-boom keeps it below its 16 KiB maxWrite
+/** ...or this long has passed (nginx's `access_log ... buffer= flush=` idea). */
+const LOG_FLUSH_MS = 250;
+
 /**
- * stdout, written asynchronously: under load, lines that arrive while a write
- * is in flight go out together in the next one, instead of one blocking
- * write(2) per request. `flushLogsSync` (also run on exit) loses nothing.
+ * stdout, written asynchronously in batches: up to 8 KiB or 250 ms of lines
+ * per write(2), instead of one write per request (the profile had sonic-boom's
+ * per-line writes at 8% of the proxy's CPU). `flushLogsSync` (also run on
+ * exit) loses nothing on a clean stop.
  */
 function stdoutDestination(): ReturnType<typeof pino.destination> {
   if (stdout === undefined) {
-    stdout = pino.destination({ dest: 1, sync: false });
+    const dest = pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES });
+    stdout = dest;
+    setInterval(() => {
+      try {
+        dest.flush();
+      } catch {
+        // a write is in flight or stdout is closed: the next tick tries again
+      }
+    }, LOG_FLUSH_MS).unref();
     process.once('exit', flushLogsSync);
   }
   return stdout;

@@ -32,6 +32,8 @@ async function cluster(backends: TestBackend[], top = 'workers: 2\nshutdownTimeo
   const file = writeFile(dir, 'fulcrum.yaml', yaml);
   const p = startCli(['--config', file], { cwd: dir });
   await p.waitForLog((l) => l.msg === 'workers listening', 15_000, 'workers listening');
+  // Each worker's own "listening" line is in its log buffer (flushed within 250 ms).
+  await waitFor(() => workerPids(p).size === 2, 5000, 'both workers\' listening lines');
   return { p, url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}`, file, port, adminPort };
 }
 
