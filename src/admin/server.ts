@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AdminConfig, ListenerConfig } from '../config/types';
-import { dashboardHtml } from './dashboard';
+import { DASHBOARD_HTML } from './dashboard-page';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 
@@ -134,7 +134,7 @@ export class AdminServer {
       // send a bearer header when opening a page) gets a 401 — whose body is the
       // page itself. It holds no data; it asks for the token and sends it with
       // every API call.
-      const html = dashboardHtml();
+      const html = DASHBOARD_HTML;
       res.writeHead(authorized ? 200 : 401, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html), 'cache-control': 'no-store' });
       res.end(html);
       return;

@@ -307,11 +307,4 @@ export const STACK_LINE = /^\s+at /m;
  * contract as tests/helpers/fulcrum.ts, which is not imported here because it
  * loads src/ into the test process; these tests only talk to the built CLI).
  */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { waitFor } from '../helpers/wait';

@@ -5,6 +5,7 @@ import { BackendPool } from '../../src/pool/pool';
 import { DnsDiscovery, dnsBackend, type DnsDiscoveryOptions, type DnsResolverLike } from '../../src/discovery';
 import type { Backend } from '../../src/pool/backend';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server';
+import { waitFor } from '../helpers/wait';
 
 const DNS_NAME = 'web.internal';
 
@@ -23,14 +24,6 @@ function recordingLogger() {
   };
 }
 
-/** Poll `cond` until it holds or the deadline passes. */
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function listen(host: string, port: number): Promise<Server> {
   const server = http.createServer((req, res) => {
@@ -137,7 +130,7 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
   test('the first resolution adds one backend per address, up, that reaches the right server', async () => {
     const { pool, discovery, names, logger } = setup();
     discovery.start();
-    await waitFor(() => pool.backends.length === 2, 'two backends');
+    await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
     expect(names()).toEqual([name('127.0.0.2'), name('127.0.0.3')]);
     for (const host of ['127.0.0.2', '127.0.0.3']) {
       const b = pool.get(name(host))!;
@@ -159,9 +152,9 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
   test('a new record adds a backend within a refresh', async () => {
     const { pool, discovery, names } = setup();
     discovery.start();
-    await waitFor(() => pool.backends.length === 2, 'two backends');
+    await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
     dns.records.get(DNS_NAME)!.a.push('127.0.0.4');
-    await waitFor(() => pool.backends.length === 3, 'a third backend', 1000);
+    await waitFor(() => pool.backends.length === 3, 1000, 'a third backend');
     expect(names()).toEqual([name('127.0.0.2'), name('127.0.0.3'), name('127.0.0.4')]);
     const b = pool.get(name('127.0.0.4'))!;
     expect(b.state).toBe('up');
@@ -171,19 +164,19 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
   test('a record that goes away drains, and the backend is removed once it has no request in flight', async () => {
     const { pool, discovery, logger } = setup();
     discovery.start();
-    await waitFor(() => pool.backends.length === 2, 'two backends');
+    await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
     const b3 = pool.get(name('127.0.0.3'))!;
     pool.acquire(b3); // a request in flight on it
     dns.records.get(DNS_NAME)!.a = ['127.0.0.2'];
-    await waitFor(() => b3.state === 'draining', 'draining');
+    await waitFor(() => b3.state === 'draining', 3000, 'draining');
     expect(pool.available.map((b) => b.name)).toEqual([name('127.0.0.2')]);
     expect(b3.history.at(-1)?.reason).toBe(`removed from DNS (${DNS_NAME})`);
     // More refreshes come and go; the request still holds it in the pool.
     const seen = dns.queries.length;
-    await waitFor(() => dns.queries.length >= seen + 6, 'three more refreshes');
+    await waitFor(() => dns.queries.length >= seen + 6, 3000, 'three more refreshes');
     expect(pool.get(b3.name)).toBe(b3);
     pool.release(b3, 5, undefined);
-    await waitFor(() => pool.get(b3.name) === undefined, 'removal', 1000);
+    await waitFor(() => pool.get(b3.name) === undefined, 1000, 'removal');
     expect(pool.backends.map((b) => b.name)).toEqual([name('127.0.0.2')]);
     expect(discovery.backends.map((b) => b.name)).toEqual([name('127.0.0.2')]);
     expect(logger.entries.map((e) => e.msg)).toEqual(expect.arrayContaining([
@@ -197,10 +190,10 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
     const changes: string[] = [];
     pool.onMembership((b, change) => changes.push(`${change} ${b.name}`));
     discovery.start();
-    await waitFor(() => pool.backends.length === 2, 'two backends');
+    await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
     const b2 = pool.get(name('127.0.0.2'))!;
     dns.records.get(DNS_NAME)!.a = ['127.0.0.3'];
-    await waitFor(() => pool.get(b2.name) === undefined, 'removal', 1000);
+    await waitFor(() => pool.get(b2.name) === undefined, 1000, 'removal');
     expect(b2.state).toBe('draining');
     expect(changes).toContain(`removed ${name('127.0.0.2')}`);
   });
@@ -208,17 +201,17 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
   test('an address that comes back while draining is enabled again and kept', async () => {
     const { pool, discovery } = setup();
     discovery.start();
-    await waitFor(() => pool.backends.length === 2, 'two backends');
+    await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
     const b3 = pool.get(name('127.0.0.3'))!;
     pool.acquire(b3);
     dns.records.get(DNS_NAME)!.a = ['127.0.0.2'];
-    await waitFor(() => b3.state === 'draining', 'draining');
+    await waitFor(() => b3.state === 'draining', 3000, 'draining');
     dns.records.get(DNS_NAME)!.a = ['127.0.0.2', '127.0.0.3'];
-    await waitFor(() => b3.state === 'up', 'up again');
+    await waitFor(() => b3.state === 'up', 3000, 'up again');
     expect(b3.history.at(-1)?.reason).toBe('back in DNS');
     pool.release(b3, 5, undefined);
     const seen = dns.queries.length;
-    await waitFor(() => dns.queries.length >= seen + 4, 'two more refreshes');
+    await waitFor(() => dns.queries.length >= seen + 4, 3000, 'two more refreshes');
     expect(pool.get(b3.name)).toBe(b3);
     expect(pool.available).toHaveLength(2);
   });
@@ -226,12 +219,12 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
   test('SERVFAIL keeps the current backends, and the failure is logged once', async () => {
     const { pool, discovery, logger } = setup();
     discovery.start();
-    await waitFor(() => pool.backends.length === 2, 'two backends');
+    await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
     const before = [...pool.backends];
     dns.fail = 'servfail';
-    await waitFor(() => logger.entries.some((e) => e.level === 'warn'), 'a warning');
+    await waitFor(() => logger.entries.some((e) => e.level === 'warn'), 3000, 'a warning');
     const seen = dns.queries.length;
-    await waitFor(() => dns.queries.length >= seen + 6, 'three more refreshes');
+    await waitFor(() => dns.queries.length >= seen + 6, 3000, 'three more refreshes');
     expect(pool.backends).toEqual(before);
     expect(pool.backends.every((b) => b.state === 'up')).toBe(true);
     const warnings = logger.entries.filter((e) => e.level === 'warn');
@@ -240,16 +233,16 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
     // Recovery: answers count again.
     dns.fail = undefined;
     dns.records.get(DNS_NAME)!.a = ['127.0.0.2'];
-    await waitFor(() => pool.backends.length === 1, 'one backend');
+    await waitFor(() => pool.backends.length === 1, 3000, 'one backend');
     expect(logger.entries.map((e) => e.msg)).toContain('DNS resolution works again');
   });
 
   test('a resolver timeout keeps the current backends', async () => {
     const { pool, discovery, logger } = setup();
     discovery.start();
-    await waitFor(() => pool.backends.length === 2, 'two backends');
+    await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
     dns.fail = 'drop';
-    await waitFor(() => logger.entries.some((e) => e.level === 'warn'), 'a warning');
+    await waitFor(() => logger.entries.some((e) => e.level === 'warn'), 3000, 'a warning');
     expect(logger.entries.find((e) => e.level === 'warn')!.obj).toMatchObject({ error: 'A: ETIMEOUT, AAAA: ETIMEOUT' });
     expect(pool.backends.map((b) => [b.name, b.state])).toEqual([[name('127.0.0.2'), 'up'], [name('127.0.0.3'), 'up']]);
   });
@@ -257,9 +250,9 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
   test('NXDOMAIN is an answer: the name has no addresses any more', async () => {
     const { pool, discovery, logger } = setup();
     discovery.start();
-    await waitFor(() => pool.backends.length === 2, 'two backends');
+    await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
     dns.records.delete(DNS_NAME);
-    await waitFor(() => pool.backends.length === 0, 'no backends');
+    await waitFor(() => pool.backends.length === 0, 3000, 'no backends');
     expect(logger.entries.filter((e) => e.level === 'warn')).toEqual([]);
   });
 
@@ -271,7 +264,7 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
     const [s2, s3] = pool.backends;
     dns.records.get(DNS_NAME)!.a = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
     discovery.start();
-    await waitFor(() => pool.backends.length === 3, 'the one new backend');
+    await waitFor(() => pool.backends.length === 3, 3000, 'the one new backend');
     expect(names()).toEqual([name('127.0.0.2'), name('127.0.0.4'), 'web-static']);
     expect(discovery.backends.map((b) => b.name)).toEqual([name('127.0.0.4')]);
     expect(pool.get(name('127.0.0.2'))).toBe(s2);
@@ -279,7 +272,7 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
     expect(s3!.weight).toBe(5);
     // Gone from DNS: static backends stay up and in the pool.
     dns.records.get(DNS_NAME)!.a = [];
-    await waitFor(() => pool.backends.length === 2, 'the discovered one removed');
+    await waitFor(() => pool.backends.length === 2, 3000, 'the discovered one removed');
     expect(pool.backends).toEqual([s2, s3]);
     expect(pool.backends.every((b) => b.state === 'up')).toBe(true);
   });
@@ -290,7 +283,7 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
       const { pool, discovery, names } = setup();
       dns.records.set(DNS_NAME, { a: ['127.0.0.2'], aaaa: ['::1'] });
       discovery.start();
-      await waitFor(() => pool.backends.length === 2, 'two backends');
+      await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
       expect(names()).toEqual([name('127.0.0.2'), `[::1]:${port}`]);
       const b = pool.get(`[::1]:${port}`)!;
       expect(b.url).toBe(`http://[::1]:${port}`);
@@ -298,7 +291,7 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
       if (v6 !== undefined) expect(await get(b)).toBe('hello from ::1');
       // Only AAAA changes: the IPv6 backend goes, the IPv4 one stays.
       dns.records.set(DNS_NAME, { a: ['127.0.0.2'], aaaa: [] });
-      await waitFor(() => pool.backends.length === 1, 'the IPv6 backend removed');
+      await waitFor(() => pool.backends.length === 1, 3000, 'the IPv6 backend removed');
       expect(names()).toEqual([name('127.0.0.2')]);
     } finally {
       if (v6 !== undefined) await closeServer(v6);
@@ -308,7 +301,7 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
   test('stop() stops refreshing', async () => {
     const { pool, discovery } = setup();
     discovery.start();
-    await waitFor(() => pool.backends.length === 2, 'two backends');
+    await waitFor(() => pool.backends.length === 2, 3000, 'two backends');
     discovery.stop();
     const asked = dns.queries.filter((q) => q.name === DNS_NAME).length;
     // A second discovery on another name is the clock: a few of its refreshes pass.
@@ -318,9 +311,9 @@ describe('DnsDiscovery with a real DNS server and real backends', () => {
     const clock = new DnsDiscovery(clockPool, { name: 'clock.internal', port, refreshMs: 100, server: dns.address });
     discoveries.push(clock);
     clock.start();
-    await waitFor(() => dns.queries.filter((q) => q.name === 'clock.internal').length >= 8, 'four clock refreshes');
+    await waitFor(() => dns.queries.filter((q) => q.name === 'clock.internal').length >= 8, 3000, 'four clock refreshes');
     dns.records.get(DNS_NAME)!.a.push('127.0.0.4');
-    await waitFor(() => dns.queries.filter((q) => q.name === 'clock.internal').length >= 14, 'three more clock refreshes');
+    await waitFor(() => dns.queries.filter((q) => q.name === 'clock.internal').length >= 14, 3000, 'three more clock refreshes');
     expect(dns.queries.filter((q) => q.name === DNS_NAME)).toHaveLength(asked);
     expect(pool.backends).toHaveLength(2);
     // refresh() after stop does nothing either.
@@ -399,7 +392,7 @@ describe('DnsDiscovery with an injected resolver', () => {
     const p = pool();
     const d = new DnsDiscovery(p, config, { resolver, drainPollMs: 20 });
     d.start();
-    await waitFor(() => p.backends.length === 2, 'two backends');
+    await waitFor(() => p.backends.length === 2, 3000, 'two backends');
     const b = p.get('10.0.0.2:8080')!;
     p.acquire(b);
     v4 = ['10.0.0.1'];
@@ -408,7 +401,7 @@ describe('DnsDiscovery with an injected resolver', () => {
     expect(p.get(b.name)).toBe(b);
     p.release(b, 1, undefined);
     // The next refresh is a minute away: only the poll can do it.
-    await waitFor(() => p.get(b.name) === undefined, 'removal', 1000);
+    await waitFor(() => p.get(b.name) === undefined, 1000, 'removal');
     d.stop();
     await p.close();
   });
