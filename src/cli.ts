@@ -6,7 +6,7 @@ import { parseCommand, USAGE, type Command } from './cli/args';
 import { startDemoBackend } from './cli/demo';
 import { loadConfig } from './config';
 import { isFulcrumError, ConfigError } from './errors';
-import { createLogger, flushLogsSync } from './log';
+import { createLogger, flushLogs } from './log';
 import { Fulcrum } from './server';
 import type { Config } from './config/types';
 import { isWorker, runWorker, startPrimary, workerCount } from './cluster';
@@ -51,7 +51,7 @@ async function run(config: Config, extra?: () => Promise<void>): Promise<void> {
     stopAll().then(async () => {
       await extra?.();
       logger.info('stopped');
-      flushLogsSync();
+      await flushLogs();
       process.exit(0);
     }, (err: Error) => {
       logger.error({ err }, 'error while stopping');

@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from './config/types';
-import { createLogger, flushLogsSync, type Logger } from './log';
+import { createLogger, flushLogs, type Logger } from './log';
 import { Fulcrum } from './server';
 import type { BackendPool } from './pool/pool';
 import type { Backend, FailureRecord } from './pool/backend';
@@ -314,7 +314,7 @@ export function runWorker(onStopped: () => void): void {
       }
       case 'stop':
         await fulcrum?.stop();
-        flushLogsSync();
+        await flushLogs();
         onStopped();
     }
   }

@@ -1,50 +1,34 @@
 import pino, { type Logger } from 'pino';
 import type { LogConfig } from './config/types';
 import type { RequestObserver, RequestRecord } from './proxy/exchange';
+import { LogSink } from './log-sink';
 
 export type { Logger };
 
-let stdout: ReturnType<typeof pino.destination> | undefined;
+let stdout: LogSink | undefined;
 
-/** Lines are held until this much is buffered... */
-const LOG_BUFFER_BYTES = 8 * 1024; // sonic-boom keeps it below its 16 KiB maxWrite
-/** ...or this long has passed (nginx's `access_log ... buffer= flush=` idea). */
-const LOG_FLUSH_MS = 250;
-
-/**
- * stdout, written asynchronously in batches: up to 8 KiB or 250 ms of lines
- * per write(2), instead of one write per request (the profile had sonic-boom's
- * per-line writes at 8% of the proxy's CPU). `flushLogsSync` (also run on
- * exit) loses nothing on a clean stop.
- */
-function stdoutDestination(): ReturnType<typeof pino.destination> {
+/** stdout, shared by every logger of this process (see LogSink). */
+function stdoutSink(): LogSink {
   if (stdout === undefined) {
-    const dest = pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES });
-    stdout = dest;
-    setInterval(() => {
-      try {
-        dest.flush();
-      } catch {
-        // a write is in flight or stdout is closed: the next tick tries again
-      }
-    }, LOG_FLUSH_MS).unref();
+    stdout = new LogSink(1);
     process.once('exit', flushLogsSync);
   }
   return stdout;
 }
 
-/** Write out whatever the stdout logger still holds (before process.exit). */
+/** Resolves once every line logged so far has reached stdout (a clean stop awaits it before exiting). */
+export function flushLogs(): Promise<void> {
+  return stdout?.flush() ?? Promise.resolve();
+}
+
+/** Last resort on exit: write out whatever is still buffered, synchronously. */
 export function flushLogsSync(): void {
-  try {
-    stdout?.flushSync();
-  } catch {
-    // stdout closed (EPIPE) or nothing to flush: nothing more we can do.
-  }
+  stdout?.flushSync();
 }
 
 /** JSON lines on stdout (SPEC section 1). */
 export function createLogger(config: LogConfig, destination?: pino.DestinationStream): Logger {
-  return pino({ level: config.level, base: { pid: process.pid } }, destination ?? stdoutDestination());
+  return pino({ level: config.level, base: { pid: process.pid } }, destination ?? stdoutSink());
 }
 
 /**
