@@ -2,7 +2,7 @@ import type { Server as NetServer, Socket, AddressInfo } from 'node:net';
 import type { Http2Session } from 'node:http2';
 import type { Config, ListenerConfig, PoolConfig } from './config/types';
 import { loadConfig } from './config';
-import { BackendPool, canReuse } from './pool/pool';
+import { BackendPool } from './pool/pool';
 import type { Backend } from './pool/backend';
 import { ProxyListener, poolTarget, type PoolTarget } from './proxy/listener';
 import { AdminServer } from './admin/server';
@@ -130,6 +130,8 @@ export class Fulcrum {
   #accessLog: boolean;
   readonly #listeners = new Map<string, ProxyListener>();
   readonly #connections = new Map<NetServer, Connections>();
+  /** Outlier ejections in progress, by pool and backend name; they outlive reloads. */
+  readonly #ejections = new Map<string, NodeJS.Timeout>();
   #gen: Generation;
   #bound = false;
   #stopping = false;
@@ -319,6 +321,28 @@ export class Fulcrum {
   }
 
   /**
+   * Eject a backend for `ms` (outlier detection here, or a worker's verdict in
+   * the primary). The timer outlives a reload: when it ends, it lets back the
+   * backend of that name in the pool of that name in the config of the moment.
+   */
+  eject(poolName: string, backendName: string, ms: number, reason: string, onReturn?: () => void): void {
+    const pool = this.#gen.pools.get(poolName);
+    const backend = pool?.get(backendName);
+    if (pool === undefined || backend === undefined || backend.ejected) return;
+    const key = `${poolName}\n${backendName}`;
+    pool.transition(backend, 'eject', reason);
+    const timer = setTimeout(() => {
+      this.#ejections.delete(key);
+      onReturn?.();
+      const now = this.#gen.pools.get(poolName);
+      const b = now?.get(backendName);
+      if (now !== undefined && b !== undefined) now.transition(b, 'uneject', `ejection time of ${ms}ms over`);
+    }, ms);
+    timer.unref();
+    this.#ejections.set(key, timer);
+  }
+
+  /**
    * Graceful stop: readiness fails, listeners stop accepting, idle keep-alive
    * connections close, in-flight requests get up to `timeoutMs` to finish.
    */
@@ -326,6 +350,7 @@ export class Fulcrum {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const h of this.#gen.health) h.stop();
+    for (const t of this.#ejections.values()) clearTimeout(t);
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
     this.admin.server.closeAllConnections();
@@ -372,12 +397,7 @@ export class Fulcrum {
     const health: Generation['health'] = [];
     for (const pc of config.pools) {
       const before = previous?.pools.get(pc.name);
-      const pool = new BackendPool(pc, {
-        reuse: (bc) => {
-          const b = before?.get(bc.name);
-          return b !== undefined && canReuse(b, bc, pc) ? b : undefined;
-        },
-      });
+      const pool = new BackendPool(pc, { previous: (name) => before?.get(name) });
       this.#wire(pool, pc, health, before);
       pools.set(pc.name, pool);
       targets.set(pc.name, poolTarget(pool));
@@ -403,7 +423,9 @@ export class Fulcrum {
       const ejector = this.#ejector;
       health.push(new OutlierDetector(pool, pc.outlierDetection, {
         onEject: metrics.onEject,
-        ejector: ejector === undefined ? undefined : (b, ms, reason) => ejector(pool, b, ms, reason),
+        ejector: ejector === undefined
+          ? (b, ms, reason, onReturn) => this.eject(pool.name, b.name, ms, reason, onReturn)
+          : (b, ms, reason) => ejector(pool, b, ms, reason),
       }));
     }
     if (pc.slowStartMs > 0) health.push(new SlowStart(pool, pc.slowStartMs));

@@ -115,6 +115,27 @@ export class Backend implements BackendView {
     });
   }
 
+  /**
+   * Take over what `previous` (the backend of the same name in the config
+   * before a reload) knew: its conditions, state, counters and history. Used
+   * when the new config needs a new connection pool (other timeouts, say).
+   */
+  inherit(previous: Backend): void {
+    this.healthy = previous.healthy;
+    this.ejected = previous.ejected;
+    this.drained = previous.drained;
+    this.state = previous.state;
+    this.requests = previous.requests;
+    this.failures = previous.failures;
+    this.latencyEwmaMs = previous.latencyEwmaMs;
+    this.lastLatencyAt = previous.lastLatencyAt;
+    this.history.push(...previous.history);
+    this.probes.push(...previous.probes);
+    this.recentFailures.push(...previous.recentFailures);
+    this.#latencies.set(previous.#latencies);
+    this.#latencyCount = previous.#latencyCount;
+  }
+
   /** Derived state; see StateEvent for the precedence. */
   deriveState(): BackendState {
     if (this.drained) return 'draining';
