@@ -3,6 +3,8 @@
  * and a real DNS server on loopback. Each test pins one place where the
  * product once did something other than what SPEC.md says (quoted above it).
  */
+import path from 'node:path';
+import tls from 'node:tls';
 import { ensureBuilt } from '../cli/build';
 import { addresses, killAll, removeTempDirs, startCli, tempDir, waitFor, writeFile, type CliProcess } from '../cli/harness';
 import { startBackend, type Handler, type TestBackend } from '../helpers/backends';
@@ -203,5 +205,64 @@ pools:
     const again = await request(`${r.url}/`, { headers: { cookie: cookie.split(';')[0]! } });
     expect(again.status).toBe(200);
     expect(again.headers['set-cookie']).toBeUndefined();
+  });
+});
+
+describe('SPEC 2: "headersTimeout: 10s  # slow clients are cut off (408)"', () => {
+  const certs = path.join(__dirname, '..', 'config', 'fixtures', 'certs');
+
+  /** Open TLS with ALPN http/1.1, send half a request, and read until the server closes (or 3 s). */
+  function halfRequest(url: string): Promise<{ text: string; closed: boolean }> {
+    const { port } = new URL(url);
+    return new Promise((resolve) => {
+      let text = '';
+      const socket = tls.connect({ host: '127.0.0.1', port: Number(port), rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+        socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+      });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve({ text, closed: false });
+      }, 3000);
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve({ text, closed: true });
+      });
+    });
+  }
+
+  const listenerYaml = (web: TestBackend, http2: boolean) => `
+log: { level: info, access: false }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public:
+    listen: 127.0.0.1:0
+    tls: { cert: ${certs}/server.crt, key: ${certs}/server.key }
+    http2: ${http2}
+    limits: { headersTimeout: 300ms }
+    routes: [ { pool: web } ]
+pools:
+  web: { backends: [ { url: ${web.url} } ] }
+`;
+
+  test('on a TLS listener', async () => {
+    const r = await start(listenerYaml(await backend('web'), false));
+    const reply = await halfRequest(r.url);
+    expect(reply.closed).toBe(true);
+    expect(reply.text).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  // Fails today: http2.createSecureServer (src/proxy/listener.ts) gets none of the
+  // node:http timeouts, so an HTTP/1.1 client on an `http2: true` listener can hold
+  // half a request open for ever. The fix belongs in src/proxy/listener.ts (not
+  // changed here: it is being optimised); see the audit report.
+  test.skip('on an http2 listener, for an HTTP/1.1 client', async () => {
+    const r = await start(listenerYaml(await backend('web'), true));
+    const reply = await halfRequest(r.url);
+    expect(reply.closed).toBe(true);
+    expect(reply.text).toMatch(/^HTTP\/1\.1 408 /);
   });
 });
