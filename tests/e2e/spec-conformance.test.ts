@@ -266,3 +266,25 @@ pools:
     expect(reply.text).toMatch(/^HTTP\/1\.1 408 /);
   });
 });
+
+describe('SPEC 5: "with admin.token set every call but /healthz needs Authorization: Bearer TOKEN"', () => {
+  test('the scheme is matched case-insensitively (RFC 9110 section 11.1), the token exactly', async () => {
+    const web = await backend('web');
+    const r = await start(`
+log: { level: info, access: false }
+admin: { listen: 127.0.0.1:0, token: s3cret }
+listeners:
+  public: { listen: 127.0.0.1:0, routes: [ { pool: web } ] }
+pools:
+  web: { backends: [ { url: ${web.url} } ] }
+`);
+    const status = async (authorization?: string) =>
+      (await request(`${r.adminUrl}/api/pools`, { headers: authorization === undefined ? {} : { authorization } })).status;
+    expect(await status()).toBe(401);
+    expect(await status('Bearer s3cret')).toBe(200);
+    expect(await status('bearer s3cret')).toBe(200);
+    expect(await status('BEARER s3cret')).toBe(200);
+    expect(await status('Bearer S3CRET')).toBe(401);
+    expect(await status('Basic s3cret')).toBe(401);
+  });
+});
