@@ -3,6 +3,7 @@
  * and a real DNS server on loopback. Each test pins one place where the
  * product once did something other than what SPEC.md says (quoted above it).
  */
+import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { ensureBuilt } from '../cli/build';
@@ -286,5 +287,37 @@ pools:
     expect(await status('BEARER s3cret')).toBe(200);
     expect(await status('Bearer S3CRET')).toBe(401);
     expect(await status('Basic s3cret')).toBe(401);
+  });
+});
+
+describe('SPEC 1 and 4: the access log\'s requestId is the X-Request-Id the backend got ("kept if the client sent one, else generated")', () => {
+  // Fails today: the WebSocket access line is written by the `record` closure in
+  // src/proxy/listener.ts#upgrade from the client's own header, so a generated id
+  // is logged as "". The fix belongs in src/proxy/listener.ts (not changed here);
+  // see the audit report.
+  test.skip('for a WebSocket upgrade without X-Request-Id', async () => {
+    const ids: string[] = [];
+    const web = await backend('web');
+    web.server.on('upgrade', (req, socket) => {
+      ids.push(String(req.headers['x-request-id']));
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    const r = await start(`
+log: { level: info, access: true }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public: { listen: 127.0.0.1:0, routes: [ { pool: web } ] }
+pools:
+  web: { backends: [ { url: ${web.url} } ] }
+`);
+    const socket = net.connect(Number(new URL(r.url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+      + 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    const line = await r.cli.waitForLog((l) => l.msg === 'request' && l.url === '/ws', 5000, 'the WebSocket access line');
+    socket.destroy();
+    expect(ids).toHaveLength(1);
+    expect(line.status).toBe(101);
+    expect(line.requestId).toBe(ids[0]);
   });
 });
