@@ -102,11 +102,12 @@ export class Backend implements BackendView {
     this.dispatcher = new UndiciPool(config.url, {
       // null = as many connections as there are concurrent requests.
       connections: maxConnections > 0 ? maxConnections : null,
-      pipelining: 1,
       // Idle sockets close before the backend's own keep-alive timeout would, so
       // a reused socket never races the backend's close (Node servers default to 5s).
-      keepAliveTimeout: timeouts.idleMs,
-      keepAliveMaxTimeout: timeouts.idleMs,
+      // `idle: 0` keeps none: pipelining 0 is undici's "no keep-alive".
+      ...(timeouts.idleMs > 0
+        ? { pipelining: 1, keepAliveTimeout: timeouts.idleMs, keepAliveMaxTimeout: timeouts.idleMs }
+        : { pipelining: 0 }),
       headersTimeout: timeouts.responseMs,
       // Streams (SSE, downloads) may be quiet for long; a stall before headers is
       // what `timeouts.response` is for.

@@ -321,3 +321,29 @@ pools:
     expect(line.requestId).toBe(ids[0]);
   });
 });
+
+describe('SPEC 2: "idle: 60s  # keep-alive sockets to backends"', () => {
+  test('idle: 0 keeps no idle socket: each request gets a new connection, and an answer', async () => {
+    const ports = new Set<number>();
+    const web = await backend('web', (req, res) => {
+      ports.add(req.socket.remotePort!);
+      req.resume();
+      res.end('web');
+    });
+    const r = await start(`
+log: { level: info, access: false }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public: { listen: 127.0.0.1:0, routes: [ { pool: web } ] }
+pools:
+  web:
+    backends: [ { url: ${web.url} } ]
+    timeouts: { idle: 0 }
+`);
+    for (let i = 0; i < 3; i++) {
+      const reply = await request(`${r.url}/`);
+      expect([reply.status, reply.body]).toEqual([200, 'web']);
+    }
+    expect(ports.size).toBe(3);
+  });
+});
