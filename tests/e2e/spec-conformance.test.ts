@@ -3,6 +3,7 @@
  * and a real DNS server on loopback. Each test pins one place where the
  * product once did something other than what SPEC.md says (quoted above it).
  */
+import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -345,5 +346,58 @@ pools:
       expect([reply.status, reply.body]).toEqual([200, 'web']);
     }
     expect(ports.size).toBe(3);
+  });
+});
+
+describe('SPEC 4: "Bodies stream both ways"; 413 "body over maxBodySize"', () => {
+  const certs = path.join(__dirname, '..', 'config', 'fixtures', 'certs');
+
+  /** One HTTP/2 POST without content-length (legal in HTTP/2: the stream's end frames the body). */
+  function h2Post(url: string, body: string): Promise<{ status: number; body: string }> {
+    const session = http2.connect(url.replace('http:', 'https:'), { rejectUnauthorized: false });
+    session.on('error', () => undefined);
+    return new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/' });
+      let status = 0;
+      let text = '';
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      stream.on('data', (d: Buffer) => {
+        text += d.toString('utf8');
+      });
+      stream.on('end', () => resolve({ status, body: text }));
+      stream.on('error', reject);
+      stream.end(body);
+    }).finally(() => session.close());
+  }
+
+  // Fails today: ProxyListener#body (src/proxy/listener.ts) only sees a body when
+  // Content-Length or Transfer-Encoding is present, so an HTTP/2 body framed by the
+  // stream alone reaches the backend empty and escapes maxBodySize. The fix belongs
+  // in src/proxy/listener.ts (not changed here); see the audit report.
+  test.skip('an HTTP/2 request body without content-length reaches the backend whole, and counts against maxBodySize', async () => {
+    const web = await backend('web', (req, res) => {
+      let n = 0;
+      req.on('data', (d: Buffer) => {
+        n += d.length;
+      });
+      req.on('end', () => res.end(`got ${n}`));
+    });
+    const r = await start(`
+log: { level: info, access: false }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public:
+    listen: 127.0.0.1:0
+    tls: { cert: ${certs}/server.crt, key: ${certs}/server.key }
+    http2: true
+    limits: { maxBodySize: 1kb }
+    routes: [ { pool: web } ]
+pools:
+  web: { backends: [ { url: ${web.url} } ] }
+`);
+    expect(await h2Post(r.url, 'hello')).toEqual({ status: 200, body: 'got 5' });
+    expect((await h2Post(r.url, 'x'.repeat(5000))).status).toBe(413);
   });
 });
