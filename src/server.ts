@@ -1,5 +1,6 @@
 import type { Server as NetServer, Socket, AddressInfo } from 'node:net';
 import type { Http2Session } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config, ListenerConfig, PoolConfig } from './config/types';
 import { loadConfig } from './config';
 import { BackendPool } from './pool/pool';
@@ -66,6 +67,9 @@ function listen(server: NetServer, host: string, port: number, what: string): Pr
   });
 }
 
+/** While draining, how often HTTP/1.1 connections are checked for a finished last response. */
+const DRAIN_POLL_MS = 50;
+
 /**
  * Connections of one server, so a stop can close idle ones now and the rest
  * at the deadline, for HTTP/1.1 and HTTP/2 alike.
@@ -86,10 +90,28 @@ class Connections {
     });
   }
 
-  /** HTTP/2: GOAWAY, open streams finish. HTTP/1.1: node:http closes idle keep-alive sockets. */
-  closeIdle(server: NetServer): void {
+  /**
+   * Stop serving more than what is in flight. HTTP/2: GOAWAY, open streams
+   * finish. HTTP/1.1: idle keep-alive sockets close now, busy ones as soon as
+   * their response is done (a request that arrives meanwhile is answered with
+   * `Connection: close`), as HAProxy and nginx do on a graceful stop; else a
+   * keep-alive client would hold the process until the deadline. Returns the
+   * function that stops the polling.
+   */
+  drain(server: NetServer): () => void {
     for (const s of this.#sessions) s.close();
-    (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    const h1 = server as { closeIdleConnections?: () => void };
+    const lastOnItsConnection = (_req: IncomingMessage, res: ServerResponse) => {
+      res.shouldKeepAlive = false;
+    };
+    server.prependListener('request', lastOnItsConnection);
+    h1.closeIdleConnections?.();
+    const poll = setInterval(() => h1.closeIdleConnections?.(), DRAIN_POLL_MS);
+    poll.unref();
+    return () => {
+      clearInterval(poll);
+      server.off('request', lastOnItsConnection);
+    };
   }
 
   destroyAll(): void {
@@ -361,7 +383,7 @@ export class Fulcrum {
     l.stop();
     const conns = this.#connections.get(l.server);
     const closing = close(l.server);
-    conns?.closeIdle(l.server);
+    const stopDraining = conns?.drain(l.server);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
@@ -372,6 +394,7 @@ export class Fulcrum {
     });
     await Promise.race([closing, deadline]);
     clearTimeout(timer);
+    stopDraining?.();
     this.#connections.delete(l.server);
   }
 

@@ -3,6 +3,7 @@
  * and a real DNS server on loopback. Each test pins one place where the
  * product once did something other than what SPEC.md says (quoted above it).
  */
+import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
@@ -399,5 +400,32 @@ pools:
 `);
     expect(await h2Post(r.url, 'hello')).toEqual({ status: 200, body: 'got 5' });
     expect((await h2Post(r.url, 'x'.repeat(5000))).status).toBe(413);
+  });
+});
+
+describe('SPEC 1: SIGTERM drains: "let in-flight requests finish up to shutdownTimeout, then exit 0"', () => {
+  test('a keep-alive client does not hold the process for the whole shutdownTimeout', async () => {
+    const slow = await backend('slow', (req, res) => {
+      req.resume();
+      setTimeout(() => res.end('slow'), 500);
+    });
+    const r = await start(`
+shutdownTimeout: 20s
+log: { level: info, access: false }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public: { listen: 127.0.0.1:0, routes: [ { pool: web } ] }
+pools:
+  web: { backends: [ { url: ${slow.url} } ] }
+`);
+    const agent = new http.Agent({ keepAlive: true });
+    cleanups.push(async () => agent.destroy());
+    expect((await request(`${r.url}/`, { agent })).status).toBe(200); // the connection is now kept alive
+    const inFlight = request(`${r.url}/`, { agent });
+    await waitFor(() => slow.seen.length === 2, 5000, 'the second request to reach the backend');
+    r.cli.signal('SIGTERM');
+    const reply = await inFlight;
+    expect([reply.status, reply.body]).toEqual([200, 'slow']);
+    expect(await r.cli.waitForExit(5000)).toEqual({ code: 0, signal: null });
   });
 });
