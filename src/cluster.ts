@@ -6,7 +6,6 @@ import { createLogger, flushLogs, type Logger } from './log';
 import { Fulcrum } from './server';
 import type { BackendPool } from './pool/pool';
 import type { Backend, FailureRecord } from './pool/backend';
-import { ejectFor } from './health/outlier';
 
 /**
  * `workers: N` with node:cluster. The primary owns the config, the health
@@ -74,7 +73,6 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
   let nextId = 1;
   const pending = new Map<number, { left: number; answers: ToPrimary[]; done: () => void }>();
   const listening = new Set<Worker>();
-  const ejections = new Map<Backend, NodeJS.Timeout>();
 
   const workers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
 
@@ -178,14 +176,9 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
         case 'listen-failed':
           startupFailed?.(msg.message);
           break;
-        case 'eject': {
-          const pool = fulcrum.pools.get(msg.pool);
-          const b = pool?.get(msg.backend);
-          if (pool === undefined || b === undefined || b.ejected) break;
-          const timer = ejectFor(pool, b, msg.ms, msg.reason, () => ejections.delete(b));
-          ejections.set(b, timer);
+        case 'eject':
+          fulcrum.eject(msg.pool, msg.backend, msg.ms, msg.reason);
           break;
-        }
         case 'answer': {
           const entry = pending.get(msg.id);
           if (entry === undefined) break;
@@ -234,7 +227,6 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
     fulcrum,
     stop: async () => {
       stopping = true;
-      for (const t of ejections.values()) clearTimeout(t);
       const exits = workers().map((w) => new Promise<void>((resolve) => {
         w.once('exit', () => resolve());
         w.send({ t: 'stop' } satisfies ToWorker);

@@ -1,8 +1,9 @@
 import type { Server as NetServer, Socket, AddressInfo } from 'node:net';
 import type { Http2Session } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config, ListenerConfig, PoolConfig } from './config/types';
 import { loadConfig } from './config';
-import { BackendPool, canReuse } from './pool/pool';
+import { BackendPool } from './pool/pool';
 import type { Backend } from './pool/backend';
 import { ProxyListener, poolTarget, type PoolTarget } from './proxy/listener';
 import { AdminServer } from './admin/server';
@@ -66,6 +67,9 @@ function listen(server: NetServer, host: string, port: number, what: string): Pr
   });
 }
 
+/** While draining, how often HTTP/1.1 connections are checked for a finished last response. */
+const DRAIN_POLL_MS = 50;
+
 /**
  * Connections of one server, so a stop can close idle ones now and the rest
  * at the deadline, for HTTP/1.1 and HTTP/2 alike.
@@ -86,10 +90,28 @@ class Connections {
     });
   }
 
-  /** HTTP/2: GOAWAY, open streams finish. HTTP/1.1: node:http closes idle keep-alive sockets. */
-  closeIdle(server: NetServer): void {
+  /**
+   * Stop serving more than what is in flight. HTTP/2: GOAWAY, open streams
+   * finish. HTTP/1.1: idle keep-alive sockets close now, busy ones as soon as
+   * their response is done (a request that arrives meanwhile is answered with
+   * `Connection: close`), as HAProxy and nginx do on a graceful stop; else a
+   * keep-alive client would hold the process until the deadline. Returns the
+   * function that stops the polling.
+   */
+  drain(server: NetServer): () => void {
     for (const s of this.#sessions) s.close();
-    (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    const h1 = server as { closeIdleConnections?: () => void };
+    const lastOnItsConnection = (_req: IncomingMessage, res: ServerResponse) => {
+      res.shouldKeepAlive = false;
+    };
+    server.prependListener('request', lastOnItsConnection);
+    h1.closeIdleConnections?.();
+    const poll = setInterval(() => h1.closeIdleConnections?.(), DRAIN_POLL_MS);
+    poll.unref();
+    return () => {
+      clearInterval(poll);
+      server.off('request', lastOnItsConnection);
+    };
   }
 
   destroyAll(): void {
@@ -130,6 +152,8 @@ export class Fulcrum {
   #accessLog: boolean;
   readonly #listeners = new Map<string, ProxyListener>();
   readonly #connections = new Map<NetServer, Connections>();
+  /** Outlier ejections in progress, by pool and backend name; they outlive reloads. */
+  readonly #ejections = new Map<string, NodeJS.Timeout>();
   #gen: Generation;
   #bound = false;
   #stopping = false;
@@ -319,6 +343,28 @@ export class Fulcrum {
   }
 
   /**
+   * Eject a backend for `ms` (outlier detection here, or a worker's verdict in
+   * the primary). The timer outlives a reload: when it ends, it lets back the
+   * backend of that name in the pool of that name in the config of the moment.
+   */
+  eject(poolName: string, backendName: string, ms: number, reason: string, onReturn?: () => void): void {
+    const pool = this.#gen.pools.get(poolName);
+    const backend = pool?.get(backendName);
+    if (pool === undefined || backend === undefined || backend.ejected) return;
+    const key = `${poolName}\n${backendName}`;
+    pool.transition(backend, 'eject', reason);
+    const timer = setTimeout(() => {
+      this.#ejections.delete(key);
+      onReturn?.();
+      const now = this.#gen.pools.get(poolName);
+      const b = now?.get(backendName);
+      if (now !== undefined && b !== undefined) now.transition(b, 'uneject', `ejection time of ${ms}ms over`);
+    }, ms);
+    timer.unref();
+    this.#ejections.set(key, timer);
+  }
+
+  /**
    * Graceful stop: readiness fails, listeners stop accepting, idle keep-alive
    * connections close, in-flight requests get up to `timeoutMs` to finish.
    */
@@ -326,6 +372,7 @@ export class Fulcrum {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const h of this.#gen.health) h.stop();
+    for (const t of this.#ejections.values()) clearTimeout(t);
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
     this.admin.server.closeAllConnections();
@@ -336,7 +383,7 @@ export class Fulcrum {
     l.stop();
     const conns = this.#connections.get(l.server);
     const closing = close(l.server);
-    conns?.closeIdle(l.server);
+    const stopDraining = conns?.drain(l.server);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
@@ -347,6 +394,7 @@ export class Fulcrum {
     });
     await Promise.race([closing, deadline]);
     clearTimeout(timer);
+    stopDraining?.();
     this.#connections.delete(l.server);
   }
 
@@ -372,12 +420,7 @@ export class Fulcrum {
     const health: Generation['health'] = [];
     for (const pc of config.pools) {
       const before = previous?.pools.get(pc.name);
-      const pool = new BackendPool(pc, {
-        reuse: (bc) => {
-          const b = before?.get(bc.name);
-          return b !== undefined && canReuse(b, bc, pc) ? b : undefined;
-        },
-      });
+      const pool = new BackendPool(pc, { previous: (name) => before?.get(name) });
       this.#wire(pool, pc, health, before);
       pools.set(pc.name, pool);
       targets.set(pc.name, poolTarget(pool));
@@ -403,7 +446,9 @@ export class Fulcrum {
       const ejector = this.#ejector;
       health.push(new OutlierDetector(pool, pc.outlierDetection, {
         onEject: metrics.onEject,
-        ejector: ejector === undefined ? undefined : (b, ms, reason) => ejector(pool, b, ms, reason),
+        ejector: ejector === undefined
+          ? (b, ms, reason, onReturn) => this.eject(pool.name, b.name, ms, reason, onReturn)
+          : (b, ms, reason) => ejector(pool, b, ms, reason),
       }));
     }
     if (pc.slowStartMs > 0) health.push(new SlowStart(pool, pc.slowStartMs));

@@ -60,9 +60,12 @@ function sendError(res: ServerResponse, status: number, message: string, extra?:
   send(res, status, { error: message });
 }
 
-/** Constant-time token check; hashing first makes lengths equal, so length leaks nothing either. */
+/**
+ * Constant-time token check; hashing first makes lengths equal, so length leaks
+ * nothing either. The scheme is case-insensitive (RFC 9110 section 11.1).
+ */
 function tokenMatches(header: string | undefined, token: string): boolean {
-  if (header === undefined || !header.startsWith('Bearer ')) return false;
+  if (header === undefined || header.slice(0, 7).toLowerCase() !== 'bearer ') return false;
   const a = createHash('sha256').update(header.slice(7)).digest();
   const b = createHash('sha256').update(token).digest();
   return timingSafeEqual(a, b);

@@ -181,7 +181,7 @@ export class DnsDiscovery {
       const o = discovered.get(b);
       if (o === undefined || o.removing || o.dnsName !== this.#config.name || o.port !== this.#config.port) continue;
       if (this.#pool.get(b.name) !== undefined) continue;
-      this.#add({ url: b.url, name: b.name }, o.family, 'kept from the previous config');
+      this.#add({ url: b.url, name: b.name }, o.family, 'kept from the previous config', b);
     }
   }
 
@@ -290,9 +290,10 @@ export class DnsDiscovery {
     }
   }
 
-  #add(bc: Pick<BackendConfig, 'url' | 'name'>, family: Family, why: string): void {
+  /** `previous`: the same backend in the pool before a reload, whose state and counters it keeps. */
+  #add(bc: Pick<BackendConfig, 'url' | 'name'>, family: Family, why: string, previous?: Backend): void {
     const pool = this.#pool;
-    const backend = pool.add({ ...bc, weight: 1, backup: false });
+    const backend = pool.add({ ...bc, weight: 1, backup: false }, previous);
     const o: Owned = { backend, family, dnsName: this.#config.name, port: this.#config.port, removing: false, drainedBefore: false };
     this.#owned.set(bc.name, o);
     discovered.set(backend, o);

@@ -13,28 +13,17 @@ interface Track {
   ejections: number;
   /** Epoch ms the last ejection ended (0 = never ejected). */
   lastReturn: number;
-  timer?: NodeJS.Timeout;
 }
 
 export type EjectionListener = (pool: BackendPool, backend: Backend) => void;
 
 /**
- * Carries out an ejection. In one process the detector does it itself; a
- * worker process hands it to the primary, which owns every timer so that an
- * ejection ends even if the worker that decided it has died.
+ * Carries out an ejection: ejects `backend` for `ms`, then lets it back and
+ * calls `onReturn`. The timer is not the detector's: it must outlive a reload
+ * (which replaces the detector), and a worker process hands the ejection to
+ * the primary, so that it ends even if the worker that decided it has died.
  */
 export type Ejector = (backend: Backend, ms: number, reason: string, onReturn: () => void) => void;
-
-/** Eject `backend` for `ms`, then let it back. Returns the timer. */
-export function ejectFor(pool: BackendPool, backend: Backend, ms: number, reason: string, onReturn: () => void = () => undefined): NodeJS.Timeout {
-  pool.transition(backend, 'eject', reason);
-  const timer = setTimeout(() => {
-    onReturn();
-    pool.transition(backend, 'uneject', `ejection time of ${ms}ms over`);
-  }, ms);
-  timer.unref();
-  return timer;
-}
 
 /**
  * Passive outlier detection (Envoy's consecutive-5xx detector): counts
@@ -47,9 +36,9 @@ export class OutlierDetector {
   readonly #config: OutlierDetectionConfig;
   readonly #tracks = new Map<Backend, Track>();
   readonly #onEject: EjectionListener | undefined;
-  readonly #ejector: Ejector | undefined;
+  readonly #ejector: Ejector;
 
-  constructor(pool: BackendPool, config: OutlierDetectionConfig, options: { onEject?: EjectionListener; ejector?: Ejector } = {}) {
+  constructor(pool: BackendPool, config: OutlierDetectionConfig, options: { onEject?: EjectionListener; ejector: Ejector }) {
     this.#pool = pool;
     this.#config = config;
     this.#onEject = options.onEject;
@@ -75,7 +64,6 @@ export class OutlierDetector {
 
   stop(): void {
     this.#pool.onResult(null);
-    for (const t of this.#tracks.values()) clearTimeout(t.timer);
   }
 
   #eject(backend: Backend, t: Track): void {
@@ -97,7 +85,6 @@ export class OutlierDetector {
     const onReturn = () => {
       t.lastReturn = pool.now();
     };
-    if (this.#ejector !== undefined) this.#ejector(backend, ms, reason, onReturn);
-    else t.timer = ejectFor(pool, backend, ms, reason, onReturn);
+    this.#ejector(backend, ms, reason, onReturn);
   }
 }

@@ -102,17 +102,39 @@ export class Backend implements BackendView {
     this.dispatcher = new UndiciPool(config.url, {
       // null = as many connections as there are concurrent requests.
       connections: maxConnections > 0 ? maxConnections : null,
-      pipelining: 1,
       // Idle sockets close before the backend's own keep-alive timeout would, so
       // a reused socket never races the backend's close (Node servers default to 5s).
-      keepAliveTimeout: timeouts.idleMs,
-      keepAliveMaxTimeout: timeouts.idleMs,
+      // `idle: 0` keeps none: pipelining 0 is undici's "no keep-alive".
+      ...(timeouts.idleMs > 0
+        ? { pipelining: 1, keepAliveTimeout: timeouts.idleMs, keepAliveMaxTimeout: timeouts.idleMs }
+        : { pipelining: 0 }),
       headersTimeout: timeouts.responseMs,
       // Streams (SSE, downloads) may be quiet for long; a stall before headers is
       // what `timeouts.response` is for.
       bodyTimeout: 0,
       connect: { timeout: timeouts.connectMs },
     });
+  }
+
+  /**
+   * Take over what `previous` (the backend of the same name in the config
+   * before a reload) knew: its conditions, state, counters and history. Used
+   * when the new config needs a new connection pool (other timeouts, say).
+   */
+  inherit(previous: Backend): void {
+    this.healthy = previous.healthy;
+    this.ejected = previous.ejected;
+    this.drained = previous.drained;
+    this.state = previous.state;
+    this.requests = previous.requests;
+    this.failures = previous.failures;
+    this.latencyEwmaMs = previous.latencyEwmaMs;
+    this.lastLatencyAt = previous.lastLatencyAt;
+    this.history.push(...previous.history);
+    this.probes.push(...previous.probes);
+    this.recentFailures.push(...previous.recentFailures);
+    this.#latencies.set(previous.#latencies);
+    this.#latencyCount = previous.#latencyCount;
   }
 
   /** Derived state; see StateEvent for the precedence. */

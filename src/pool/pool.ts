@@ -40,13 +40,13 @@ export class BackendPool {
   #onResult: ResultListener | null = null;
 
   /**
-   * `reuse` hands over a backend of the previous config (reload): the same
-   * object keeps its state, counters and connections.
+   * `previous` names the backends of the config before a reload: one that
+   * stays is taken over with its state and counters (see #takeOver).
    */
   constructor(config: PoolConfig, options: {
     strategy?: BalancingStrategy<Backend>;
     now?: () => number;
-    reuse?: (b: BackendConfig) => Backend | undefined;
+    previous?: (name: string) => Backend | undefined;
   } = {}) {
     this.name = config.name;
     this.config = config;
@@ -54,22 +54,16 @@ export class BackendPool {
     this.#now = options.now ?? Date.now;
     this.#strategy = options.strategy
       ?? createStrategy<Backend>(config.strategy, defaultStrategyDeps, { hashOn: config.hashOn });
-    this.backends = config.backends.map((bc) => {
-      const old = options.reuse?.(bc);
-      if (old === undefined) return this.#create(bc);
-      old.configuredWeight = bc.weight;
-      old.weight = bc.weight;
-      return old;
-    });
+    this.backends = config.backends.map((bc) => this.#takeOver(bc, options.previous?.(bc.name)));
     for (const b of this.backends) this.#byName.set(b.name, b);
     this.#recompute();
   }
 
-  /** Add a backend at run time (DNS discovery). */
-  add(bc: BackendConfig): Backend {
+  /** Add a backend at run time (DNS discovery); `previous` is the same backend before a reload. */
+  add(bc: BackendConfig, previous?: Backend): Backend {
     const existing = this.#byName.get(bc.name);
     if (existing !== undefined) return existing;
-    const b = this.#create(bc);
+    const b = this.#takeOver(bc, previous);
     this.backends.push(b);
     this.#byName.set(b.name, b);
     this.#recompute();
@@ -98,6 +92,31 @@ export class BackendPool {
 
   #create(bc: BackendConfig): Backend {
     return new Backend(bc, this.config.timeouts, this.config.maxConnectionsPerBackend);
+  }
+
+  /**
+   * SPEC section 6: a backend that stays across a reload keeps its health
+   * state and counters. The same object (and its connections) when the new
+   * config allows, else a new one that inherits them. A condition whose source
+   * the new config turns off is lifted: without healthCheck backends count as
+   * up, without outlierDetection nothing is ejected.
+   */
+  #takeOver(bc: BackendConfig, previous: Backend | undefined): Backend {
+    if (previous === undefined) return this.#create(bc);
+    let b = previous;
+    if (canReuse(previous, bc, this.config)) {
+      b.configuredWeight = bc.weight;
+      b.weight = bc.weight;
+    } else {
+      b = this.#create(bc);
+      b.inherit(previous);
+    }
+    const from = b.state;
+    if (this.config.healthCheck === undefined) b.healthy = true;
+    if (this.config.outlierDetection === undefined) b.ejected = false;
+    b.state = b.deriveState();
+    if (b.state !== from) b.recordStateChange(from, b.state, 'reload: its health checks or outlier detection are off', this.#now());
+    return b;
   }
 
 

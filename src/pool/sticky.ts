@@ -16,11 +16,12 @@ export class Sticky {
   constructor(pool: BackendPool, cookie: string) {
     this.cookie = cookie;
     this.#pool = pool;
-    for (const b of pool.backends) {
-      const token = createHash('sha256').update(`fulcrum:${pool.name}:${b.name}`).digest('base64url').slice(0, 16);
-      this.#byToken.set(token, b);
-      this.#setCookie.set(b, `${cookie}=${token}; Path=/; HttpOnly; SameSite=Lax`);
-    }
+    for (const b of pool.backends) this.#remember(b);
+    // DNS discovery adds and removes backends at run time.
+    pool.onMembership((b, change) => {
+      if (change === 'added') this.#remember(b);
+      else this.#forget(b);
+    });
   }
 
   /** The backend a request's cookie header pins it to, if that backend is available now. */
@@ -33,7 +34,22 @@ export class Sticky {
   }
 
   setCookie(backend: Backend): string {
-    return this.#setCookie.get(backend)!;
+    return this.#setCookie.get(backend) ?? this.#remember(backend);
+  }
+
+  #remember(b: Backend): string {
+    const token = createHash('sha256').update(`fulcrum:${this.#pool.name}:${b.name}`).digest('base64url').slice(0, 16);
+    const header = `${this.cookie}=${token}; Path=/; HttpOnly; SameSite=Lax`;
+    this.#byToken.set(token, b);
+    this.#setCookie.set(b, header);
+    return header;
+  }
+
+  #forget(b: Backend): void {
+    const header = this.#setCookie.get(b);
+    if (header === undefined) return;
+    this.#setCookie.delete(b);
+    this.#byToken.delete(header.slice(this.cookie.length + 1, header.indexOf(';')));
   }
 }
 
