@@ -45,7 +45,6 @@ export function accessLogObserver(logger: Logger): (r: RequestRecord) => void {
   const head = `{"level":30,"time":`;
   const pid = `,"pid":${process.pid}`;
   return (r) => {
-    if (!logger.isLevelEnabled('info')) return;
     const error = r.error === undefined ? '' : `,"error":${JSON.stringify(r.error)}`;
     stream.write(`${head}${Date.now()}${pid},"listener":"${r.listener}","method":"${r.method}","url":${JSON.stringify(r.url)},"status":${r.status},"pool":"${r.pool}","backend":"${r.backend}","durationMs":${Math.round(r.durationMs * 1000) / 1000},"bytes":${r.bytes},"requestId":${JSON.stringify(r.requestId)},"remoteAddress":"${r.remoteAddress}","retries":${r.retries}${error},"msg":"request"}\n`);
   };

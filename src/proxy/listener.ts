@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import http2 from 'node:http2';
+import http2, { type Http2ServerRequest } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Server as NetServer } from 'node:net';
@@ -116,6 +116,9 @@ export class ProxyListener {
     if (tls !== undefined && config.http2) {
       // ALPN offers h2 and http/1.1; HTTP/1.1 clients get the same handler.
       this.server = http2.createSecureServer({ ...tls, allowHTTP1: true }, this.#handle as never);
+      // HTTP/1.1 clients on it are served by node:http's connection code,
+      // which reads its limits off the server (before listen).
+      Object.assign(this.server, common);
     } else if (tls !== undefined) {
       this.server = https.createServer({ ...common, ...tls }, this.#handle);
     } else {
@@ -230,28 +233,30 @@ export class ProxyListener {
   #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const startedAt = performance.now();
     const ip = clientAddress(req.socket.remoteAddress);
-    const record = (status: number, pool: string, backend: string, error?: string) => this.#observer.onRequestEnd({
-      listener: this.name, method: req.method!, url: req.url!, requestId: String(req.headers['x-request-id'] ?? ''),
+    const record = (status: number, pool: string, backend: string, requestId: string, error?: string) => this.#observer.onRequestEnd({
+      listener: this.name, method: req.method!, url: req.url!, requestId,
       remoteAddress: ip, pool, backend, status, durationMs: performance.now() - startedAt, bytes: 0, retries: 0, error,
     });
+    // Refused here: the client's id, or one made up for the log line (as #answer does).
+    const refused = (status: number, error: string) => record(status, '', '', requestIdOf(req), error);
     socket.on('error', () => undefined);
     // Only WebSocket (RFC 6455) is proxied; h2c and anything else is refused.
     if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || req.method !== 'GET') {
       refuseUpgrade(socket, 400, 'only WebSocket upgrades are supported');
-      record(400, '', '', 'unsupported upgrade');
+      refused(400, 'unsupported upgrade');
       return;
     }
     const found = this.#route(req);
     if (found?.route === undefined) {
       const status = found === undefined ? 400 : 404;
       refuseUpgrade(socket, status, LOCAL_MESSAGES[status]);
-      record(status, '', '', LOCAL_MESSAGES[status]);
+      refused(status, LOCAL_MESSAGES[status]);
       return;
     }
     const wait = this.#limiter?.take(req, ip) ?? 0;
     if (wait > 0) {
       refuseUpgrade(socket, 429, LOCAL_MESSAGES[429], `retry-after: ${wait}\r\n`);
-      record(429, '', '', 'rate limited');
+      refused(429, 'rate limited');
       return;
     }
     const { route, url } = found;
@@ -260,7 +265,7 @@ export class ProxyListener {
     proxyUpgrade({
       req, socket, head, path, ip, proto: this.#proto, pool: target.pool,
       pick: target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) },
-      onEnd: (status, backend, error) => record(status, target.pool.name, backend, error),
+      onEnd: (status, backend, requestId, error) => record(status, target.pool.name, backend, requestId, error),
     });
   };
 
@@ -272,8 +277,10 @@ export class ProxyListener {
    */
   #body(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number): Readable | null | false {
     const h = req.headers;
-    const chunked = h['transfer-encoding'] !== undefined;
     const length = h['content-length'];
+    // Unknown length: chunked in HTTP/1.1; in HTTP/2, DATA frames until the end of the stream.
+    const chunked = h['transfer-encoding'] !== undefined
+      || (length === undefined && req.httpVersionMajor === 2 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders);
     if (!chunked && (length === undefined || length === '0')) return null;
     const { maxBodySize } = this.config.limits;
     if (maxBodySize > 0 && !chunked && Number(length) > maxBodySize) {
@@ -309,8 +316,7 @@ export class ProxyListener {
 
   /** Fulcrum answers itself (404, 400, 413, 429): logged and counted like any request. */
   #answer(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[]): void {
-    const sent = req.headers['x-request-id'];
-    const requestId = typeof sent === 'string' ? sent : randomUUID();
+    const requestId = requestIdOf(req);
     const bytes = sendLocal(res, status, message, headers);
     this.#observer.onRequestEnd({
       listener: this.name,
@@ -341,6 +347,12 @@ function badFraming(req: IncomingMessage): string | undefined {
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return 'Transfer-Encoding in an HTTP/1.0 request';
   if (te.trim().toLowerCase() !== 'chunked') return `unsupported transfer coding "${te}"`;
   return undefined;
+}
+
+/** For a request Fulcrum answers itself: the client's X-Request-Id, else a new one. */
+function requestIdOf(req: IncomingMessage): string {
+  const sent = req.headers['x-request-id'];
+  return typeof sent === 'string' ? sent : randomUUID();
 }
 
 /** "http://host/a?b" → "/a?b"; "*" and anything unparsable → undefined. */

@@ -22,8 +22,8 @@ export interface UpgradeInit {
   readonly proto: 'http' | 'https';
   readonly pool: BackendPool;
   readonly pick: PickContext;
-  /** Called once, when the tunnel closes or the upgrade fails. */
-  readonly onEnd: (status: number, backend: string, error?: string) => void;
+  /** Called once, when the tunnel closes or the upgrade fails; `requestId` is the X-Request-Id the backend got (or would have). */
+  readonly onEnd: (status: number, backend: string, requestId: string, error?: string) => void;
 }
 
 /**
@@ -35,15 +35,15 @@ export interface UpgradeInit {
  */
 export function proxyUpgrade(u: UpgradeInit): void {
   const { pool, socket } = u;
+  // Hop-by-hop headers go (undici sets Upgrade and Connection itself); the
+  // Sec-WebSocket-* headers are end-to-end and stay.
+  const { headers, requestId } = forwardRequestHeaders(u.req.rawHeaders, u.ip, u.proto);
   const backend = pool.pick(u.pick);
   if (backend === undefined) {
     refuseUpgrade(socket, 503, LOCAL_MESSAGES[503], 'retry-after: 1\r\n');
-    u.onEnd(503, '', 'no backend available');
+    u.onEnd(503, '', requestId, 'no backend available');
     return;
   }
-  // Hop-by-hop headers go (undici sets Upgrade and Connection itself); the
-  // Sec-WebSocket-* headers are end-to-end and stay.
-  const { headers } = forwardRequestHeaders(u.req.rawHeaders, u.ip, u.proto);
   pool.acquire(backend);
   const started = performance.now();
   let ended = false;
@@ -51,7 +51,7 @@ export function proxyUpgrade(u: UpgradeInit): void {
     if (ended) return;
     ended = true;
     pool.release(backend, status === 101 ? undefined : performance.now() - started, failure, counted);
-    u.onEnd(status, backend.name, error);
+    u.onEnd(status, backend.name, requestId, error);
   };
   const abort = new AbortController();
   socket.once('close', () => abort.abort());

@@ -258,11 +258,9 @@ pools:
     expect(reply.text).toMatch(/^HTTP\/1\.1 408 /);
   });
 
-  // Fails today: http2.createSecureServer (src/proxy/listener.ts) gets none of the
-  // node:http timeouts, so an HTTP/1.1 client on an `http2: true` listener can hold
-  // half a request open for ever. The fix belongs in src/proxy/listener.ts (not
-  // changed here: it is being optimised); see the audit report.
-  test.skip('on an http2 listener, for an HTTP/1.1 client', async () => {
+  // HTTP/1.1 clients of an HTTP/2 server are served by node:http's connection
+  // code, which reads its limits off the server: they must be set there too.
+  test('on an http2 listener, for an HTTP/1.1 client', async () => {
     const r = await start(listenerYaml(await backend('web'), true));
     const reply = await halfRequest(r.url);
     expect(reply.closed).toBe(true);
@@ -293,11 +291,10 @@ pools:
 });
 
 describe('SPEC 1 and 4: the access log\'s requestId is the X-Request-Id the backend got ("kept if the client sent one, else generated")', () => {
-  // Fails today: the WebSocket access line is written by the `record` closure in
+  // Was broken: the WebSocket access line was written by the `record` closure in
   // src/proxy/listener.ts#upgrade from the client's own header, so a generated id
-  // is logged as "". The fix belongs in src/proxy/listener.ts (not changed here);
-  // see the audit report.
-  test.skip('for a WebSocket upgrade without X-Request-Id', async () => {
+  // was logged as "".
+  test('for a WebSocket upgrade without X-Request-Id', async () => {
     const ids: string[] = [];
     const web = await backend('web');
     web.server.on('upgrade', (req, socket) => {
@@ -373,11 +370,10 @@ describe('SPEC 4: "Bodies stream both ways"; 413 "body over maxBodySize"', () =>
     }).finally(() => session.close());
   }
 
-  // Fails today: ProxyListener#body (src/proxy/listener.ts) only sees a body when
-  // Content-Length or Transfer-Encoding is present, so an HTTP/2 body framed by the
-  // stream alone reaches the backend empty and escapes maxBodySize. The fix belongs
-  // in src/proxy/listener.ts (not changed here); see the audit report.
-  test.skip('an HTTP/2 request body without content-length reaches the backend whole, and counts against maxBodySize', async () => {
+  // Was broken: ProxyListener#body only saw a body when Content-Length or
+  // Transfer-Encoding was present, so an HTTP/2 body framed by the stream alone
+  // reached the backend empty and escaped maxBodySize.
+  test('an HTTP/2 request body without content-length reaches the backend whole, and counts against maxBodySize', async () => {
     const web = await backend('web', (req, res) => {
       let n = 0;
       req.on('data', (d: Buffer) => {
