@@ -1,23 +1,21 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 import type { RequestRecord } from '../proxy/exchange';
+import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './series';
 
 /** Proxy latency from 1 ms to 10 s (SPEC section 7). */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-type RequestsChild = ReturnType<Counter<string>['labels']>;
-type DurationChild = ReturnType<Histogram<string>['labels']>;
-
 /**
- * Children of one (listener, pool, backend): resolved the first time that
- * triple answers, then reused, so a request costs two small Map lookups and
- * no label hashing.
+ * Series of one (listener, pool, backend): resolved the first time that
+ * triple answers, then reused, so a request costs a few small Map lookups
+ * and two additions (see series.ts).
  */
 interface Children {
-  readonly duration: DurationChild;
-  /** method → status → counter child. */
-  readonly requests: Map<string, Map<number, RequestsChild>>;
+  readonly duration: HistogramSeries;
+  /** method → status → counter series. */
+  readonly requests: Map<string, Map<number, CounterSeries>>;
   readonly labels: { listener: string; pool: string; backend: string };
 }
 
@@ -36,8 +34,8 @@ export type MetricsRole = 'single' | 'primary' | 'worker';
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<'listener' | 'pool' | 'backend' | 'method' | 'code'>;
-  readonly #duration: Histogram<'listener' | 'pool' | 'backend'>;
+  readonly #requests: CounterFamily;
+  readonly #duration: HistogramFamily;
   readonly #healthChecks: Counter<'pool' | 'backend' | 'result'>;
   readonly #retries: Counter<'pool'>;
   readonly #ejections: Counter<'pool' | 'backend'>;
@@ -53,19 +51,11 @@ export class Metrics {
     const control = role !== 'worker' ? [this.registry] : [];
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     const registers = traffic;
-    this.#requests = new Counter({
-      name: 'fulcrum_requests_total',
-      help: 'Client requests, by the backend that gave the final answer ("" when Fulcrum answered itself).',
-      labelNames: ['listener', 'pool', 'backend', 'method', 'code'],
-      registers,
-    });
-    this.#duration = new Histogram({
-      name: 'fulcrum_request_duration_seconds',
-      help: 'Time from request received to response finished, in seconds.',
-      labelNames: ['listener', 'pool', 'backend'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
+    // Labels (SPEC section 7): listener, pool, backend, method, code; and listener, pool, backend.
+    this.#requests = new CounterFamily('fulcrum_requests_total',
+      'Client requests, by the backend that gave the final answer ("" when Fulcrum answered itself).', registers);
+    this.#duration = new HistogramFamily('fulcrum_request_duration_seconds',
+      'Time from request received to response finished, in seconds.', DURATION_BUCKETS, registers);
     const self = this;
     new Gauge({
       name: 'fulcrum_backend_up',
@@ -140,7 +130,7 @@ export class Metrics {
     }
     let counter = byStatus.get(r.status);
     if (counter === undefined) {
-      counter = this.#requests.labels({ ...c.labels, method: r.method, code: String(r.status) });
+      counter = this.#requests.series({ ...c.labels, method: r.method, code: String(r.status) });
       byStatus.set(r.status, counter);
     }
     counter.inc();
@@ -174,7 +164,7 @@ export class Metrics {
     let c = byBackend.get(backend);
     if (c === undefined) {
       const labels = { listener, pool, backend };
-      c = { labels, duration: this.#duration.labels(labels), requests: new Map() };
+      c = { labels, duration: this.#duration.series(labels), requests: new Map() };
       byBackend.set(backend, c);
     }
     return c;
