@@ -96,7 +96,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   constructor(init: ExchangeInit) {
     this.#init = init;
-    init.res.once('close', this.#onClientClose);
+    // `on`, not `once`: 'close' fires once per response, and once() wraps every listener in a new closure.
+    init.res.on('close', this.#onClientClose);
   }
 
   start(): void {

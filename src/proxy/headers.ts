@@ -42,6 +42,11 @@ export interface ForwardedHeaders {
 /** Connection's tokens other than close/keep-alive, lower-cased; undefined when there are none. */
 function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // Nearly every Connection header is just one of these (every keep-alive response has one).
+  if (value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive' || v === 'close') return undefined;
+  }
   let tokens: Set<string> | undefined;
   for (const raw of value.split(',')) {
     const t = raw.trim().toLowerCase();

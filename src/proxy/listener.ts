@@ -10,7 +10,7 @@ import type { HashOn, ListenerConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
 import { Sticky, readCookie } from '../pool/sticky';
-import { Router, stripPathPrefix, type Route } from './router';
+import { Router, stripPathPrefix } from './router';
 import { clientAddress, forwardRequestHeaders } from './headers';
 import { Exchange, type RequestObserver } from './exchange';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
@@ -160,16 +160,12 @@ export class ProxyListener {
     this.#limiter?.stop();
   }
 
-  #route(req: IncomingMessage): { route: Route<PoolTarget> | undefined; url: string } | undefined {
-    let url = req.url!;
-    if (url.charCodeAt(0) !== 47 /* / */) {
-      // RFC 9112 §3.2.2 absolute-form: route and forward on the path only, to
-      // one of our own backends, whatever host the target names.
-      const path = originForm(url);
-      if (path === undefined) return undefined;
-      url = path;
-    }
-    return { route: this.#router.match(hostOf(req), url), url };
+  /** The path a request is routed and forwarded on; undefined for a target that is no path (400). */
+  static #pathOf(req: IncomingMessage): string | undefined {
+    const url = req.url!;
+    // RFC 9112 §3.2.2 absolute-form: route and forward on the path only, to
+    // one of our own backends, whatever host the target names.
+    return url.charCodeAt(0) === 47 /* / */ ? url : originForm(url);
   }
 
   #handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -184,12 +180,12 @@ export class ProxyListener {
       this.#refuse(req, res, ip, startedAt, `bad request: ${framing}`);
       return;
     }
-    const found = this.#route(req);
-    if (found === undefined) {
+    const url = ProxyListener.#pathOf(req);
+    if (url === undefined) {
       this.#answer(req, res, ip, startedAt, 400, LOCAL_MESSAGES[400]);
       return;
     }
-    const { route, url } = found;
+    const route = this.#router.match(hostOf(req), url);
     if (route === undefined) {
       this.#answer(req, res, ip, startedAt, 404, LOCAL_MESSAGES[404]);
       return;
@@ -246,9 +242,10 @@ export class ProxyListener {
       refused(400, 'unsupported upgrade');
       return;
     }
-    const found = this.#route(req);
-    if (found?.route === undefined) {
-      const status = found === undefined ? 400 : 404;
+    const url = ProxyListener.#pathOf(req);
+    const route = url === undefined ? undefined : this.#router.match(hostOf(req), url);
+    if (url === undefined || route === undefined) {
+      const status = url === undefined ? 400 : 404;
       refuseUpgrade(socket, status, LOCAL_MESSAGES[status]);
       refused(status, LOCAL_MESSAGES[status]);
       return;
@@ -259,7 +256,6 @@ export class ProxyListener {
       refused(429, 'rate limited');
       return;
     }
-    const { route, url } = found;
     const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
     const target = route.pool;
     proxyUpgrade({
