@@ -378,7 +378,10 @@ const pool = strict({
   slowStart: duration(0),
   retries: strict({
     attempts: int(0, 100).default(1),
-    on: z.array(leaf(retryCondition)).default(['connect-failure']),
+    // reset too: a keep-alive socket the backend closes just as a request is
+    // written on it breaks an idempotent request that nothing is wrong with
+    // (nginx's proxy_next_upstream "error" retries it too).
+    on: z.array(leaf(retryCondition)).default(['connect-failure', 'reset']),
   }).prefault({}),
   timeouts: strict({
     connect: duration(5_000, true),

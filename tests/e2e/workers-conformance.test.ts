@@ -293,13 +293,15 @@ ${backendsYaml([x, y])}`));
     expect(sum(m, 'fulcrum_outlier_ejections_total')).toBe(1);
     expect(sum(m, 'fulcrum_outlier_ejections_total', { backend: ejected })).toBe(1);
     expect(sum(m, 'fulcrum_backend_up', { backend: ejected })).toBe(0);
-    expect(c.cli.logs.filter((l) => l.msg === 'backend state changed' && l.to === 'ejected').length).toBe(1);
+    const isEjection = (l: LogLine) => l.msg === 'backend state changed' && l.to === 'ejected';
+    await c.cli.waitForLog(isEjection, 5000, 'the ejection logged');
 
     // No worker sends to the ejected backend any more.
     await spread(c.url, 16, '/after');
     const after = await servedBy(c.cli, '/after', 16);
     expect(after.pids.size).toBe(2);
     expect(after.lines.filter((l) => l.backend === ejected)).toEqual([]);
+    expect(c.cli.logs.filter(isEjection).length).toBe(1);
   });
 
   // Regression: a worker never learnt when the primary let its ejected backend
