@@ -23,6 +23,7 @@ type ToWorker =
   | { t: 'backend'; pool: string; backend: string; conditions: Conditions; reason: string }
   | { t: 'weight'; pool: string; backend: string; weight: number }
   | { t: 'ask'; id: number; what: 'stats' | 'metrics' }
+  | { t: 'ejected'; id: number; ok: boolean }
   | { t: 'stop' };
 
 /** Messages from a worker to the primary. */
@@ -30,7 +31,7 @@ type ToPrimary =
   | { t: 'listening' }
   | { t: 'listen-failed'; message: string }
   | { t: 'applied'; ok: boolean; errors: string[] }
-  | { t: 'eject'; pool: string; backend: string; ms: number; reason: string }
+  | { t: 'eject'; id: number; pool: string; backend: string; ms: number; reason: string }
   | { t: 'answer'; id: number; stats?: Stats; metrics?: MetricJson[] };
 
 type MetricJson = MetricObjectWithValues<MetricValue<string>>;
@@ -177,7 +178,7 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
           startupFailed?.(msg.message);
           break;
         case 'eject':
-          fulcrum.eject(msg.pool, msg.backend, msg.ms, msg.reason);
+          w.send({ t: 'ejected', id: msg.id, ok: fulcrum.eject(msg.pool, msg.backend, msg.ms, msg.reason) } satisfies ToWorker);
           break;
         case 'answer': {
           const entry = pending.get(msg.id);
@@ -244,8 +245,27 @@ export function runWorker(onStopped: () => void): void {
   let fulcrum: Fulcrum | undefined;
   let logger: Logger = createLogger({ level: 'info', access: false });
   const send = (msg: ToPrimary) => process.send?.(msg);
+  /** Ejections asked of the primary, by message id: what to do with its answer. */
+  const asked = new Map<number, (ok: boolean) => void>();
+  let nextId = 1;
+  /** Ejections the primary carried out, by pool and backend: told when it lets the backend back. */
+  const returns = new Map<string, () => void>();
+  const ejector = (pool: BackendPool, b: Backend, ms: number, reason: string, onReturn: () => void) => new Promise<boolean>((resolve) => {
+    const id = nextId++;
+    asked.set(id, (ok) => {
+      if (ok) returns.set(`${pool.name}\n${b.name}`, onReturn);
+      resolve(ok);
+    });
+    send({ t: 'eject', id, pool: pool.name, backend: b.name, ms, reason });
+  });
+  // Config, state and weight messages are handled one at a time, in order: a
+  // state for a backend that a config adds must not overtake that config
+  // while it is being applied (binding a new listener takes a while).
+  let ordered: Promise<void> = Promise.resolve();
   process.on('message', (msg: ToWorker) => {
-    void handle(msg).catch((err: Error) => logger.error({ err }, 'worker message failed'));
+    const run = () => handle(msg).catch((err: Error) => logger.error({ err }, 'worker message failed'));
+    if (msg.t === 'config' || msg.t === 'backend' || msg.t === 'weight') ordered = ordered.then(run);
+    else void run();
   });
   // The primary decides when to stop; a terminal's Ctrl-C reaches the whole
   // process group, so these are ignored here and the primary's 'stop' drains.
@@ -260,7 +280,7 @@ export function runWorker(onStopped: () => void): void {
           fulcrum = new Fulcrum(msg.config, {
             logger,
             role: 'worker',
-            ejector: (pool, b, ms, reason) => send({ t: 'eject', pool: pool.name, backend: b.name, ms, reason }),
+            ejector,
           });
           try {
             await fulcrum.start();
@@ -278,9 +298,20 @@ export function runWorker(onStopped: () => void): void {
       case 'backend': {
         const pool = fulcrum?.pools.get(msg.pool);
         const b = pool?.get(msg.backend);
-        if (pool !== undefined && b !== undefined) pool.sync(b, msg.conditions, msg.reason);
+        if (pool === undefined || b === undefined) return;
+        if (!msg.conditions.ejected) {
+          // The primary let it back: the detector that asked learns when (its next ejection is shorter after a quiet spell).
+          const key = `${msg.pool}\n${msg.backend}`;
+          returns.get(key)?.();
+          returns.delete(key);
+        }
+        pool.sync(b, msg.conditions, msg.reason);
         return;
       }
+      case 'ejected':
+        asked.get(msg.id)?.(msg.ok);
+        asked.delete(msg.id);
+        return;
       case 'weight': {
         const pool = fulcrum?.pools.get(msg.pool);
         const b = pool?.get(msg.backend);

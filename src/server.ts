@@ -1,4 +1,4 @@
-import type { Server as NetServer, Socket, AddressInfo } from 'node:net';
+import { createServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
 import type { Http2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config, ListenerConfig, PoolConfig } from './config/types';
@@ -11,7 +11,7 @@ import { FulcrumError, isFulcrumError, ConfigError } from './errors';
 import { accessLogObserver, combineObservers, type Logger } from './log';
 import type { RequestObserver, RequestRecord } from './proxy/exchange';
 import { HealthChecker } from './health/active';
-import { OutlierDetector } from './health/outlier';
+import { OutlierDetector, mayEject } from './health/outlier';
 import { SlowStart } from './health/slow-start';
 import { Metrics } from './metrics';
 import { describeChanges } from './reload';
@@ -27,8 +27,12 @@ export type FulcrumRole = 'single' | 'primary' | 'worker';
 export interface FulcrumOptions {
   readonly logger: Logger;
   readonly role?: FulcrumRole;
-  /** Worker: hand an outlier ejection to the primary (which owns its timer). */
-  readonly ejector?: (pool: BackendPool, backend: Backend, ms: number, reason: string) => void;
+  /**
+   * Worker: hand an outlier ejection to the primary (which owns its timer);
+   * resolves with whether the primary ejected it. `onReturn` is for when the
+   * primary lets it back.
+   */
+  readonly ejector?: (pool: BackendPool, backend: Backend, ms: number, reason: string, onReturn: () => void) => Promise<boolean>;
   /** Primary with workers: how to see what the workers see. */
   readonly cluster?: {
     /** Bring each backend's counters up to the workers' sums. */
@@ -289,6 +293,22 @@ export class Fulcrum {
         : [];
     });
     if (fixed.length > 0) return fail(fixed);
+    if (this.#role === 'primary') {
+      // A primary binds no listener (its workers do, through it), yet a worker
+      // that cannot bind refuses the whole config: try each new address here,
+      // so such a reload is refused before anything is swapped, as it is in a
+      // single process, and primary and workers never run different configs.
+      for (const lc of config.listeners) {
+        if (old.config.listeners.some((x) => sameAddress(x, lc))) continue;
+        const trial = createServer();
+        try {
+          await listen(trial, lc.host, lc.port, `listener ${lc.name}`);
+        } catch (err) {
+          return fail([(err as Error).message]);
+        }
+        await close(trial);
+      }
+    }
     const changes = describeChanges(old.config, config);
     if (!sameAddress(config.admin, old.config.admin)) {
       changes.push('admin.listen changed: takes effect after a restart');
@@ -346,11 +366,15 @@ export class Fulcrum {
    * Eject a backend for `ms` (outlier detection here, or a worker's verdict in
    * the primary). The timer outlives a reload: when it ends, it lets back the
    * backend of that name in the pool of that name in the config of the moment.
+   * Returns whether it ejected: not when the backend already is, or when
+   * `maxEjectionPercent` is reached (two workers may each decide on a
+   * different backend at the same time; the cap is checked here, once).
    */
-  eject(poolName: string, backendName: string, ms: number, reason: string, onReturn?: () => void): void {
+  eject(poolName: string, backendName: string, ms: number, reason: string, onReturn?: () => void): boolean {
     const pool = this.#gen.pools.get(poolName);
     const backend = pool?.get(backendName);
-    if (pool === undefined || backend === undefined || backend.ejected) return;
+    const cap = pool?.config.outlierDetection?.maxEjectionPercent;
+    if (pool === undefined || backend === undefined || backend.ejected || cap === undefined || !mayEject(pool, cap)) return false;
     const key = `${poolName}\n${backendName}`;
     pool.transition(backend, 'eject', reason);
     const timer = setTimeout(() => {
@@ -362,6 +386,7 @@ export class Fulcrum {
     }, ms);
     timer.unref();
     this.#ejections.set(key, timer);
+    return true;
   }
 
   /**
@@ -448,7 +473,7 @@ export class Fulcrum {
         onEject: metrics.onEject,
         ejector: ejector === undefined
           ? (b, ms, reason, onReturn) => this.eject(pool.name, b.name, ms, reason, onReturn)
-          : (b, ms, reason) => ejector(pool, b, ms, reason),
+          : (b, ms, reason, onReturn) => ejector(pool, b, ms, reason, onReturn),
       }));
     }
     if (pc.slowStartMs > 0) health.push(new SlowStart(pool, pc.slowStartMs));

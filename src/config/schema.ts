@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { z } from 'zod';
-import { durationError, parseDuration, parseSize, show, sizeError } from './units';
+import { MAX_DURATION_MS, durationError, durationTooLongError, parseDuration, parseSize, show, sizeError } from './units';
 import {
   STRATEGY_NAMES,
   type Address,
@@ -50,6 +50,7 @@ export function durationValue(v: unknown, positive: boolean): number | Invalid {
   const ms = typeof v === 'string' || typeof v === 'number' ? parseDuration(v) : undefined;
   if (ms === undefined) return new Invalid(durationError(v));
   if (positive && ms === 0) return new Invalid(`duration must be greater than 0, got ${show(v)}`);
+  if (ms > MAX_DURATION_MS) return new Invalid(durationTooLongError(v));
   return ms;
 }
 
@@ -377,7 +378,10 @@ const pool = strict({
   slowStart: duration(0),
   retries: strict({
     attempts: int(0, 100).default(1),
-    on: z.array(leaf(retryCondition)).default(['connect-failure']),
+    // reset too: a keep-alive socket the backend closes just as a request is
+    // written on it breaks an idempotent request that nothing is wrong with
+    // (nginx's proxy_next_upstream "error" retries it too).
+    on: z.array(leaf(retryCondition)).default(['connect-failure', 'reset']),
   }).prefault({}),
   timeouts: strict({
     connect: duration(5_000, true),

@@ -29,9 +29,21 @@ export function parseSize(s: string | number): number | undefined {
   return Number.isFinite(bytes) ? Math.floor(bytes) : undefined;
 }
 
+/**
+ * The longest duration Node's timers honour: setTimeout and setInterval turn
+ * anything above 2^31-1 ms (about 24.8 days) into 1 ms, with only a warning
+ * (https://nodejs.org/api/timers.html#settimeoutcallback-delay-args), so a
+ * longer value would fire at once, not late.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 /** The hint shared by every duration error, so the wording is the same everywhere. */
 export function durationError(value: unknown): string {
   return `invalid duration ${show(value)}: use a number with ms, s, m or h, e.g. 5s`;
+}
+
+export function durationTooLongError(value: unknown): string {
+  return `duration ${show(value)} is too long: at most ${MAX_DURATION_MS}ms (about 24.8 days, the longest timer Node.js keeps)`;
 }
 
 export function sizeError(value: unknown): string {

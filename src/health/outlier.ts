@@ -22,8 +22,22 @@ export type EjectionListener = (pool: BackendPool, backend: Backend) => void;
  * calls `onReturn`. The timer is not the detector's: it must outlive a reload
  * (which replaces the detector), and a worker process hands the ejection to
  * the primary, so that it ends even if the worker that decided it has died.
+ * Answers whether the backend was ejected (false when another detector's
+ * ejection came first, or the cap is reached); a worker answers once the
+ * primary has.
  */
-export type Ejector = (backend: Backend, ms: number, reason: string, onReturn: () => void) => void;
+export type Ejector = (backend: Backend, ms: number, reason: string, onReturn: () => void) => boolean | Promise<boolean>;
+
+/**
+ * Envoy's rule: eject only while the share already ejected is below the cap,
+ * so at least one backend can be ejected whenever the cap is above 0. The
+ * detector asks before deciding; whoever carries the ejection out asks again,
+ * as two workers may decide at the same time on different backends.
+ */
+export function mayEject(pool: BackendPool, maxEjectionPercent: number): boolean {
+  const ejected = pool.backends.filter((b) => b.ejected).length;
+  return maxEjectionPercent > 0 && (ejected / pool.backends.length) * 100 < maxEjectionPercent;
+}
 
 /**
  * Passive outlier detection (Envoy's consecutive-5xx detector): counts
@@ -68,23 +82,26 @@ export class OutlierDetector {
 
   #eject(backend: Backend, t: Track): void {
     const pool = this.#pool;
-    const total = pool.backends.length;
-    const ejected = pool.backends.filter((b) => b.ejected).length;
-    // Envoy's rule: eject only while the share already ejected is below the cap,
-    // so at least one backend can be ejected whenever the cap is above 0.
-    if (this.#config.maxEjectionPercent === 0 || (ejected / total) * 100 >= this.#config.maxEjectionPercent) return;
+    if (!mayEject(pool, this.#config.maxEjectionPercent)) return;
     const now = pool.now();
     const base = this.#config.baseEjectionTimeMs;
     // A backend that stayed in for as long as its last ejection lasted starts over.
     if (t.lastReturn !== 0 && now - t.lastReturn > base * Math.max(1, t.ejections)) t.ejections = 0;
-    t.ejections++;
-    const ms = Math.min(base * t.ejections, Math.max(MAX_EJECTION_MS, base));
+    const nth = t.ejections + 1;
+    const ms = Math.min(base * nth, Math.max(MAX_EJECTION_MS, base));
     const reason = `ejected after ${t.consecutive} consecutive failures (last: ${t.lastReason}) for ${ms}ms`;
     t.consecutive = 0;
-    this.#onEject?.(pool, backend);
     const onReturn = () => {
       t.lastReturn = pool.now();
     };
-    this.#ejector(backend, ms, reason, onReturn);
+    // Counted only when it happened: with workers, two may decide on the same
+    // backend at once, and the primary carries out the first only.
+    const ejected = () => {
+      t.ejections = nth;
+      this.#onEject?.(pool, backend);
+    };
+    const done = this.#ejector(backend, ms, reason, onReturn);
+    if (done === true) ejected();
+    else if (done !== false) void done.then((ok) => ok && ejected());
   }
 }

@@ -88,6 +88,16 @@ describe('fulcrum validate', () => {
     expect(problems.map((p) => p.line).sort((a, b) => a - b)).toEqual(expect.arrayContaining([1, 9]));
   });
 
+  test('a duration Node.js timers cannot hold (above 2^31-1 ms) is one FILE:LINE:COL line, exit 1', async () => {
+    const dir = tempDir();
+    writeFile(dir, 'long.yaml', GOOD.replace('shutdownTimeout: 5s', 'shutdownTimeout: 600h'));
+    const r = await runCli(['validate', '-c', 'long.yaml'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(expectProblemLines(r.stderr, 'long.yaml')).toEqual([
+      { line: 1, col: 18, message: 'shutdownTimeout: duration "600h" is too long: at most 2147483647ms (about 24.8 days, the longest timer Node.js keeps)' },
+    ]);
+  });
+
   test('a YAML syntax error is reported as FILE:LINE:COL, exit 1', async () => {
     const dir = tempDir();
     writeFile(dir, 'broken.yaml', 'listeners:\n  public:\n    listen: [127.0.0.1:0\npools: {}\n');

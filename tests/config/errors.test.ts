@@ -85,6 +85,33 @@ describe('values', () => {
     ]);
   });
 
+  // Regression: Node's timers turn a delay above 2^31-1 ms into 1 ms, so
+  // `baseEjectionTime: 30d` passed validation and then let an ejected backend
+  // back at once (and `interval: 25d` probed in a tight loop).
+  test.each([
+    ['    outlierDetection: { baseEjectionTime: 25d }', null],
+    ['    outlierDetection: { baseEjectionTime: 600h }', '10:43: pools.web.outlierDetection.baseEjectionTime: duration "600h" is too long'],
+    ['    healthCheck: { interval: 2147484s }', '10:30: pools.web.healthCheck.interval: duration "2147484s" is too long'],
+    ['    timeouts: { idle: 35792m }', '10:23: pools.web.timeouts.idle: duration "35792m" is too long'],
+  ])('a duration above 2^31-1 ms: %s', (line, expected) => {
+    const got = positions(withPool(line));
+    if (expected === null) {
+      // "d" is not a unit at all: the usual message, not the length one.
+      expect(got).toEqual([expect.stringContaining('invalid duration "25d"')]);
+      return;
+    }
+    expect(got).toEqual([`${expected}: at most 2147483647ms (about 24.8 days, the longest timer Node.js keeps)`]);
+  });
+
+  test('2^31-1 ms itself is accepted, in any unit that adds up to it', () => {
+    expect(parseConfig(withPool('    timeouts: { response: 2147483647ms }'), 'f.yaml', {}).pools[0]!.timeouts.responseMs).toBe(2 ** 31 - 1);
+    expect(parseConfig(withPool('    timeouts: { response: 596h }'), 'f.yaml', {}).pools[0]!.timeouts.responseMs).toBe(596 * 3_600_000);
+    expect(parseConfig(yaml('shutdownTimeout: 2147483.647s', ...MINIMAL), 'f.yaml', {}).shutdownTimeoutMs).toBe(2 ** 31 - 1);
+    expect(positions(yaml('shutdownTimeout: 2147483.648s', ...MINIMAL))).toEqual([
+      '1:18: shutdownTimeout: duration "2147483.648s" is too long: at most 2147483647ms (about 24.8 days, the longest timer Node.js keeps)',
+    ]);
+  });
+
   test('a bad size', () => {
     expect(positions(yaml(...MINIMAL.slice(0, 3), '    limits: { maxBodySize: 10 megs }', ...MINIMAL.slice(3)))).toEqual([
       '4:28: listeners.main.limits.maxBodySize: invalid size "10 megs": use a number with b, kb, mb or gb, e.g. 10mb',
