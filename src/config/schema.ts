@@ -378,10 +378,9 @@ const pool = strict({
   slowStart: duration(0),
   retries: strict({
     attempts: int(0, 100).default(1),
-    // reset too: a keep-alive socket the backend closes just as a request is
-    // written on it breaks an idempotent request that nothing is wrong with
-    // (nginx's proxy_next_upstream "error" retries it too).
-    on: z.array(leaf(retryCondition)).default(['connect-failure', 'reset']),
+    // A request cut on a stale keep-alive socket is sent again whatever this
+    // says (src/proxy/exchange.ts), so the default stays HAProxy's.
+    on: z.array(leaf(retryCondition)).default(['connect-failure']),
   }).prefault({}),
   timeouts: strict({
     connect: duration(5_000, true),

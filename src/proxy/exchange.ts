@@ -79,6 +79,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #backend: Backend | undefined;
   #tried: Set<Backend> | undefined;
   #retries = 0;
+  /** Sent again after a reset on a (most likely stale) keep-alive socket; see onError. */
+  #resent = false;
   #attemptStart = 0;
   #latencyMs: number | undefined;
   #abort: ((err?: Error) => void) | null = null;
@@ -213,6 +215,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const failure = classifyUpstreamError(err);
+    if (failure.kind === 'reset' && this.#mayResend()) {
+      // Most likely a keep-alive socket the backend closed just as the request
+      // went out on it. Sent again once, on another connection, whatever the
+      // retry settings (HAProxy and Go's HTTP client do the same): not a
+      // retry, and not the backend's failure.
+      this.#resent = true;
+      pool.release(backend, undefined, undefined, false);
+      // Once undici has let go of the broken socket, or it may be picked again.
+      setImmediate(this.#resend, backend);
+      return;
+    }
     if (blamesBackend(failure.kind)) pool.release(backend, this.#latencyMs, failure.kind);
     else pool.release(backend, this.#latencyMs, undefined, false);
     if (this.#responding) {
@@ -242,6 +255,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#init.body !== null && this.#init.body.readableDidRead) return false;
     if (kind === 'connect-failure' && !responded) return true;
     return IDEMPOTENT.has(this.#init.req.method!);
+  }
+
+  #resend = (backend: Backend): void => {
+    if (this.#clientGone) this.#finish('client closed the connection');
+    else this.#send(backend);
+  };
+
+  /** A reset before any answer, of a request without a body that is safe to send twice, the first time. */
+  #mayResend(): boolean {
+    return !this.#resent && !this.#responding && this.#discarding === 0 && this.#latencyMs === undefined
+      && this.#init.body === null && IDEMPOTENT.has(this.#init.req.method!);
   }
 
   /** Try another backend; `status` is the answer if none is left. */

@@ -120,7 +120,7 @@ describe('a minimal config', () => {
           strategy: 'round-robin',
           backends: [{ url: 'http://127.0.0.1:3001', name: '127.0.0.1:3001', weight: 1, backup: false }],
           slowStartMs: 0,
-          retries: { attempts: 1, on: ['connect-failure', 'reset'] },
+          retries: { attempts: 1, on: ['connect-failure'] },
           timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 4_000 },
           maxConnectionsPerBackend: 0,
           panicThreshold: 0,
