@@ -4,7 +4,7 @@
 # wrk -t1 -c50 -d10s, SIGTERM -> profile in /tmp/prof. Stops only the PIDs it started.
 # Usage (from /work/main): bench/profile.sh [config] [outdir]
 set -uo pipefail
-CFG=${1:-bench/fulcrum-bench.yaml}; OUT=${2:-/tmp/prof}; CLI=${CLI:-bench/dist-snap/cli.js}
+CFG=${1:-bench/fulcrum-bench.yaml}; OUT=${2:-/tmp/prof}; CLI=${CLI:-dist/cli.js}
 BENCH=/work/shared/bench; PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done; }
 trap cleanup EXIT
