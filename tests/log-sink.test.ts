@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { LogSink } from '../src/log-sink';
+import { waitFor } from './helpers/wait';
 
 let dir: string;
 beforeEach(() => {
@@ -72,11 +73,12 @@ test('a full non-blocking pipe is waited for: nothing lost, nothing reordered', 
   const done = sink.flush().then(() => {
     flushed = true;
   });
+  // Several EAGAIN retries (every 10 ms) pass with nobody reading: the rest waits in memory.
   await new Promise((r) => setTimeout(r, 50));
-  expect(flushed).toBe(false); // nobody reads yet: the rest waits in memory
+  expect(flushed).toBe(false);
   reader.resume();
   await done;
-  await waitUntil(() => received().length === all.join('').length);
+  await waitFor(() => received().length === all.join('').length);
   expect(received()).toBe(all.join(''));
   sink.flushSync();
   reader.destroy();
@@ -92,7 +94,7 @@ test('a stalled reader costs bounded memory: lines past the backlog are dropped 
   expect(kept.length).toBeLessThan(all.length);
   reader.resume();
   await sink.flush();
-  await waitUntil(() => received().includes('log lines dropped'));
+  await waitFor(() => received().includes('log lines dropped'));
   const got = received().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
   const note = got.at(-1)!;
   expect(note).toMatchObject({ level: 40, msg: 'log lines dropped: stdout did not keep up', dropped: all.length - kept.length });
@@ -105,8 +107,7 @@ test('a stalled reader costs bounded memory: lines past the backlog are dropped 
 
 test('a reader that went away (EPIPE) is not an error: lines are discarded', async () => {
   const { writer, reader } = fifo();
-  reader.destroy();
-  await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => reader.destroy().once('close', r));
   const sink = new LogSink(writer);
   for (const l of lines(1000)) sink.write(l);
   await sink.flush();
@@ -114,11 +115,3 @@ test('a reader that went away (EPIPE) is not an error: lines are discarded', asy
   sink.flushSync();
   fs.closeSync(writer);
 });
-
-async function waitUntil(cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

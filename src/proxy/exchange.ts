@@ -223,7 +223,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.#resent = true;
       pool.release(backend, undefined, undefined, false);
       // Once undici has let go of the broken socket, or it may be picked again.
-      setImmediate(this.#resend, backend);
+      setImmediate(() => this.#resend(backend));
       return;
     }
     if (blamesBackend(failure.kind)) pool.release(backend, this.#latencyMs, failure.kind);
@@ -257,10 +257,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return IDEMPOTENT.has(this.#init.req.method!);
   }
 
-  #resend = (backend: Backend): void => {
+  // A method, not an arrow field: no closure per request for a rare path.
+  #resend(backend: Backend): void {
     if (this.#clientGone) this.#finish('client closed the connection');
     else this.#send(backend);
-  };
+  }
 
   /** A reset before any answer, of a request without a body that is safe to send twice, the first time. */
   #mayResend(): boolean {

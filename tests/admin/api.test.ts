@@ -3,17 +3,9 @@ import { startBackend, type TestBackend } from '../helpers/backends';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { parseProm, sum } from '../helpers/prom';
+import { useTeardown } from '../helpers/teardown';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function backend(name: string, handler?: Parameters<typeof startBackend>[1]): Promise<TestBackend> {
-  const b = await startBackend(name, handler);
-  cleanups.push(() => b.close());
-  return b;
-}
+const { cleanups, backend } = useTeardown();
 
 async function fulcrum(yaml: string): Promise<RunningFulcrum> {
   const f = await startFulcrum(yaml);

@@ -15,6 +15,7 @@ import { startBackend, type TestBackend } from '../helpers/backends';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { DASHBOARD_HTML } from '../../src/admin/dashboard-page';
+import { useTeardown } from '../helpers/teardown';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const REFRESH_MS = 2000;
@@ -22,10 +23,7 @@ const REFRESH_MS = 2000;
 /** Launched once for the describe block below; each test gets its own context. */
 let browser: Browser;
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { cleanups } = useTeardown();
 
 /** Every console error and uncaught page error, so a test can insist on none. */
 interface Watched {

@@ -240,6 +240,11 @@ export interface ConfigOptions {
   token?: string;
 }
 
+/** A pool's `backends:` list, indented for a pool body at 4 spaces; `extra` adds keys (", backup: true") per backend. */
+export function backendsYaml(bs: readonly { name: string; url: string }[], extra: (name: string) => string = () => ''): string {
+  return `    backends:\n${bs.map((b) => `      - { url: ${b.url}, name: ${b.name}${extra(b.name)} }`).join('\n')}\n`;
+}
+
 /** A minimal valid config: listener "public" → pool "web" (round-robin). */
 export function configYaml(o: ConfigOptions): string {
   const lines = [

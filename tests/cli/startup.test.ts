@@ -3,25 +3,11 @@
  * stack) and the admin bearer token.
  */
 import net from 'node:net';
-import { ensureBuilt } from './build';
-import { addresses, configYaml, killAll, nonEmptyLines, removeTempDirs, startCli, STACK_LINE, tempDir, writeFile } from './harness';
-import { startBackend, type TestBackend } from '../helpers/backends';
+import { addresses, configYaml, nonEmptyLines, startCli, STACK_LINE, tempDir, writeFile } from './harness';
 import { request } from '../helpers/http';
+import { useTeardown } from '../helpers/teardown';
 
-beforeAll(ensureBuilt, 60_000);
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await killAll();
-  await Promise.all(cleanups.splice(0).map((c) => c()));
-});
-afterAll(removeTempDirs);
-
-async function backend(name: string): Promise<TestBackend> {
-  const b = await startBackend(name);
-  cleanups.push(() => b.close());
-  return b;
-}
+const { cleanups, backend } = useTeardown({ blackBox: true });
 
 /** A port held by this test, so fulcrum cannot bind it. */
 async function occupiedPort(): Promise<number> {

@@ -3,26 +3,13 @@
  * A real `node dist/cli.js` primary with two workers, real backends, real sockets.
  */
 import { writeFileSync } from 'node:fs';
-import { ensureBuilt } from './build';
-import { configYaml, freePort, killAll, removeTempDirs, startCli, tempDir, waitFor, writeFile, type CliProcess } from './harness';
+import { configYaml, freePort, startCli, tempDir, waitFor, writeFile, type CliProcess } from './harness';
 import { startBackend, type TestBackend } from '../helpers/backends';
 import { request } from '../helpers/http';
 import { parseProm, sum } from '../helpers/prom';
+import { useTeardown } from '../helpers/teardown';
 
-beforeAll(ensureBuilt, 60_000);
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await killAll();
-  await Promise.all(cleanups.splice(0).map((c) => c()));
-});
-afterAll(removeTempDirs);
-
-async function backend(name: string): Promise<TestBackend> {
-  const b = await startBackend(name);
-  cleanups.push(() => b.close());
-  return b;
-}
+const { cleanups, backend } = useTeardown({ blackBox: true });
 
 async function cluster(backends: TestBackend[], top = 'workers: 2\nshutdownTimeout: 5s'): Promise<{ p: CliProcess; url: string; admin: string; file: string; port: number; adminPort: number }> {
   const port = await freePort();

@@ -6,26 +6,14 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { ensureBuilt } from '../cli/build';
-import { addresses, killAll, removeTempDirs, startCli, tempDir, waitFor, writeFile, type CliProcess, type LogLine } from '../cli/harness';
-import { startBackend, type Handler, type TestBackend } from '../helpers/backends';
+import { addresses, backendsYaml, startCli, tempDir, waitFor, writeFile, type CliProcess, type LogLine } from '../cli/harness';
+import type { Handler } from '../helpers/backends';
 import { request } from '../helpers/http';
-import { parseProm, sum } from '../helpers/prom';
+import { sum } from '../helpers/prom';
+import { useTeardown } from '../helpers/teardown';
+import { backendsOf, metricsOf } from '../helpers/admin';
 
-beforeAll(ensureBuilt, 60_000);
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await killAll();
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-afterAll(removeTempDirs);
-
-async function backend(name: string, handler?: Handler): Promise<TestBackend> {
-  const b = await startBackend(name, handler);
-  cleanups.push(() => b.close());
-  return b;
-}
+const { cleanups, backend, switchable } = useTeardown({ blackBox: true });
 
 /** A raw TCP backend on 127.0.0.1, port 0: `onSocket` does whatever the test needs with each connection. */
 async function rawBackend(onSocket: (s: net.Socket) => void): Promise<{ url: string; connections: () => number }> {
@@ -70,24 +58,11 @@ ${pool}`);
   return { cli, url, admin: adminUrl };
 }
 
-function backendsYaml(bs: readonly { name: string; url: string }[], extra: (name: string) => string = () => ''): string {
-  return `    backends:\n${bs.map((b) => `      - { url: ${b.url}, name: ${b.name}${extra(b.name)} }`).join('\n')}\n`;
-}
-
 /** The access line(s) for `url`, once `n` of them are in. */
 async function accessFor(r: Running, url: string, n = 1): Promise<LogLine[]> {
   const lines = () => r.cli.logs.filter((l) => l.msg === 'request' && l.url === url);
   await waitFor(() => lines().length >= n, 5000, `${n} access line(s) for ${url}`);
   return lines();
-}
-
-async function metrics(r: Running) {
-  return parseProm((await request(`${r.admin}/metrics`)).body);
-}
-
-async function backendsOf(r: Running): Promise<Record<string, { state: string; requests: number; failures: number; activeRequests: number }>> {
-  const pools = JSON.parse((await request(`${r.admin}/api/pools`)).body).pools as { backends: { name: string; state: string; requests: number; failures: number; activeRequests: number }[] }[];
-  return Object.fromEntries(pools[0]!.backends.map((b) => [b.name, b]));
 }
 
 /** A GET that reports a broken response instead of failing: what arrived, and the error if the body broke. */
@@ -105,18 +80,8 @@ function get(url: string, agent: http.Agent | false = false): Promise<{ status: 
   });
 }
 
-/** A backend whose health path answers `health` (switchable), and 200 with its name otherwise. */
-async function switchable(name: string): Promise<TestBackend & { health: number }> {
-  const sw = { health: 200 };
-  const b = await backend(name, (req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(req.url === '/health' ? sw.health : 200, { 'x-backend': name }).end(name));
-  });
-  return Object.assign(sw, b);
-}
-
 async function stateIs(r: Running, name: string, state: string): Promise<void> {
-  await waitFor(async () => (await backendsOf(r))[name]?.state === state, 5000, `${name} to be ${state}`);
+  await waitFor(async () => (await backendsOf(r.admin))[name]?.state === state, 5000, `${name} to be ${state}`);
 }
 
 describe('a backend that fails', () => {
@@ -135,8 +100,8 @@ describe('a backend that fails', () => {
     const [line] = await accessFor(r, '/mid');
     expect(line).toMatchObject({ status: 200, backend: 'b', pool: 'web', bytes: 7, retries: 0 });
     expect(String(line!.error)).toMatch(/^reset: /);
-    expect((await backendsOf(r)).b).toMatchObject({ requests: 1, failures: 1, activeRequests: 0 });
-    const m = await metrics(r);
+    expect((await backendsOf(r.admin)).b).toMatchObject({ requests: 1, failures: 1, activeRequests: 0 });
+    const m = await metricsOf(r.admin);
     expect(sum(m, 'fulcrum_requests_total', { backend: 'b', code: '200' })).toBe(1);
     expect(sum(m, 'fulcrum_retries_total')).toBe(0);
   });
@@ -156,11 +121,11 @@ describe('a backend that fails', () => {
     expect(String(gl!.error)).toMatch(/^reset: /);
     const [pl] = await accessFor(r, '/post');
     expect(pl).toMatchObject({ status: 502, backend: '', retries: 0 });
-    const bs = await backendsOf(r);
+    const bs = await backendsOf(r.admin);
     // The GET: first try, its one resend (a reset may be a stale socket), the retry; the POST once.
     expect(bs.b!.requests + bs.c!.requests).toBe(4);
     expect(bs.b!.failures + bs.c!.failures).toBe(3);
-    const m = await metrics(r);
+    const m = await metricsOf(r.admin);
     expect(sum(m, 'fulcrum_requests_total', { backend: '', code: '502' })).toBe(2);
     expect(sum(m, 'fulcrum_retries_total', { pool: 'web' })).toBe(1);
   });
@@ -182,8 +147,8 @@ describe('a backend that fails', () => {
       expect(l).toMatchObject({ status: 504, backend: '', pool: 'web' });
       expect(String(l.error)).toMatch(/^timeout: /);
     }
-    expect((await backendsOf(r)).silent).toMatchObject({ requests: 4, failures: 4, activeRequests: 0 });
-    expect(sum(await metrics(r), 'fulcrum_requests_total', { backend: '', code: '504' })).toBe(4);
+    expect((await backendsOf(r.admin)).silent).toMatchObject({ requests: 4, failures: 4, activeRequests: 0 });
+    expect(sum(await metricsOf(r.admin), 'fulcrum_requests_total', { backend: '', code: '504' })).toBe(4);
   });
 
   test('answering slowly after the headers: timeouts.response does not cut the body', async () => {
@@ -207,7 +172,7 @@ describe('a backend that fails', () => {
     const [line] = await accessFor(r, '/slow');
     expect(line).toMatchObject({ status: 200, backend: 'b', bytes: 35 });
     expect(line!.error).toBeUndefined();
-    expect((await backendsOf(r)).b).toMatchObject({ requests: 1, failures: 0 });
+    expect((await backendsOf(r.admin)).b).toMatchObject({ requests: 1, failures: 0 });
   });
 });
 
@@ -244,10 +209,10 @@ describe('stale keep-alive connections to a backend', () => {
     expect(await get(`${r.url}/second`)).toMatchObject({ status: 200, body: 'ok' });
     expect(stale.connections()).toBe(2);
     expect((await accessFor(r, '/second'))[0]).toMatchObject({ status: 200, backend: 'stale', retries: 0 });
-    const m = await metrics(r);
+    const m = await metricsOf(r.admin);
     expect(sum(m, 'fulcrum_requests_total', { backend: 'stale', code: '200' })).toBe(2);
     expect(sum(m, 'fulcrum_retries_total')).toBe(0);
-    expect((await backendsOf(r)).stale).toMatchObject({ failures: 0 });
+    expect((await backendsOf(r.admin)).stale).toMatchObject({ failures: 0 });
   });
 
   test('also with retries off', async () => {
@@ -281,10 +246,10 @@ describe('when backends are down', () => {
     const [line] = await accessFor(r, '/none');
     expect(line).toMatchObject({ status: 503, backend: '', pool: 'web', retries: 0 });
     expect((await request(`${r.admin}/readyz`)).status).toBe(503);
-    const m = await metrics(r);
+    const m = await metricsOf(r.admin);
     expect(sum(m, 'fulcrum_backend_up', { backend: 'a' })).toBe(0);
     expect(sum(m, 'fulcrum_requests_total', { backend: '', code: '503' })).toBe(1);
-    expect((await backendsOf(r)).a).toMatchObject({ state: 'down', requests: 0 });
+    expect((await backendsOf(r.admin)).a).toMatchObject({ state: 'down', requests: 0 });
   });
 
   test('the primaries: the backup takes over, and gives the traffic back when one returns', async () => {
@@ -300,10 +265,10 @@ describe('when backends are down', () => {
     p.health = 200;
     await stateIs(r, 'p', 'up');
     for (let i = 0; i < 4; i++) expect((await request(`${r.url}/after`)).body).toBe('p');
-    const m = await metrics(r);
+    const m = await metricsOf(r.admin);
     expect(sum(m, 'fulcrum_requests_total', { backend: 'k' })).toBe(4);
     expect(sum(m, 'fulcrum_requests_total', { backend: 'p' })).toBe(8);
-    expect((await backendsOf(r)).k).toMatchObject({ state: 'up', requests: 4, failures: 0 });
+    expect((await backendsOf(r.admin)).k).toMatchObject({ state: 'up', requests: 4, failures: 0 });
   });
 
   test('below panicThreshold: traffic spreads over every primary, whatever its state; a backup does not take part', async () => {
@@ -318,6 +283,6 @@ ${backendsYaml([...bs, k], (n) => (n === 'k' ? ', backup: true' : ''))}`);
     const seen = new Set<string>();
     for (let i = 0; i < 8; i++) seen.add((await request(`${r.url}/panic`)).body);
     expect([...seen].sort()).toEqual(['a', 'b', 'c', 'd']);
-    expect(sum(await metrics(r), 'fulcrum_backend_up')).toBe(2); // a and the backup
+    expect(sum(await metricsOf(r.admin), 'fulcrum_backend_up')).toBe(2); // a and the backup
   });
 });

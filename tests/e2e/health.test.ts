@@ -2,11 +2,9 @@ import http from 'node:http';
 import { startBackend, type TestBackend } from '../helpers/backends';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
+import { useTeardown } from '../helpers/teardown';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { cleanups } = useTeardown();
 
 /** A backend whose /healthz answers `health.status` and whose other paths answer 200 or `status`. */
 interface Switchable extends TestBackend {

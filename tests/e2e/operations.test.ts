@@ -7,7 +7,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startBackend, type TestBackend } from '../helpers/backends';
+import type { TestBackend } from '../helpers/backends';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { parseProm, sum } from '../helpers/prom';
@@ -16,17 +16,9 @@ import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { Fulcrum } from '../../src/server';
 import { Writable } from 'node:stream';
+import { useTeardown } from '../helpers/teardown';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function backend(name: string, handler?: Parameters<typeof startBackend>[1]): Promise<TestBackend> {
-  const b = await startBackend(name, handler);
-  cleanups.push(() => b.close());
-  return b;
-}
+const { cleanups, backend } = useTeardown();
 
 async function fulcrum(yaml: string): Promise<RunningFulcrum> {
   const f = await startFulcrum(yaml);

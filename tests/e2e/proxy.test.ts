@@ -4,11 +4,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { startBackend, startBackends, type TestBackend } from '../helpers/backends';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
+import { useTeardown } from '../helpers/teardown';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { cleanups } = useTeardown();
 
 async function backends(names: string[], handler?: Parameters<typeof startBackends>[1]): Promise<TestBackend[]> {
   const bs = await startBackends(names, handler);

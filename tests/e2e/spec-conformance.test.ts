@@ -8,26 +8,14 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { ensureBuilt } from '../cli/build';
-import { addresses, killAll, removeTempDirs, startCli, tempDir, waitFor, writeFile, type CliProcess } from '../cli/harness';
-import { startBackend, type Handler, type TestBackend } from '../helpers/backends';
+import { addresses, startCli, tempDir, waitFor, writeFile, type CliProcess } from '../cli/harness';
+import type { Handler, TestBackend } from '../helpers/backends';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server';
 import { request } from '../helpers/http';
+import { useTeardown } from '../helpers/teardown';
+import { backendsOf } from '../helpers/admin';
 
-beforeAll(ensureBuilt, 60_000);
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await killAll();
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-afterAll(removeTempDirs);
-
-async function backend(name: string, handler?: Handler): Promise<TestBackend> {
-  const b = await startBackend(name, handler);
-  cleanups.push(() => b.close());
-  return b;
-}
+const { cleanups, backend } = useTeardown({ blackBox: true });
 
 async function dnsServer(records: Record<string, { a: string[] }>): Promise<TestDnsServer> {
   const dns = await startDnsServer(records);
@@ -60,21 +48,9 @@ function tempDirOf(file: string): string {
   return file.slice(0, file.lastIndexOf('/'));
 }
 
-interface BackendJson {
-  name: string;
-  state: string;
-  requests: number;
-  failures: number;
-}
-
-async function backendsOf(r: Running, pool = 'web'): Promise<Record<string, BackendJson>> {
-  const body = JSON.parse((await request(`${r.adminUrl}/api/pools`)).body) as { pools: { name: string; backends: BackendJson[] }[] };
-  const p = body.pools.find((x) => x.name === pool)!;
-  return Object.fromEntries(p.backends.map((b) => [b.name, b]));
-}
 
 async function stateOf(r: Running, backendName: string): Promise<string | undefined> {
-  return (await backendsOf(r))[backendName]?.state;
+  return (await backendsOf(r.adminUrl))[backendName]?.state;
 }
 
 const failing: Handler = (req, res) => {
@@ -152,10 +128,10 @@ describe('SPEC 6: "backends that stay keep their health state and counters"', ()
     const r = await start(poolYaml([good, sick], hc));
     await waitFor(async () => (await stateOf(r, 'sick')) === 'down', 5000, 'sick to go down');
     for (let i = 0; i < 3; i++) expect((await request(`${r.url}/`)).body).toBe('good');
-    expect((await backendsOf(r)).good).toMatchObject({ state: 'up', requests: 3 });
+    expect((await backendsOf(r.adminUrl)).good).toMatchObject({ state: 'up', requests: 3 });
     await reload(r, poolYaml([good, sick], `${hc}\n    timeouts: { response: 10s }`));
     // The new checker probes at once; until then (and after: /hz still fails) sick stays down.
-    const after = await backendsOf(r);
+    const after = await backendsOf(r.adminUrl);
     expect(after.good).toMatchObject({ state: 'up', requests: 3 });
     expect(after.sick).toMatchObject({ state: 'down', requests: 0 });
   });
@@ -181,7 +157,7 @@ ${extra}
     for (let i = 0; i < 3; i++) expect((await request(`${r.url}/`)).status).toBe(200);
     await request(`${r.adminUrl}/api/pools/web/backends/${name}/drain`, { method: 'POST' });
     await reload(r, yaml('    retries: { attempts: 2 }'));
-    expect((await backendsOf(r))[name]).toMatchObject({ state: 'draining', requests: 3 });
+    expect((await backendsOf(r.adminUrl))[name]).toMatchObject({ state: 'draining', requests: 3 });
   });
 });
 

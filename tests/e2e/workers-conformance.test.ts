@@ -9,36 +9,14 @@
 import http from 'node:http';
 import net from 'node:net';
 import { availableParallelism } from 'node:os';
-import { ensureBuilt } from '../cli/build';
-import { addresses, killAll, removeTempDirs, startCli, tempDir, waitFor, waitRefused, writeFile, type CliProcess, type LogLine } from '../cli/harness';
-import { startBackend, type Handler, type TestBackend } from '../helpers/backends';
+import { addresses, backendsYaml, startCli, tempDir, waitFor, waitRefused, writeFile, type CliProcess, type LogLine } from '../cli/harness';
+import type { TestBackend } from '../helpers/backends';
 import { request } from '../helpers/http';
-import { parseProm, sum } from '../helpers/prom';
+import { sum } from '../helpers/prom';
+import { useTeardown } from '../helpers/teardown';
+import { metricsOf, poolsOf } from '../helpers/admin';
 
-beforeAll(ensureBuilt, 60_000);
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await killAll();
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-afterAll(removeTempDirs);
-
-async function backend(name: string, handler?: Handler): Promise<TestBackend> {
-  const b = await startBackend(name, handler);
-  cleanups.push(() => b.close());
-  return b;
-}
-
-/** A backend whose answers (`status`) and health path (`health`) can be switched at any time. */
-async function switchable(name: string): Promise<TestBackend & { status: number; health: number }> {
-  const sw = { status: 200, health: 200 };
-  const b = await backend(name, (req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(req.url === '/health' ? sw.health : sw.status, { 'x-backend': name }).end(name));
-  });
-  return Object.assign(sw, b);
-}
+const { cleanups, backend, switchable } = useTeardown({ blackBox: true });
 
 interface Cluster {
   readonly cli: CliProcess;
@@ -59,10 +37,6 @@ listeners:
 ${extraListeners}pools:
   web:
 ${pool}`;
-}
-
-function backendsYaml(bs: readonly { name: string; url: string }[], extra: (name: string) => string = () => ''): string {
-  return `    backends:\n${bs.map((b) => `      - { url: ${b.url}, name: ${b.name}${extra(b.name)} }`).join('\n')}\n`;
 }
 
 async function start(text: string, workers = 2): Promise<Cluster> {
@@ -105,20 +79,8 @@ async function servedBy(cli: CliProcess, url: string, n: number): Promise<{ pids
   return { pids: new Set(lines.map((l) => Number(l.pid))), lines };
 }
 
-async function metrics(c: Cluster) {
-  const r = await request(`${c.admin}/metrics`);
-  expect(r.status).toBe(200);
-  return parseProm(r.body);
-}
-
-async function pools(c: Cluster): Promise<{ name: string; backends: { name: string; state: string; weight: number; requests: number; failures: number; activeRequests: number }[] }[]> {
-  const r = await request(`${c.admin}/api/pools`);
-  expect(r.status).toBe(200);
-  return JSON.parse(r.body).pools;
-}
-
 async function stateOf(c: Cluster, backendName: string): Promise<string | undefined> {
-  return (await pools(c))[0]!.backends.find((b) => b.name === backendName)?.state;
+  return (await poolsOf(c.admin))[0]!.backends.find((b) => b.name === backendName)?.state;
 }
 
 /** An agent with one keep-alive connection: every request on it reaches the same worker. */
@@ -157,10 +119,10 @@ describe('SPEC 5 and 7 with workers: 2: every admin endpoint, figures summed ove
     const holds = Array.from({ length: 8 }, () => request(`${c.url}/hold`));
     await waitFor(async () => slow.held() >= 1 && fast.seen.filter((r) => r.url === '/hold').length + slow.held() === 8, 5000, 'the /hold requests to arrive');
     const held = slow.held();
-    const during = await pools(c);
+    const during = await poolsOf(c.admin);
     expect(during[0]!.backends.find((b) => b.name === 'slow')!.activeRequests).toBe(held);
     expect(during[0]!.backends.find((b) => b.name === 'fast')!.activeRequests).toBe(0);
-    const m1 = await metrics(c);
+    const m1 = await metricsOf(c.admin);
     expect(sum(m1, 'fulcrum_backend_active_requests', { backend: 'slow' })).toBe(held);
     expect(sum(m1, 'fulcrum_backend_active_requests', { backend: 'fast' })).toBe(0);
     slow.release();
@@ -169,7 +131,7 @@ describe('SPEC 5 and 7 with workers: 2: every admin endpoint, figures summed ove
     expect(holdLines.length).toBe(held);
 
     const total = N + 8;
-    const m = await metrics(c);
+    const m = await metricsOf(c.admin);
     expect(sum(m, 'fulcrum_requests_total')).toBe(total);
     expect(sum(m, 'fulcrum_requests_total', { code: '200', method: 'GET', listener: 'public', pool: 'web' })).toBe(total);
     expect(sum(m, 'fulcrum_request_duration_seconds_count')).toBe(total);
@@ -181,7 +143,7 @@ describe('SPEC 5 and 7 with workers: 2: every admin endpoint, figures summed ove
     expect(m.filter((x) => x.name === 'fulcrum_config_reloads_total').length).toBe(2);
     expect(m.filter((x) => x.name === 'fulcrum_retries_total').map((x) => x.value)).toEqual([0]);
 
-    const after = await pools(c);
+    const after = await poolsOf(c.admin);
     expect(after).toEqual([{ name: 'web', strategy: 'round-robin', backends: [expect.any(Object), expect.any(Object)] }]);
     for (const b of after[0]!.backends) {
       expect(Object.keys(b).sort()).toEqual(['activeRequests', 'backup', 'failures', 'name', 'requests', 'state', 'url', 'weight']);
@@ -205,7 +167,7 @@ describe('SPEC 5 and 7 with workers: 2: every admin endpoint, figures summed ove
     expect(countOf(await spread(c.url, 24, '/drained'))).toEqual({ b: 24 });
     expect((await servedBy(c.cli, '/drained', 24)).pids.size).toBe(2);
     expect((await stateOf(c, 'a'))).toBe('draining');
-    expect(sum(await metrics(c), 'fulcrum_backend_up', { backend: 'a' })).toBe(0);
+    expect(sum(await metricsOf(c.admin), 'fulcrum_backend_up', { backend: 'a' })).toBe(0);
 
     const enabled = await request(`${c.admin}/api/pools/web/backends/a/enable`, { method: 'POST' });
     expect(JSON.parse(enabled.body)).toMatchObject({ name: 'a', state: 'up' });
@@ -230,7 +192,7 @@ describe('SPEC 5 and 7 with workers: 2: every admin endpoint, figures summed ove
       expect(as).toBeLessThanOrEqual(Math.ceil(mine.length / 5));
       expect(mine.length - as).toBeGreaterThanOrEqual(Math.floor((mine.length * 4) / 5));
     }
-    expect((await pools(c))[0]!.backends.map((x) => x.weight)).toEqual([1, 4]);
+    expect((await poolsOf(c.admin))[0]!.backends.map((x) => x.weight)).toEqual([1, 4]);
   });
 
   test('a health check in the primary marks a backend down, then up, for both workers', async () => {
@@ -243,7 +205,7 @@ ${backendsYaml([a, b])}`));
     await waitFor(async () => (await stateOf(c, 'b')) === 'down', 5000, 'b to be down');
     expect(countOf(await spread(c.url, 24, '/down'))).toEqual({ a: 24 });
     expect((await servedBy(c.cli, '/down', 24)).pids.size).toBe(2);
-    const m = await metrics(c);
+    const m = await metricsOf(c.admin);
     expect(sum(m, 'fulcrum_backend_up')).toBe(1);
     expect(sum(m, 'fulcrum_backend_up', { backend: 'b' })).toBe(0);
     expect(sum(m, 'fulcrum_health_checks_total', { backend: 'b', result: 'failure' })).toBeGreaterThanOrEqual(1);
@@ -286,10 +248,10 @@ ${backendsYaml([x, y])}`));
       statuses.push(...(await Promise.all(Array.from({ length: 10 }, () => request(`${c.url}/fail`)))).map((r) => String(r.status)));
     }
     expect(countOf(statuses)).toEqual({ 500: 40 });
-    const states = (await pools(c))[0]!.backends.map((b) => b.state).sort();
+    const states = (await poolsOf(c.admin))[0]!.backends.map((b) => b.state).sort();
     expect(states).toEqual(['ejected', 'up']);
-    const ejected = (await pools(c))[0]!.backends.find((b) => b.state === 'ejected')!.name;
-    const m = await metrics(c);
+    const ejected = (await poolsOf(c.admin))[0]!.backends.find((b) => b.state === 'ejected')!.name;
+    const m = await metricsOf(c.admin);
     expect(sum(m, 'fulcrum_outlier_ejections_total')).toBe(1);
     expect(sum(m, 'fulcrum_outlier_ejections_total', { backend: ejected })).toBe(1);
     expect(sum(m, 'fulcrum_backend_up', { backend: ejected })).toBe(0);
@@ -349,8 +311,8 @@ describe('reload with workers: 2', () => {
     expect(added.pids.size).toBe(2);
     for (const pid of added.pids) expect(added.lines.filter((l) => Number(l.pid) === pid && l.backend === 'd').length).toBeGreaterThan(0);
     // Counters of the backends that stayed are kept.
-    expect((await pools(c))[0]!.backends.map((x) => x.name)).toEqual(['a', 'b', 'd']);
-    expect((await pools(c))[0]!.backends.reduce((n, x) => n + x.requests, 0)).toBe(32);
+    expect((await poolsOf(c.admin))[0]!.backends.map((x) => x.name)).toEqual(['a', 'b', 'd']);
+    expect((await poolsOf(c.admin))[0]!.backends.reduce((n, x) => n + x.requests, 0)).toBe(32);
 
     // Regression: the primary (which binds no listener) swapped in a config
     // that every worker refused: 200 "ok", reload counted a success, the API
@@ -365,8 +327,8 @@ describe('reload with workers: 2', () => {
     const refused = await request(`${c.admin}/api/reload`, { method: 'POST' });
     expect(refused.status).toBe(400);
     expect(JSON.parse(refused.body)).toEqual({ ok: false, changes: [], errors: [`cannot listen on 127.0.0.1:${port} (listener second): address already in use`] });
-    expect((await pools(c))[0]!.backends.map((x) => x.name)).toEqual(['a', 'b', 'd']);
-    const m = await metrics(c);
+    expect((await poolsOf(c.admin))[0]!.backends.map((x) => x.name)).toEqual(['a', 'b', 'd']);
+    const m = await metricsOf(c.admin);
     expect(sum(m, 'fulcrum_config_reloads_total', { result: 'success' })).toBe(1);
     expect(sum(m, 'fulcrum_config_reloads_total', { result: 'failure' })).toBe(1);
     expect(c.cli.logs.filter((l) => l.msg === 'a worker refused the new config')).toEqual([]);
@@ -376,7 +338,7 @@ describe('reload with workers: 2', () => {
     writeFile(tempDirOf(c.file), 'fulcrum.yaml', yaml(`    strategy: round-robin\n${backendsYaml([b, d])}`));
     c.cli.signal('SIGHUP');
     await c.cli.waitForLog((l) => l.msg === 'config reloaded' && String(l.changes).includes('backend a removed'), 5000, 'the SIGHUP reload');
-    await waitFor(async () => sum(await metrics(c), 'fulcrum_config_reloads_total', { result: 'success' }) === 2, 5000, 'the reload counted');
+    await waitFor(async () => sum(await metricsOf(c.admin), 'fulcrum_config_reloads_total', { result: 'success' }) === 2, 5000, 'the reload counted');
     expect(Object.keys(countOf(await spread(c.url, 16, '/hup'))).sort()).toEqual(['b', 'd']);
     expect((await servedBy(c.cli, '/hup', 16)).pids.size).toBe(2);
   });
@@ -439,7 +401,7 @@ const cpus = availableParallelism();
   const c = await start(yaml(backendsYaml([a]), 'workers: auto\nshutdownTimeout: 5s'), cpus);
   await spread(c.url, 32, '/auto');
   expect((await servedBy(c.cli, '/auto', 32)).pids.size).toBe(cpus);
-  const m = await metrics(c);
+  const m = await metricsOf(c.admin);
   expect(sum(m, 'fulcrum_requests_total')).toBe(32);
   expect(sum(m, 'fulcrum_backend_up')).toBe(1);
   expect(c.cli.logs.find((l) => l.msg === 'workers listening')).toMatchObject({ workers: cpus });
