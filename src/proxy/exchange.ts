@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ProxyRequest, ProxyResponse } from './message';
 import type { Dispatcher } from 'undici';
 import type { Backend } from '../pool/backend';
 import type { BackendPool } from '../pool/pool';
@@ -48,8 +48,8 @@ export interface ExchangeInit {
   readonly listener: string;
   readonly observer: RequestObserver;
   readonly pool: BackendPool;
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: ProxyRequest;
+  readonly res: ProxyResponse;
   readonly path: string;
   readonly headers: string[];
   /** The request body as it goes upstream (the request itself, or a counting stream); null when there is none. */

@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http from 'node:http';
 import https from 'node:https';
 import http2, { type Http2ServerRequest } from 'node:http2';
 import { readFileSync } from 'node:fs';
@@ -19,12 +19,14 @@ import { BodyLimit } from './body-limit';
 import { BODY_TIMEOUT } from './exchange';
 import { RateLimiter } from './rate-limit';
 import type { Readable } from 'node:stream';
+import { Http1Request, Http1Server, http1Available } from './http1';
+import { bodyStream, type ProxyRequest, type ProxyResponse } from './message';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
   readonly pool: BackendPool;
   /** consistent-hash only: how to get the key from a request; null otherwise. */
-  readonly hashKey: ((req: IncomingMessage, clientIp: string, path: string) => string | undefined) | null;
+  readonly hashKey: ((req: ProxyRequest, clientIp: string, path: string) => string | undefined) | null;
   readonly sticky?: Sticky;
 }
 
@@ -48,7 +50,7 @@ export function poolTarget(pool: BackendPool): PoolTarget {
   };
 }
 
-function hashKeyExtractor(on: HashOn): (req: IncomingMessage, clientIp: string, path: string) => string | undefined {
+function hashKeyExtractor(on: HashOn): (req: ProxyRequest, clientIp: string, path: string) => string | undefined {
   switch (on.kind) {
     case 'ip': return (_req, ip) => ip;
     case 'path': return (_req, _ip, path) => {
@@ -75,7 +77,7 @@ function tlsOptions(config: ListenerConfig): { cert: Buffer; key: Buffer } | und
 }
 
 /** The Host a request names: Host for HTTP/1.1, :authority for HTTP/2. */
-function hostOf(req: IncomingMessage): string | undefined {
+function hostOf(req: ProxyRequest): string | undefined {
   return req.headers.host ?? (req.headers[':authority'] as string | undefined);
 }
 
@@ -121,6 +123,8 @@ export class ProxyListener {
       Object.assign(this.server, common);
     } else if (tls !== undefined) {
       this.server = https.createServer({ ...common, ...tls }, this.#handle);
+    } else if (http1Available) {
+      this.server = new Http1Server(common, this.#handle);
     } else {
       this.server = http.createServer(common, this.#handle);
     }
@@ -161,14 +165,14 @@ export class ProxyListener {
   }
 
   /** The path a request is routed and forwarded on; undefined for a target that is no path (400). */
-  static #pathOf(req: IncomingMessage): string | undefined {
+  static #pathOf(req: ProxyRequest): string | undefined {
     const url = req.url!;
     // RFC 9112 §3.2.2 absolute-form: route and forward on the path only, to
     // one of our own backends, whatever host the target names.
     return url.charCodeAt(0) === 47 /* / */ ? url : originForm(url);
   }
 
-  #handle = (req: IncomingMessage, res: ServerResponse): void => {
+  #handle = (req: ProxyRequest, res: ProxyResponse): void => {
     if ((req.socket as Marked)[POISONED] === true) {
       res.destroy();
       return;
@@ -226,7 +230,7 @@ export class ProxyListener {
     if (body !== null) this.#watchBody(req, exchange);
   };
 
-  #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  #upgrade = (req: ProxyRequest, socket: Duplex, head: Buffer): void => {
     const startedAt = performance.now();
     const ip = clientAddress(req.socket.remoteAddress);
     const record = (status: number, pool: string, backend: string, requestId: string, error?: string) => this.#observer.onRequestEnd({
@@ -271,7 +275,7 @@ export class ProxyListener {
    * the limit is refused here (413) before a byte is read: returns false.
    * While the body streams, a client that goes quiet for bodyTimeout is cut off.
    */
-  #body(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number): Readable | null | false {
+  #body(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number): Readable | null | false {
     const h = req.headers;
     const length = h['content-length'];
     // Unknown length: chunked in HTTP/1.1; in HTTP/2, DATA frames until the end of the stream.
@@ -283,35 +287,41 @@ export class ProxyListener {
       this.#answer(req, res, ip, startedAt, 413, LOCAL_MESSAGES[413], ['connection', 'close']);
       return false;
     }
-    return maxBodySize > 0 && chunked ? req.pipe(new BodyLimit(maxBodySize)) : req;
+    const body = bodyStream(req);
+    return maxBodySize > 0 && chunked ? body.pipe(new BodyLimit(maxBodySize)) : body;
   }
 
   /** While a body streams in, a client quiet for bodyTimeout gets a 408 and its connection closes. */
-  #watchBody(req: IncomingMessage, exchange: Exchange): void {
+  #watchBody(req: ProxyRequest, exchange: Exchange): void {
     const ms = this.config.limits.bodyTimeoutMs;
     if (req.httpVersionMajor !== 1 || ms === 0 || req.complete) return;
-    const socket = req.socket;
     const onTimeout = () => exchange.abort(Object.assign(new Error(`no body data for ${ms}ms`), { code: BODY_TIMEOUT }));
+    if (req instanceof Http1Request) {
+      req.watchBody(ms, onTimeout);
+      return;
+    }
+    const socket = req.socket;
+    const incoming = req as unknown as http.IncomingMessage;
     // On the request, not the socket: node:http destroys a timed-out socket
     // unless the request (or response, or server) handles 'timeout'.
-    req.setTimeout(ms, onTimeout);
+    incoming.setTimeout(ms, onTimeout);
     const disarm = () => {
       socket.setTimeout(0);
-      req.off('timeout', onTimeout);
+      incoming.off('timeout', onTimeout);
     };
-    req.once('end', disarm);
-    req.once('close', disarm);
+    incoming.once('end', disarm);
+    incoming.once('close', disarm);
   }
 
   /** 400 for ambiguous framing: answer, then nothing more from this connection. */
-  #refuse(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number, message: string): void {
+  #refuse(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, message: string): void {
     (req.socket as Marked)[POISONED] = true;
     this.#answer(req, res, ip, startedAt, 400, message, ['connection', 'close']);
     res.once('finish', () => req.socket.destroy());
   }
 
   /** Fulcrum answers itself (404, 400, 413, 429): logged and counted like any request. */
-  #answer(req: IncomingMessage, res: ServerResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[]): void {
+  #answer(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[]): void {
     const requestId = requestIdOf(req);
     const bytes = sendLocal(res, status, message, headers);
     this.#observer.onRequestEnd({
@@ -337,7 +347,7 @@ export class ProxyListener {
  * (the parser accepts "cow, chunked" and strips only the last one), and
  * Transfer-Encoding in an HTTP/1.0 request. Undefined when the framing is fine.
  */
-function badFraming(req: IncomingMessage): string | undefined {
+function badFraming(req: ProxyRequest): string | undefined {
   const te = req.headers['transfer-encoding'];
   if (te === undefined) return undefined;
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return 'Transfer-Encoding in an HTTP/1.0 request';
@@ -346,7 +356,7 @@ function badFraming(req: IncomingMessage): string | undefined {
 }
 
 /** For a request Fulcrum answers itself: the client's X-Request-Id, else a new one. */
-function requestIdOf(req: IncomingMessage): string {
+function requestIdOf(req: ProxyRequest): string {
   const sent = req.headers['x-request-id'];
   return typeof sent === 'string' ? sent : randomUUID();
 }

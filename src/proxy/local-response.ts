@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { ProxyResponse } from './message';
 
 /** Bodies of the answers Fulcrum gives itself: one line, never a stack trace. */
 export const LOCAL_MESSAGES: Readonly<Record<number, string>> = {
@@ -13,7 +13,7 @@ export const LOCAL_MESSAGES: Readonly<Record<number, string>> = {
 };
 
 /** Write a one-line text answer; returns the body length. */
-export function sendLocal(res: ServerResponse, status: number, message: string, headers?: readonly string[]): number {
+export function sendLocal(res: ProxyResponse, status: number, message: string, headers?: readonly string[]): number {
   const body = `${message}\n`;
   const len = Buffer.byteLength(body);
   const h = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(len)];

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { ProxyRequest } from './message';
 import type { RateLimitConfig } from '../config/types';
 
 interface Bucket {
@@ -20,7 +20,7 @@ const MAX_BUCKETS = 100_000;
 export class RateLimiter {
   readonly #rate: number;
   readonly #burst: number;
-  readonly #keyOf: (req: IncomingMessage, ip: string) => string;
+  readonly #keyOf: (req: ProxyRequest, ip: string) => string;
   readonly #now: () => number;
   readonly #buckets = new Map<string, Bucket>();
   readonly #idleMs: number;
@@ -44,7 +44,7 @@ export class RateLimiter {
   }
 
   /** 0 when the request may pass, else the seconds to wait (for Retry-After). */
-  take(req: IncomingMessage, ip: string): number {
+  take(req: ProxyRequest, ip: string): number {
     const key = this.#keyOf(req, ip);
     const now = this.#now();
     let b = this.#buckets.get(key);

@@ -1,4 +1,5 @@
-import http, { type IncomingMessage } from 'node:http';
+import http from 'node:http';
+import type { ProxyRequest } from './message';
 import type { Duplex } from 'node:stream';
 import type { PickContext } from '../balancing/types';
 import type { BackendPool } from '../pool/pool';
@@ -6,7 +7,7 @@ import { forwardRequestHeaders } from './headers';
 import { blamesBackend, classifyUpstreamError } from './upstream-errors';
 import { LOCAL_MESSAGES } from './local-response';
 
-/** Answer an upgrade request on the raw socket (no ServerResponse exists for it) and close. */
+/** Answer an upgrade request on the raw socket (no ProxyResponse exists for it) and close. */
 export function refuseUpgrade(socket: Duplex, status: number, message: string, extra = ''): void {
   if (!socket.writable) return;
   const body = `${message}\n`;
@@ -14,7 +15,7 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string, e
 }
 
 export interface UpgradeInit {
-  readonly req: IncomingMessage;
+  readonly req: ProxyRequest;
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly path: string;

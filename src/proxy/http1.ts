@@ -1,0 +1,825 @@
+import net, { type Socket } from 'node:net';
+import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+
+/**
+ * A lean HTTP/1.1 server for plain-HTTP listeners: node:net sockets read
+ * straight into Node's own llhttp parser (the binding node:http uses, with the
+ * same strict settings), without node:http's IncomingMessage and
+ * ServerResponse streams. Per request it makes two small objects and, for a
+ * response of one chunk, one write(2) of head and body together; a body
+ * stream exists only for requests that have a body.
+ *
+ * On the wire it answers as node:http does (tests/proxy/http1-differential
+ * compares the two byte for byte): keep-alive and HTTP/1.0 rules, chunked or
+ * close-delimited bodies, 100-continue and 417, 400 without Host, the
+ * 'clientError' event for parse errors (431 for headers over 16 KiB) and for
+ * headersTimeout, keepAliveTimeout, 'upgrade' with the bytes after the
+ * headers. One difference by design: pipelined requests are served one after
+ * the other (as HAProxy does), not handed to the handler all at once.
+ *
+ * The parser binding is internal to Node; `http1Available` is false when it is
+ * not what this code expects, and listeners then use node:http.
+ */
+
+interface Parser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  consume(handle: unknown): void;
+  unconsume(): void;
+  getCurrentBuffer(): Buffer;
+  finish(): Error | number | undefined | null;
+  remove(): void;
+  close(): void;
+  [callback: number]: unknown;
+  conn: Connection | null;
+}
+
+interface ParserModule {
+  HTTPParser: (new () => Parser) & Record<string, number>;
+  methods: string[];
+}
+
+function loadParser(): ParserModule | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const m = require('_http_common') as Partial<ParserModule>;
+    const P = m.HTTPParser;
+    const ok = typeof P === 'function' && Array.isArray(m.methods)
+      && ['consume', 'unconsume', 'getCurrentBuffer', 'initialize', 'finish'].every((f) => typeof (P.prototype as Record<string, unknown>)[f] === 'function')
+      && ['REQUEST', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute'].every((k) => typeof P[k] === 'number');
+    return ok ? (m as ParserModule) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const parserModule = loadParser();
+/** False when this Node's parser binding is not the one this code was written for. */
+export const http1Available = parserModule !== undefined;
+const HTTPParser = parserModule?.HTTPParser;
+const methods = parserModule?.methods ?? [];
+const CONNECT = methods.indexOf('CONNECT');
+
+// node:http's own patterns for these header values.
+const CLOSE_TOKEN = /(?:^|\W)close(?:$|\W)/i;
+const CHUNKED_TOKEN = /(?:^|\W)chunked(?:$|\W)/i;
+const CONTINUE_TOKEN = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/** Headers whose repeats node:http drops (the first one wins); every other repeat is joined. */
+const SINGLE_VALUED = new Set([
+  'content-type', 'content-length', 'user-agent', 'referer', 'host', 'authorization', 'proxy-authorization',
+  'if-modified-since', 'if-unmodified-since', 'from', 'location', 'max-forwards', 'retry-after', 'etag',
+  'last-modified', 'server', 'age', 'expires',
+]);
+
+/** The object node:http builds from raw headers, with the same rules for repeats. */
+function headerObject(raw: readonly string[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const value = raw[i + 1];
+    const seen = out[name];
+    if (name === 'set-cookie') {
+      if (seen === undefined) out[name] = [value];
+      else (seen as string[]).push(value);
+    } else if (seen === undefined) {
+      out[name] = value;
+    } else if (name === 'cookie') {
+      out[name] = `${seen as string}; ${value}`;
+    } else if (!SINGLE_VALUED.has(name)) {
+      out[name] = `${seen as string}, ${value}`;
+    }
+  }
+  return out as IncomingHttpHeaders;
+}
+
+let dateSecond = -1;
+let dateText = '';
+/** The Date header's value, formatted once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+/** Why a connection's socket is not being read (bits; reading resumes when none is left). */
+const PAUSED_PIPELINE = 1;
+const PAUSED_BODY = 2;
+
+/** Head and body up to this size go out in one buffer, one write(2). */
+const COALESCE_MAX = 16 * 1024;
+/** Body bytes held for a request whose handler has not taken its body yet, before reading pauses. */
+const PENDING_BODY_MAX = 64 * 1024;
+
+export interface Http1Options {
+  /** ms from the first byte of a request (or the connection) to the end of its headers; 0 = none. */
+  readonly headersTimeout: number;
+  /** ms an idle keep-alive connection is kept. */
+  readonly keepAliveTimeout: number;
+  /** How often timeouts are checked (ms); default min(1000, headersTimeout). */
+  readonly connectionsCheckingInterval?: number;
+  readonly noDelay?: boolean;
+}
+
+export type Http1Handler = (req: Http1Request, res: Http1Response) => void;
+
+export class Http1Server extends net.Server {
+  headersTimeout: number;
+  keepAliveTimeout: number;
+  readonly #connections = new Set<Connection>();
+  readonly #interval: number;
+  #sweep: NodeJS.Timeout | undefined;
+
+  constructor(options: Http1Options, handler: Http1Handler) {
+    if (HTTPParser === undefined) throw new Error('the HTTP/1.1 parser binding of this Node version is not supported');
+    // Half-open like node:http: a client's FIN is handled below, not by net.
+    super({ allowHalfOpen: true, noDelay: options.noDelay ?? true });
+    this.headersTimeout = options.headersTimeout;
+    this.keepAliveTimeout = options.keepAliveTimeout;
+    this.#interval = options.connectionsCheckingInterval ?? Math.min(1000, options.headersTimeout || 1000);
+    this.on('request', handler);
+    this.on('connection', (socket: Socket) => this.#connections.add(new Connection(this, socket)));
+    this.on('listening', () => {
+      clearInterval(this.#sweep);
+      this.#sweep = setInterval(() => this.#checkTimeouts(), this.#interval);
+      this.#sweep.unref();
+    });
+  }
+
+  /** Close connections with no request in flight or arriving (as node:http's closeIdleConnections). */
+  closeIdleConnections(): void {
+    for (const c of this.#connections) if (c.idle()) c.socket.destroy();
+  }
+
+  override close(callback?: (err?: Error) => void): this {
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
+    this.closeIdleConnections();
+    return super.close(callback);
+  }
+
+  /** @internal */
+  forget(c: Connection): void {
+    this.#connections.delete(c);
+  }
+
+  #checkTimeouts(): void {
+    const now = performance.now();
+    for (const c of this.#connections) c.checkTimeouts(now, this.headersTimeout, this.keepAliveTimeout);
+  }
+}
+
+// ---- parser callbacks: called by the binding with `this` = the parser ------
+
+function onMessageBegin(this: Parser): void {
+  const c = this.conn;
+  if (c === null) return;
+  c.inMessage = true;
+  c.idleSince = 0;
+  c.headersStart = performance.now();
+}
+
+/** Headers too long for one callback (or split over reads) arrive in pieces first. */
+function onHeaders(this: Parser, headers: string[], url: string): void {
+  const c = this.conn;
+  if (c === null) return;
+  for (let i = 0; i < headers.length; i++) c.headerPieces.push(headers[i]);
+  c.urlPiece += url;
+}
+
+function onHeadersComplete(
+  this: Parser, major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
+  _status: unknown, _message: unknown, upgrade: boolean, keepAlive: boolean,
+): number {
+  const c = this.conn;
+  if (c === null) return 0;
+  if (headers === undefined) {
+    headers = c.headerPieces;
+    c.headerPieces = [];
+  }
+  if (url === undefined) {
+    url = c.urlPiece;
+    c.urlPiece = '';
+  }
+  c.headersStart = 0;
+  const req = new Http1Request(c, methods[method] ?? 'GET', url, headers, major, minor, keepAlive);
+  c.receiving = req;
+  if (upgrade && (method === CONNECT || c.server.listenerCount('upgrade') > 0)) {
+    c.upgrading = req;
+    return 2; // llhttp stops after this message; the rest of the bytes are the tunnel's
+  }
+  c.enqueue(req);
+  return 0;
+}
+
+function onBody(this: Parser, chunk: Buffer): void {
+  this.conn?.receiving?.pushBody(chunk);
+}
+
+function onMessageComplete(this: Parser): void {
+  const c = this.conn;
+  if (c === null) return;
+  const req = c.receiving;
+  c.receiving = null;
+  c.inMessage = false;
+  req?.endBody();
+  if (c.active === null && c.queue.length === 0) c.idleSince = performance.now();
+}
+
+function onExecute(this: Parser, ret: number | Error): void {
+  const c = this.conn;
+  if (c === null) return;
+  // Not `instanceof Error`: the binding's errors come from Node's own realm (not jest's, say).
+  if (typeof ret !== 'number') c.failed(ret);
+  else if (c.upgrading !== null) c.upgrade(ret);
+}
+
+function closeParser(parser: Parser): void {
+  parser.close();
+}
+
+/** One client connection: its parser, the request being answered and those waiting behind it. */
+class Connection {
+  readonly server: Http1Server;
+  readonly socket: Socket;
+  #parser: Parser | null;
+  headerPieces: string[] = [];
+  urlPiece = '';
+  /** When the headers of the request being received started (or the connection opened); 0 once they are in. */
+  headersStart = performance.now();
+  /** Since when nothing is being answered or received; 0 while busy. */
+  idleSince = 0;
+  /** Between a message's first byte and its end. */
+  inMessage = false;
+  /** The request whose body the parser is reading. */
+  receiving: Http1Request | null = null;
+  /** The request being answered. */
+  active: Http1Request | null = null;
+  /** Pipelined requests, answered in order after `active`. */
+  readonly queue: Http1Request[] = [];
+  upgrading: Http1Request | null = null;
+  /** No further request on this connection is served. */
+  #closing = false;
+  /** A parse error or timeout to report once the response in flight is out. */
+  #pendingError: Error | null = null;
+  #pendingUpgrade: { req: Http1Request; head: Buffer } | null = null;
+  #paused = 0;
+  #starting = false;
+  readonly #onEnd = () => this.#ended();
+  readonly #onClose = () => this.#closed();
+  readonly #onDrain = () => this.active?.res?.drained();
+
+  constructor(server: Http1Server, socket: Socket) {
+    this.server = server;
+    this.socket = socket;
+    const parser = new HTTPParser!();
+    parser.initialize(HTTPParser!.REQUEST, {}, 0, 0);
+    parser.conn = this;
+    parser[HTTPParser!.kOnMessageBegin] = onMessageBegin;
+    parser[HTTPParser!.kOnHeaders] = onHeaders;
+    parser[HTTPParser!.kOnHeadersComplete] = onHeadersComplete;
+    parser[HTTPParser!.kOnBody] = onBody;
+    parser[HTTPParser!.kOnMessageComplete] = onMessageComplete;
+    parser[HTTPParser!.kOnExecute] = onExecute;
+    // Bytes go from the socket to the parser inside Node, never through a 'data' event.
+    parser.consume((socket as unknown as { _handle: unknown })._handle);
+    this.#parser = parser;
+    socket.on('error', noop);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onClose);
+    socket.on('drain', this.#onDrain);
+  }
+
+  /** Served at least one request and waits for the next (a fresh connection is not idle, as in node:http). */
+  idle(): boolean {
+    return this.idleSince > 0 && this.active === null && this.queue.length === 0 && !this.inMessage && this.#parser !== null;
+  }
+
+  enqueue(req: Http1Request): void {
+    if (this.#closing) return;
+    this.queue.push(req);
+    if (this.active !== null) this.#pause(PAUSED_PIPELINE);
+    else this.#next();
+  }
+
+  /** Start the next waiting request; a loop, so answers given at once do not recurse. */
+  #next(): void {
+    if (this.#starting) return;
+    this.#starting = true;
+    while (this.active === null && this.queue.length > 0 && !this.#closing) this.#start(this.queue.shift()!);
+    this.#starting = false;
+    if (this.#closing) return;
+    // Nothing waits: read on (the request in flight may have a body to receive).
+    if (this.queue.length === 0) this.#resume(PAUSED_PIPELINE);
+    if (this.active === null && !this.inMessage) this.idleSince = performance.now();
+  }
+
+  #start(req: Http1Request): void {
+    this.active = req;
+    const res = new Http1Response(this, req);
+    req.res = res;
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+      const h = req.headers;
+      // RFC 9112 §3.2, and node:http's requireHostHeader.
+      if (h.host === undefined) {
+        res.writeHead(400, ['Connection', 'close']);
+        res.end();
+        return;
+      }
+      if (h.expect !== undefined) {
+        if (!CONTINUE_TOKEN.test(h.expect)) {
+          res.writeHead(417, []);
+          res.end();
+          return;
+        }
+        this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+      }
+    }
+    this.server.emit('request', req, res);
+  }
+
+  /** The response to `active` is out. */
+  responseDone(res: Http1Response): void {
+    const req = this.active;
+    if (req === null || req.res !== res) return;
+    this.active = null;
+    if (!req.complete) req.dump();
+    if (!res.keepAlive) {
+      // Said "Connection: close": nothing more goes out, not even an error for what followed.
+      this.#stop();
+      this.socket.destroySoon();
+      return;
+    }
+    if (this.#pendingError !== null) {
+      const err = this.#pendingError;
+      this.#pendingError = null;
+      this.server.emit('clientError', err, this.socket);
+      return;
+    }
+    if (this.#pendingUpgrade !== null) {
+      const { req: up, head } = this.#pendingUpgrade;
+      this.#pendingUpgrade = null;
+      this.#emitUpgrade(up, head);
+      return;
+    }
+    this.#next();
+  }
+
+  /** A parse error or a headers timeout: answered (by 'clientError') once nothing is in flight. */
+  failed(err: Error): void {
+    if (this.#closing) return; // the parser repeats its error for every later read
+    const bodyCut = this.receiving !== null && this.receiving === this.active && !this.receiving.complete;
+    this.#stop();
+    if (bodyCut) {
+      // The body of the request in flight broke mid-way: the client gets its
+      // 400 if no answer has started, and the exchange learns the client is gone.
+      const started = this.active!.res?.headersSent === true;
+      this.#abandon();
+      if (started) this.socket.destroy();
+      else this.server.emit('clientError', err, this.socket);
+    } else if (this.active !== null) {
+      this.#pendingError = err;
+    } else {
+      this.server.emit('clientError', err, this.socket);
+    }
+  }
+
+  checkTimeouts(now: number, headersTimeout: number, keepAliveTimeout: number): void {
+    if (this.headersStart > 0 && headersTimeout > 0 && now - this.headersStart > headersTimeout && !this.#closing) {
+      this.headersStart = 0;
+      this.failed(Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }));
+    } else if (this.idleSince > 0 && keepAliveTimeout > 0 && now - this.idleSince > keepAliveTimeout) {
+      this.socket.destroy();
+    }
+  }
+
+  upgrade(ret: number): void {
+    const req = this.upgrading!;
+    this.upgrading = null;
+    const head = this.#parser!.getCurrentBuffer().subarray(ret);
+    this.#detachParser();
+    this.server.forget(this);
+    if (req.method === 'CONNECT') {
+      // For forward proxies; a reverse proxy closes the connection (node:http does, with no 'connect' listener).
+      this.socket.destroy();
+      return;
+    }
+    if (this.active !== null) this.#pendingUpgrade = { req, head };
+    else this.#emitUpgrade(req, head);
+  }
+
+  #emitUpgrade(req: Http1Request, head: Buffer): void {
+    const s = this.socket;
+    s.off('error', noop);
+    s.off('end', this.#onEnd);
+    s.off('close', this.#onClose);
+    s.off('drain', this.#onDrain);
+    this.#resume(PAUSED_PIPELINE | PAUSED_BODY);
+    (s as { readableFlowing: boolean | null }).readableFlowing = null;
+    this.server.emit('upgrade', req, s, head);
+  }
+
+  /**
+   * Serve nothing more: drop the waiting requests. Reading goes on (and is
+   * dropped), as node:http does: unread bytes at close would turn our FIN
+   * into a reset, and the client could lose the answer.
+   */
+  #stop(): void {
+    this.#closing = true;
+    this.queue.length = 0;
+    this.idleSince = 0;
+    this.headersStart = 0;
+    this.#resume(PAUSED_PIPELINE);
+  }
+
+  /** The client's FIN. As node:http without allowHalfOpen: whatever is pending is abandoned. */
+  #ended(): void {
+    const ret = this.#parser?.finish();
+    if (typeof ret === 'object' && ret !== null && this.active === null && !this.#closing) {
+      this.#stop();
+      this.server.emit('clientError', ret, this.socket);
+    }
+    this.#abandon();
+    if (this.socket.writable) this.socket.end();
+  }
+
+  #closed(): void {
+    this.server.forget(this);
+    this.#closing = true;
+    this.queue.length = 0;
+    this.#abandon();
+    this.receiving = null;
+    this.#detachParser();
+  }
+
+  /** The client is gone: the response in flight hears it first, then the body being received. */
+  #abandon(): void {
+    this.active?.res?.clientClosed();
+    this.receiving?.abortBody(aborted());
+  }
+
+  #detachParser(): void {
+    const parser = this.#parser;
+    if (parser === null) return;
+    this.#parser = null;
+    parser.conn = null;
+    if ((this.socket as unknown as { _handle: unknown })._handle) parser.unconsume();
+    parser.remove();
+    // The binding may still be on the stack (this can run inside a callback).
+    setImmediate(closeParser, parser);
+  }
+
+  pauseBody(): void {
+    this.#pause(PAUSED_BODY);
+  }
+
+  resumeBody(): void {
+    this.#resume(PAUSED_BODY);
+  }
+
+  #pause(why: number): void {
+    if (this.#paused === 0) {
+      const handle = (this.socket as unknown as { _handle: StreamHandle | null })._handle;
+      if (handle !== null && handle.reading) {
+        handle.reading = false;
+        handle.readStop();
+      }
+    }
+    this.#paused |= why;
+  }
+
+  #resume(why: number): void {
+    if (this.#paused === 0) return;
+    this.#paused &= ~why;
+    if (this.#paused !== 0) return;
+    const handle = (this.socket as unknown as { _handle: StreamHandle | null })._handle;
+    if (handle !== null && !handle.reading && !this.socket.destroyed) {
+      handle.reading = true;
+      handle.readStart();
+    }
+  }
+}
+
+interface StreamHandle {
+  reading: boolean;
+  readStart(): number;
+  readStop(): number;
+}
+
+function noop(): void {}
+
+function aborted(): Error {
+  return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+}
+
+/** The request body as a stream, made only when the handler asks for it. */
+class RequestBody extends Readable {
+  readonly #conn: Connection;
+
+  constructor(conn: Connection) {
+    super();
+    this.#conn = conn;
+  }
+
+  override _read(): void {
+    this.#conn.resumeBody();
+  }
+}
+
+export class Http1Request {
+  readonly method: string;
+  readonly url: string;
+  readonly rawHeaders: string[];
+  readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
+  readonly socket: Socket;
+  /** The whole message, body included, has been read. */
+  complete = false;
+  /** @internal */
+  res: Http1Response | null = null;
+  /** @internal the client's wish, from the parser (HTTP version and Connection). */
+  readonly keepAlive: boolean;
+  readonly #conn: Connection;
+  #headers: IncomingHttpHeaders | undefined;
+  #body: RequestBody | null = null;
+  #pending: Buffer[] | null = null;
+  #pendingBytes = 0;
+  #dumped = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(conn: Connection, method: string, url: string, rawHeaders: string[], major: number, minor: number, keepAlive: boolean) {
+    this.#conn = conn;
+    this.socket = conn.socket;
+    this.method = method;
+    this.url = url;
+    this.rawHeaders = rawHeaders;
+    this.httpVersionMajor = major;
+    this.httpVersionMinor = minor;
+    this.keepAlive = keepAlive;
+  }
+
+  /** Lower-cased names, repeats joined as node:http joins them; built on first use. */
+  get headers(): IncomingHttpHeaders {
+    return (this.#headers ??= headerObject(this.rawHeaders));
+  }
+
+  /** The body as a stream with backpressure (reading the socket pauses while it is full). */
+  body(): Readable {
+    if (this.#body !== null) return this.#body;
+    const body = new RequestBody(this.#conn);
+    this.#body = body;
+    if (this.#pending !== null) {
+      for (const chunk of this.#pending) body.push(chunk);
+      this.#pending = null;
+      this.#conn.resumeBody();
+    }
+    if (this.complete && !this.#dumped) body.push(null);
+    return body;
+  }
+
+  /** Calls `onTimeout` when no body byte arrives for `ms` (until the body is complete). */
+  watchBody(ms: number, onTimeout: () => void): void {
+    if (this.complete || this.#dumped) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(onTimeout, ms);
+  }
+
+  /** @internal */
+  pushBody(chunk: Buffer): void {
+    if (this.#dumped) return;
+    this.#timer?.refresh();
+    if (this.#body !== null) {
+      if (!this.#body.push(chunk)) this.#conn.pauseBody();
+      return;
+    }
+    (this.#pending ??= []).push(chunk);
+    this.#pendingBytes += chunk.length;
+    if (this.#pendingBytes > PENDING_BODY_MAX) this.#conn.pauseBody();
+  }
+
+  /** @internal */
+  endBody(): void {
+    this.complete = true;
+    clearTimeout(this.#timer);
+    if (!this.#dumped) this.#body?.push(null);
+  }
+
+  /** @internal the client went away mid-body. */
+  abortBody(err: Error): void {
+    if (this.complete) return;
+    clearTimeout(this.#timer);
+    this.#dumped = true;
+    this.#pending = null;
+    this.#body?.destroy(err);
+  }
+
+  /** @internal answered before the body was read: the rest of it is read and dropped. */
+  dump(): void {
+    clearTimeout(this.#timer);
+    this.#dumped = true;
+    this.#pending = null;
+    this.#body?.push(null);
+    this.#conn.resumeBody();
+  }
+}
+
+type Listener = () => void;
+
+export class Http1Response {
+  statusCode = 200;
+  headersSent = false;
+  /** end() was called: everything is handed to the socket. */
+  writableFinished = false;
+  /** False: "Connection: close", and the connection closes after this response. */
+  shouldKeepAlive: boolean;
+  readonly #conn: Connection;
+  readonly #req: Http1Request;
+  #head: string | null = null;
+  #chunked = false;
+  #hasBody = true;
+  /** Close after this response (decided by writeHead). */
+  #last = false;
+  /** The client left before this response ended. */
+  #gone = false;
+  /** end(data) without writeHead: the length node:http would announce; -1 otherwise. */
+  #implicitLength = -1;
+  #onClose: Listener[] | null = null;
+  #onFinish: Listener[] | null = null;
+  #onDrain: Listener[] | null = null;
+
+  constructor(conn: Connection, req: Http1Request) {
+    this.#conn = conn;
+    this.#req = req;
+    this.shouldKeepAlive = req.keepAlive;
+  }
+
+  get destroyed(): boolean {
+    return this.#gone || this.#conn.socket.destroyed;
+  }
+
+  /** @internal */
+  get keepAlive(): boolean {
+    return !this.#last && this.shouldKeepAlive;
+  }
+
+  on(event: 'close' | 'finish' | 'drain', fn: Listener): this {
+    if (event === 'close') (this.#onClose ??= []).push(fn);
+    else if (event === 'finish') (this.#onFinish ??= []).push(fn);
+    else (this.#onDrain ??= []).push(fn);
+    return this;
+  }
+
+  /** Like `on`, for events that fire at most once per response here ('drain' is re-armed by each caller). */
+  once(event: 'close' | 'finish' | 'drain', fn: Listener): this {
+    if (event !== 'drain') return this.on(event, fn);
+    (this.#onDrain ??= []).push(fn);
+    return this;
+  }
+
+  /** `headers`: flat [name, value, ...], sent as given, in order. */
+  writeHead(status: number, headers: readonly string[]): this {
+    if (this.headersSent) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
+    this.statusCode = status;
+    this.headersSent = true;
+    const req = this.#req;
+    this.#hasBody = req.method !== 'HEAD' && status !== 204 && status !== 304 && !(status >= 100 && status < 200);
+    const http11 = req.httpVersionMajor === 1 && req.httpVersionMinor >= 1;
+    const chunkedByDefault = http11 || CHUNKED_TOKEN.test(String(req.headers.te ?? ''));
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let length = false;
+    let date = false;
+    let connection = false;
+    let te = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i];
+      const value = headers[i + 1];
+      switch (name.length) {
+        case 4:
+          if (name.toLowerCase() === 'date') date = true;
+          break;
+        case 10:
+          if (name.toLowerCase() === 'connection') {
+            connection = true;
+            if (CLOSE_TOKEN.test(value)) this.#last = true;
+            else this.shouldKeepAlive = true;
+          }
+          break;
+        case 14:
+          if (name.toLowerCase() === 'content-length') length = true;
+          break;
+        case 17:
+          if (name.toLowerCase() === 'transfer-encoding') {
+            te = true;
+            if (CHUNKED_TOKEN.test(value)) this.#chunked = true;
+          }
+          break;
+      }
+      head += `${name}: ${value}\r\n`;
+    }
+    if (!date) head += `Date: ${httpDate()}\r\n`;
+    if (!connection) {
+      if (this.shouldKeepAlive && (length || chunkedByDefault)) {
+        head += 'Connection: keep-alive\r\n';
+        const seconds = Math.floor(this.#conn.server.keepAliveTimeout / 1000);
+        if (seconds > 0) head += `Keep-Alive: timeout=${seconds}\r\n`;
+      } else {
+        this.#last = true;
+        head += 'Connection: close\r\n';
+      }
+    }
+    if (!length && !te && this.#hasBody) {
+      if (!chunkedByDefault) {
+        this.#last = true; // the body ends when the connection does
+      } else if (this.#implicitLength >= 0) {
+        head += `Content-Length: ${this.#implicitLength}\r\n`;
+      } else {
+        head += 'Transfer-Encoding: chunked\r\n';
+        this.#chunked = true;
+      }
+    }
+    if (!this.#hasBody) this.#chunked = false;
+    this.#head = `${head}\r\n`;
+    return this;
+  }
+
+  write(chunk: Buffer | string): boolean {
+    if (this.writableFinished) return true;
+    if (!this.headersSent) this.writeHead(this.statusCode, []);
+    const socket = this.#conn.socket;
+    if (!this.#hasBody || !socket.writable) return true;
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const n = data.length;
+    if (n === 0) return true;
+    const prefix = this.#chunked ? `${this.#head ?? ''}${n.toString(16)}\r\n` : this.#head ?? '';
+    this.#head = null;
+    const suffix = this.#chunked ? 2 : 0;
+    if (n <= COALESCE_MAX) {
+      const buf = Buffer.allocUnsafe(prefix.length + n + suffix);
+      buf.write(prefix, 0, 'latin1');
+      data.copy(buf, prefix.length);
+      if (suffix !== 0) {
+        buf[buf.length - 2] = 13;
+        buf[buf.length - 1] = 10;
+      }
+      return socket.write(buf);
+    }
+    socket.cork();
+    if (prefix.length > 0) socket.write(prefix, 'latin1');
+    socket.write(data);
+    const ok = suffix === 0 ? !socket.writableNeedDrain : socket.write('\r\n', 'latin1');
+    socket.uncork();
+    return ok;
+  }
+
+  end(data?: string | Buffer): this {
+    if (this.writableFinished) return this;
+    if (!this.headersSent) {
+      this.#implicitLength = data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      this.writeHead(this.statusCode, []);
+    }
+    if (data !== undefined && data.length > 0) this.write(data);
+    this.writableFinished = true;
+    const tail = this.#chunked ? `${this.#head ?? ''}0\r\n\r\n` : this.#head ?? '';
+    this.#head = null;
+    const socket = this.#conn.socket;
+    const finish = this.#onFinish;
+    if (tail.length > 0 && socket.writable) {
+      if (finish === null) socket.write(tail, 'latin1');
+      else socket.write(tail, 'latin1', () => run(finish));
+    } else if (finish !== null) {
+      process.nextTick(run, finish);
+    }
+    this.#conn.responseDone(this);
+    return this;
+  }
+
+  /** Cut the connection (a response that broke half-way). */
+  destroy(err?: Error): void {
+    this.#conn.socket.destroy(err);
+  }
+
+  /** @internal */
+  drained(): void {
+    const waiting = this.#onDrain;
+    if (waiting === null) return;
+    this.#onDrain = null;
+    run(waiting);
+  }
+
+  /** @internal the connection closed before this response ended. */
+  clientClosed(): void {
+    if (this.writableFinished) return;
+    this.#gone = true;
+    const listeners = this.#onClose;
+    this.#onClose = null;
+    if (listeners !== null) run(listeners);
+  }
+}
+
+function run(listeners: readonly Listener[]): void {
+  for (const fn of listeners) fn();
+}
