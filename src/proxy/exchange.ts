@@ -5,6 +5,7 @@ import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
 import { blamesBackend, classifyUpstreamError, type FailureKind } from './upstream-errors';
 import { forwardResponseHeaders } from './headers';
+import { Http1Response } from './http1';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import type { Sticky } from '../pool/sticky';
 import type { Readable } from 'node:stream';
@@ -155,13 +156,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return true;
     }
     const { res } = this.#init;
-    const headers = forwardResponseHeaders(rawHeaders);
-    if (this.#init.sticky !== undefined && this.#backend !== this.#init.preferred) {
-      headers.push('set-cookie', this.#init.sticky.setCookie(this.#backend!));
-    }
+    const cookie = this.#init.sticky !== undefined && this.#backend !== this.#init.preferred
+      ? ['set-cookie', this.#init.sticky.setCookie(this.#backend!)] : undefined;
     this.#status = statusCode;
     this.#responding = true;
     this.#resume = resume;
+    // Our own server copies the backend's header bytes as they are; node:http takes strings.
+    if (res instanceof Http1Response && res.writeBackendHead(statusCode, rawHeaders, cookie)) return true;
+    const headers = forwardResponseHeaders(rawHeaders);
+    if (cookie !== undefined) headers.push(...cookie);
     res.writeHead(statusCode, headers);
     return true;
   }

@@ -93,6 +93,28 @@ function headerObject(raw: readonly string[]): IncomingHttpHeaders {
   return out as IncomingHttpHeaders;
 }
 
+/** "HTTP/1.1 200 OK\r\n", as node:http words it. */
+function statusLine(status: number): string {
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+}
+
+/** `name` spells `lower` (ASCII: lower-case letters, digits, '-') in any letter case. */
+function isName(name: Buffer, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    const b = name[i];
+    const c = lower.charCodeAt(i);
+    // `| 0x20` folds A-Z to a-z; a header name holds no byte it would wrongly fold onto '-' or a digit.
+    if (b !== c && (b | 0x20) !== c) return false;
+  }
+  return true;
+}
+
+/** A Connection value that names no other header: "keep-alive" or "close", nearly every backend's. */
+function isPlainConnection(value: Buffer): boolean {
+  return isName(value, 'keep-alive') || isName(value, 'close');
+}
+
 let dateSecond = -1;
 let dateText = '';
 /** The Date header's value, formatted once a second. */
@@ -129,7 +151,17 @@ export type Http1Handler = (req: Http1Request, res: Http1Response) => void;
 
 export class Http1Server extends net.Server {
   headersTimeout: number;
-  keepAliveTimeout: number;
+  #keepAliveTimeout = 0;
+  /** "Connection: keep-alive" and the Keep-Alive line node:http sends with it, made when the timeout is set. */
+  keepAliveLines = '';
+  /**
+   * Timeout checks so far. A request's start and a connection's idle time are
+   * noted as this count, not read off a clock per request: a timeout of T
+   * fires once more than ceil(T / interval) checks have passed since, which
+   * takes at least T (checks are never closer than the interval, even on a
+   * busy loop) and at most about two intervals more.
+   */
+  tick = 1;
   readonly #connections = new Set<Connection>();
   readonly #interval: number;
   #sweep: NodeJS.Timeout | undefined;
@@ -150,6 +182,16 @@ export class Http1Server extends net.Server {
     });
   }
 
+  get keepAliveTimeout(): number {
+    return this.#keepAliveTimeout;
+  }
+
+  set keepAliveTimeout(ms: number) {
+    this.#keepAliveTimeout = ms;
+    const seconds = Math.floor(ms / 1000);
+    this.keepAliveLines = `Connection: keep-alive\r\n${seconds > 0 ? `Keep-Alive: timeout=${seconds}\r\n` : ''}`;
+  }
+
   /** Close connections with no request in flight or arriving (as node:http's closeIdleConnections). */
   closeIdleConnections(): void {
     for (const c of this.#connections) if (c.idle()) c.socket.destroy();
@@ -168,8 +210,10 @@ export class Http1Server extends net.Server {
   }
 
   #checkTimeouts(): void {
-    const now = performance.now();
-    for (const c of this.#connections) c.checkTimeouts(now, this.headersTimeout, this.keepAliveTimeout);
+    const tick = ++this.tick;
+    const headers = this.headersTimeout > 0 ? Math.ceil(this.headersTimeout / this.#interval) : 0;
+    const idle = this.keepAliveTimeout > 0 ? Math.ceil(this.keepAliveTimeout / this.#interval) : 0;
+    for (const c of this.#connections) c.checkTimeouts(tick, headers, idle);
   }
 }
 
@@ -180,7 +224,7 @@ function onMessageBegin(this: Parser): void {
   if (c === null) return;
   c.inMessage = true;
   c.idleSince = 0;
-  c.headersStart = performance.now();
+  c.headersStart = c.server.tick;
 }
 
 /** Headers too long for one callback (or split over reads) arrive in pieces first. */
@@ -227,7 +271,7 @@ function onMessageComplete(this: Parser): void {
   c.receiving = null;
   c.inMessage = false;
   req?.endBody();
-  if (c.active === null && c.queue.length === 0) c.idleSince = performance.now();
+  if (c.active === null && c.queue.length === 0) c.idleSince = c.server.tick;
 }
 
 function onExecute(this: Parser, ret: number | Error): void {
@@ -249,9 +293,9 @@ class Connection {
   #parser: Parser | null;
   headerPieces: string[] = [];
   urlPiece = '';
-  /** When the headers of the request being received started (or the connection opened); 0 once they are in. */
-  headersStart = performance.now();
-  /** Since when nothing is being answered or received; 0 while busy. */
+  /** The check (Http1Server.tick) during which the headers of the request being received started, or the connection opened; 0 once they are in. */
+  headersStart: number;
+  /** The check since which nothing is being answered or received; 0 while busy. */
   idleSince = 0;
   /** Between a message's first byte and its end. */
   inMessage = false;
@@ -276,6 +320,7 @@ class Connection {
   constructor(server: Http1Server, socket: Socket) {
     this.server = server;
     this.socket = socket;
+    this.headersStart = server.tick;
     const parser = new HTTPParser!();
     parser.initialize(HTTPParser!.REQUEST, {}, 0, 0);
     parser.conn = this;
@@ -315,7 +360,7 @@ class Connection {
     if (this.#closing) return;
     // Nothing waits: read on (the request in flight may have a body to receive).
     if (this.queue.length === 0) this.#resume(PAUSED_PIPELINE);
-    if (this.active === null && !this.inMessage) this.idleSince = performance.now();
+    if (this.active === null && !this.inMessage) this.idleSince = this.server.tick;
   }
 
   #start(req: Http1Request): void {
@@ -388,11 +433,12 @@ class Connection {
     }
   }
 
-  checkTimeouts(now: number, headersTimeout: number, keepAliveTimeout: number): void {
-    if (this.headersStart > 0 && headersTimeout > 0 && now - this.headersStart > headersTimeout && !this.#closing) {
+  /** `headers`, `idle`: the timeouts in checks (0 = none). */
+  checkTimeouts(tick: number, headers: number, idle: number): void {
+    if (this.headersStart > 0 && headers > 0 && tick - this.headersStart > headers && !this.#closing) {
       this.headersStart = 0;
       this.failed(Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }));
-    } else if (this.idleSince > 0 && keepAliveTimeout > 0 && now - this.idleSince > keepAliveTimeout) {
+    } else if (this.idleSince > 0 && idle > 0 && tick - this.idleSince > idle) {
       this.socket.destroy();
     }
   }
@@ -629,6 +675,9 @@ export class Http1Request {
 
 type Listener = () => void;
 
+/** Buffer's own latin1 writer (what buf.write(s, 0, 'latin1') ends up calling, without the argument parsing). */
+type Latin1Writable = Buffer & { latin1Write(s: string, offset: number): number };
+
 export class Http1Response {
   statusCode = 200;
   headersSent = false;
@@ -638,7 +687,8 @@ export class Http1Response {
   shouldKeepAlive: boolean;
   readonly #conn: Connection;
   readonly #req: Http1Request;
-  #head: string | null = null;
+  /** The head, until it goes out with the first body bytes (or at end). */
+  #head: string | Buffer | null = null;
   #chunked = false;
   #hasBody = true;
   /** Close after this response (decided by writeHead). */
@@ -682,14 +732,8 @@ export class Http1Response {
 
   /** `headers`: flat [name, value, ...], sent as given, in order. */
   writeHead(status: number, headers: readonly string[]): this {
-    if (this.headersSent) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
-    this.statusCode = status;
-    this.headersSent = true;
-    const req = this.#req;
-    this.#hasBody = req.method !== 'HEAD' && status !== 204 && status !== 304 && !(status >= 100 && status < 200);
-    const http11 = req.httpVersionMajor === 1 && req.httpVersionMinor >= 1;
-    const chunkedByDefault = http11 || CHUNKED_TOKEN.test(String(req.headers.te ?? ''));
-    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    this.#begin(status);
+    let head = statusLine(status);
     let length = false;
     let date = false;
     let connection = false;
@@ -720,30 +764,110 @@ export class Http1Response {
       }
       head += `${name}: ${value}\r\n`;
     }
-    if (!date) head += `Date: ${httpDate()}\r\n`;
+    this.#head = head + this.#closingLines(length, date, connection, te);
+    return this;
+  }
+
+  /**
+   * A backend's answer as undici hands it (raw latin1 buffers), copied into
+   * the head as bytes, without making two strings per header and encoding
+   * them back. Hop-by-hop headers go, as forwardResponseHeaders drops them;
+   * `extra` ([name, value, ...]) follows. Returns false, having written
+   * nothing, when a Connection header names further headers to drop: the
+   * caller then uses forwardResponseHeaders and writeHead.
+   */
+  writeBackendHead(status: number, raw: readonly Buffer[], extra: readonly string[] | undefined): boolean {
+    let size = 0;
+    let length = false;
+    let date = false;
+    // A bit per header pair: 1 = forwarded. Beyond 32 pairs, the general path.
+    let keep = 0;
+    if (raw.length > 64) return false;
+    for (let i = 0, bit = 1; i < raw.length; i += 2, bit <<= 1) {
+      const name = raw[i];
+      switch (name.length) {
+        case 2:
+          if (isName(name, 'te')) continue;
+          break;
+        case 4:
+          if (isName(name, 'date')) date = true;
+          break;
+        case 7:
+          if (isName(name, 'trailer') || isName(name, 'upgrade')) continue;
+          break;
+        case 10:
+          if (isName(name, 'keep-alive')) continue;
+          if (isName(name, 'connection')) {
+            if (!isPlainConnection(raw[i + 1])) return false;
+            continue;
+          }
+          break;
+        case 14:
+          if (isName(name, 'content-length')) length = true;
+          break;
+        case 16:
+          if (isName(name, 'proxy-connection')) continue;
+          break;
+        case 17:
+          if (isName(name, 'transfer-encoding')) continue;
+          break;
+      }
+      keep |= bit;
+      size += name.length + raw[i + 1].length + 4;
+    }
+    this.#begin(status);
+    let text = '';
+    if (extra !== undefined) for (let i = 0; i < extra.length; i += 2) text += `${extra[i]}: ${extra[i + 1]}\r\n`;
+    text += this.#closingLines(length, date, false, false);
+    const line = statusLine(status);
+    const head = Buffer.allocUnsafe(line.length + size + text.length) as Latin1Writable;
+    let at = head.latin1Write(line, 0);
+    for (let i = 0, bit = 1; i < raw.length; i += 2, bit <<= 1) {
+      if ((keep & bit) === 0) continue;
+      at += raw[i].copy(head, at);
+      head[at++] = 58; // :
+      head[at++] = 32;
+      at += raw[i + 1].copy(head, at);
+      head[at++] = 13;
+      head[at++] = 10;
+    }
+    head.latin1Write(text, at);
+    this.#head = head;
+    return true;
+  }
+
+  #begin(status: number): void {
+    if (this.headersSent) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
+    this.statusCode = status;
+    this.headersSent = true;
+    this.#hasBody = this.#req.method !== 'HEAD' && status !== 204 && status !== 304 && !(status >= 100 && status < 200);
+  }
+
+  /** What node:http adds after the handler's headers (Date, Connection, framing), and the blank line. */
+  #closingLines(length: boolean, date: boolean, connection: boolean, te: boolean): string {
+    const req = this.#req;
+    const chunkedByDefault = (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) || CHUNKED_TOKEN.test(String(req.headers.te ?? ''));
+    let lines = date ? '' : `Date: ${httpDate()}\r\n`;
     if (!connection) {
       if (this.shouldKeepAlive && (length || chunkedByDefault)) {
-        head += 'Connection: keep-alive\r\n';
-        const seconds = Math.floor(this.#conn.server.keepAliveTimeout / 1000);
-        if (seconds > 0) head += `Keep-Alive: timeout=${seconds}\r\n`;
+        lines += this.#conn.server.keepAliveLines;
       } else {
         this.#last = true;
-        head += 'Connection: close\r\n';
+        lines += 'Connection: close\r\n';
       }
     }
     if (!length && !te && this.#hasBody) {
       if (!chunkedByDefault) {
         this.#last = true; // the body ends when the connection does
       } else if (this.#implicitLength >= 0) {
-        head += `Content-Length: ${this.#implicitLength}\r\n`;
+        lines += `Content-Length: ${this.#implicitLength}\r\n`;
       } else {
-        head += 'Transfer-Encoding: chunked\r\n';
+        lines += 'Transfer-Encoding: chunked\r\n';
         this.#chunked = true;
       }
     }
     if (!this.#hasBody) this.#chunked = false;
-    this.#head = `${head}\r\n`;
-    return this;
+    return `${lines}\r\n`;
   }
 
   write(chunk: Buffer | string): boolean {
@@ -754,21 +878,24 @@ export class Http1Response {
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     const n = data.length;
     if (n === 0) return true;
-    const prefix = this.#chunked ? `${this.#head ?? ''}${n.toString(16)}\r\n` : this.#head ?? '';
+    const head = this.#head;
     this.#head = null;
+    const sizeLine = this.#chunked ? `${n.toString(16)}\r\n` : '';
     const suffix = this.#chunked ? 2 : 0;
     if (n <= COALESCE_MAX) {
-      const buf = Buffer.allocUnsafe(prefix.length + n + suffix);
-      buf.write(prefix, 0, 'latin1');
-      data.copy(buf, prefix.length);
+      const buf = Buffer.allocUnsafe((head === null ? 0 : head.length) + sizeLine.length + n + suffix) as Latin1Writable;
+      let at = head === null ? 0 : typeof head === 'string' ? buf.latin1Write(head, 0) : head.copy(buf, 0);
+      if (suffix !== 0) at += buf.latin1Write(sizeLine, at);
+      at += data.copy(buf, at);
       if (suffix !== 0) {
-        buf[buf.length - 2] = 13;
-        buf[buf.length - 1] = 10;
+        buf[at] = 13;
+        buf[at + 1] = 10;
       }
       return socket.write(buf);
     }
     socket.cork();
-    if (prefix.length > 0) socket.write(prefix, 'latin1');
+    if (head !== null) socket.write(head, 'latin1');
+    if (suffix !== 0) socket.write(sizeLine, 'latin1');
     socket.write(data);
     const ok = suffix === 0 ? !socket.writableNeedDrain : socket.write('\r\n', 'latin1');
     socket.uncork();
@@ -783,8 +910,12 @@ export class Http1Response {
     }
     if (data !== undefined && data.length > 0) this.write(data);
     this.writableFinished = true;
-    const tail = this.#chunked ? `${this.#head ?? ''}0\r\n\r\n` : this.#head ?? '';
+    const head = this.#head;
     this.#head = null;
+    const last = this.#chunked ? '0\r\n\r\n' : '';
+    const tail = head === null ? last
+      : typeof head === 'string' ? head + last
+        : last === '' ? head : Buffer.concat([head, Buffer.from(last, 'latin1')]);
     const socket = this.#conn.socket;
     const finish = this.#onFinish;
     if (tail.length > 0 && socket.writable) {
