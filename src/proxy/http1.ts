@@ -132,6 +132,11 @@ function httpDate(): string {
 const PAUSED_PIPELINE = 1;
 const PAUSED_BODY = 2;
 
+/**
+ * Pipelined requests held behind the one in flight before reading pauses.
+ * Reading goes on below it, so a client that hangs up is noticed at once.
+ */
+const PIPELINE_MAX = 16;
 /** Head and body up to this size go out in one buffer, one write(2). */
 const COALESCE_MAX = 16 * 1024;
 /** Body bytes held for a request whose handler has not taken its body yet, before reading pauses. */
@@ -347,8 +352,8 @@ class Connection {
   enqueue(req: Http1Request): void {
     if (this.#closing) return;
     this.queue.push(req);
-    if (this.active !== null) this.#pause(PAUSED_PIPELINE);
-    else this.#next();
+    if (this.active === null) this.#next();
+    else if (this.queue.length >= PIPELINE_MAX) this.#pause(PAUSED_PIPELINE);
   }
 
   /** Start the next waiting request; a loop, so answers given at once do not recurse. */
@@ -359,7 +364,7 @@ class Connection {
     this.#starting = false;
     if (this.#closing) return;
     // Nothing waits: read on (the request in flight may have a body to receive).
-    if (this.queue.length === 0) this.#resume(PAUSED_PIPELINE);
+    if (this.queue.length < PIPELINE_MAX) this.#resume(PAUSED_PIPELINE);
     if (this.active === null && !this.inMessage) this.idleSince = this.server.tick;
   }
 
