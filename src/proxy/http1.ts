@@ -407,6 +407,7 @@ class Connection {
     if (this.#pendingError !== null) {
       const err = this.#pendingError;
       this.#pendingError = null;
+      this.idleSince = this.server.tick;
       this.server.emit('clientError', err, this.socket);
       return;
     }
@@ -482,8 +483,9 @@ class Connection {
   #stop(): void {
     this.#closing = true;
     this.queue.length = 0;
-    this.idleSince = 0;
     this.headersStart = 0;
+    // A client that never closes its side is cut off after keepAliveTimeout.
+    this.idleSince = this.active === null ? this.server.tick : 0;
     this.#resume(PAUSED_PIPELINE);
   }
 

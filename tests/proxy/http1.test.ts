@@ -366,6 +366,19 @@ describe('Http1Server', () => {
       expect(after).toBeLessThan(WAIT_MS);
     });
 
+    test('after a bad request is answered, a client that never closes its side is cut off after keepAliveTimeout', async () => {
+      const s = await serve((_req, res) => send(res, 200, 'ok'), options);
+      s.server.on('clientError', (_err: Error, socket: net.Socket) => socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'));
+      let serverSide: net.Socket | undefined;
+      s.server.once('connection', (socket: net.Socket) => { serverSide = socket; });
+      const c = s.connect();
+      c.socket.allowHalfOpen = true; // keep our side open after the server's FIN
+      c.write('NOT HTTP\r\n\r\n');
+      const [r] = await c.responses(1, 'the 400');
+      expect(r.status).toBe(400);
+      await waitFor(() => serverSide?.destroyed === true, WAIT_MS, 'the server to cut the half-open connection');
+    });
+
     test('a request in flight for longer than keepAliveTimeout, and a fresh connection, are not closed', async () => {
       let release: (() => void) | undefined;
       const s = await serve((req, res) => {
