@@ -18,7 +18,8 @@ const REQUEST_DROP = new Set([
   // Set by us from what we saw, never trusted from the client.
   'x-forwarded-proto', 'x-forwarded-host',
 ]);
-const RESPONSE_DROP = new Set([
+/** Exported for Http1Response.writeBackendHead, which drops the same names from raw header bytes. */
+export const RESPONSE_DROP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
 ]);
 

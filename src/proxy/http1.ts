@@ -1,6 +1,7 @@
 import net, { type Socket } from 'node:net';
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
+import { RESPONSE_DROP } from './headers';
 
 /**
  * A lean HTTP/1.1 server for plain-HTTP listeners: node:net sockets read
@@ -93,9 +94,21 @@ function headerObject(raw: readonly string[]): IncomingHttpHeaders {
   return out as IncomingHttpHeaders;
 }
 
-/** "HTTP/1.1 200 OK\r\n", as node:http words it. */
+const STATUS_LINES: string[] = [];
+/** "HTTP/1.1 200 OK\r\n", as node:http words it; made once per status. */
 function statusLine(status: number): string {
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+  return (STATUS_LINES[status] ??= `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`);
+}
+
+/** RESPONSE_DROP (the one list of hop-by-hop response headers) by name length, for matching raw bytes. */
+const DROP_BY_LENGTH: (string[] | undefined)[] = [];
+for (const name of RESPONSE_DROP) (DROP_BY_LENGTH[name.length] ??= []).push(name);
+
+/** The RESPONSE_DROP name that `name` spells, if any. */
+function droppedName(name: Buffer): string | undefined {
+  const candidates = DROP_BY_LENGTH[name.length];
+  if (candidates !== undefined) for (const lower of candidates) if (isName(name, lower)) return lower;
+  return undefined;
 }
 
 /** `name` spells `lower` (ASCII: lower-case letters, digits, '-') in any letter case. */
@@ -730,11 +743,9 @@ export class Http1Response {
     return this;
   }
 
-  /** Like `on`, for events that fire at most once per response here ('drain' is re-armed by each caller). */
+  /** The same as `on`: each of these events fires at most once per listener here ('drain' listeners are dropped once run). */
   once(event: 'close' | 'finish' | 'drain', fn: Listener): this {
-    if (event !== 'drain') return this.on(event, fn);
-    (this.#onDrain ??= []).push(fn);
-    return this;
+    return this.on(event, fn);
   }
 
   /** `headers`: flat [name, value, ...], sent as given, in order. */
@@ -792,33 +803,13 @@ export class Http1Response {
     if (raw.length > 64) return false;
     for (let i = 0, bit = 1; i < raw.length; i += 2, bit <<= 1) {
       const name = raw[i];
-      switch (name.length) {
-        case 2:
-          if (isName(name, 'te')) continue;
-          break;
-        case 4:
-          if (isName(name, 'date')) date = true;
-          break;
-        case 7:
-          if (isName(name, 'trailer') || isName(name, 'upgrade')) continue;
-          break;
-        case 10:
-          if (isName(name, 'keep-alive')) continue;
-          if (isName(name, 'connection')) {
-            if (!isPlainConnection(raw[i + 1])) return false;
-            continue;
-          }
-          break;
-        case 14:
-          if (isName(name, 'content-length')) length = true;
-          break;
-        case 16:
-          if (isName(name, 'proxy-connection')) continue;
-          break;
-        case 17:
-          if (isName(name, 'transfer-encoding')) continue;
-          break;
+      const dropped = droppedName(name);
+      if (dropped !== undefined) {
+        if (dropped === 'connection' && !isPlainConnection(raw[i + 1])) return false;
+        continue;
       }
+      if (name.length === 4 && isName(name, 'date')) date = true;
+      else if (name.length === 14 && isName(name, 'content-length')) length = true;
       keep |= bit;
       size += name.length + raw[i + 1].length + 4;
     }

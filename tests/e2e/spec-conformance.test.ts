@@ -74,29 +74,28 @@ ${pool}
 }
 
 describe('SPEC 6: "backends that stay keep their health state and counters"', () => {
-  test('an ejected backend that stays comes back when its ejection time is over, reload or not', async () => {
+  /** A good and a failing backend behind outlier detection, once `bad` is ejected. */
+  async function withBadEjected(baseEjectionTime: string) {
     const good = await backend('good');
     const bad = await backend('bad', failing);
     const outlier = `
     retries: { attempts: 0 }
-    outlierDetection: { consecutiveFailures: 2, baseEjectionTime: 1s, maxEjectionPercent: 50 }`;
+    outlierDetection: { consecutiveFailures: 2, baseEjectionTime: ${baseEjectionTime}, maxEjectionPercent: 50 }`;
     const r = await start(poolYaml([good, bad], outlier));
     for (let i = 0; i < 6 && (await stateOf(r, 'bad')) !== 'ejected'; i++) await request(`${r.url}/`);
     expect(await stateOf(r, 'bad')).toBe('ejected');
+    return { good, bad, outlier, r };
+  }
+
+  test('an ejected backend that stays comes back when its ejection time is over, reload or not', async () => {
+    const { good, bad, outlier, r } = await withBadEjected('1s');
     await reload(r, poolYaml([good, bad], `${outlier}\n    slowStart: 0s`));
     expect(await stateOf(r, 'bad')).toBe('ejected');
     await waitFor(async () => (await stateOf(r, 'bad')) === 'up', 5000, 'the ejection to end after the reload');
   });
 
   test('a reload that turns outlier detection off lets an ejected backend back at once', async () => {
-    const good = await backend('good');
-    const bad = await backend('bad', failing);
-    const outlier = `
-    retries: { attempts: 0 }
-    outlierDetection: { consecutiveFailures: 2, baseEjectionTime: 60s, maxEjectionPercent: 50 }`;
-    const r = await start(poolYaml([good, bad], outlier));
-    for (let i = 0; i < 6 && (await stateOf(r, 'bad')) !== 'ejected'; i++) await request(`${r.url}/`);
-    expect(await stateOf(r, 'bad')).toBe('ejected');
+    const { good, bad, r } = await withBadEjected('60s');
     await reload(r, poolYaml([good, bad], '    retries: { attempts: 0 }'));
     expect(await stateOf(r, 'bad')).toBe('up');
   });

@@ -600,7 +600,18 @@ describe('Http1Server', () => {
           return;
         }
         req.resume();
-        if (req.url === '/stream') {
+        if (req.url === '/hop' || req.url === '/hop-named') {
+          // Hop-by-hop headers in odd letter case, and one Connection names (the byte path's fallback).
+          res.setHeader('X-End-To-End', 'yes');
+          res.setHeader('X-Named-Hop', 'secret');
+          res.setHeader('KEEP-ALIVE', 'timeout=5');
+          res.setHeader('Proxy-CONNECTION', 'keep-alive');
+          res.setHeader('tRaIlEr', 'X-T');
+          res.setHeader('Upgrade', 'h2c');
+          res.setHeader('Connection', req.url === '/hop' ? 'Keep-Alive' : 'keep-alive, X-Named-Hop');
+          res.writeHead(200, { 'content-type': 'text/plain' }); // chunked: node:http allows Trailer only so
+          res.end('hop');
+        } else if (req.url === '/stream') {
           // No content-length: the length is known only at the end.
           res.writeHead(200, { 'content-type': 'application/octet-stream' });
           for (const part of STREAM_PARTS) res.write(part);
@@ -666,6 +677,23 @@ pools:
       expect(r.body.equals(body)).toBe(true);
       // Expect is hop-by-hop: answered here, not sent on.
       expect(header(r, 'x-expect-seen')).toBe('');
+    });
+
+    test.each(['/hop', '/hop-named'])('%s: the backend\'s hop-by-hop headers, and those its Connection names, are not forwarded', async (path) => {
+      const port = await proxy();
+      const c = client(port);
+      c.write(get(path));
+      const [r] = await c.responses(1);
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe('hop');
+      const names = r.headers.map(([n]) => n.toLowerCase());
+      for (const hop of ['proxy-connection', 'trailer', 'upgrade']) expect(names).not.toContain(hop);
+      // Connection and Keep-Alive once each: ours (as node:http writes them), not the backend's.
+      expect(r.headers.filter(([n]) => /^(connection|keep-alive)$/i.test(n))).toEqual([['connection', 'keep-alive'], ['keep-alive', 'timeout=65']]);
+      // The backend's chunked framing is undone; Fulcrum frames the body itself, once.
+      expect(names.filter((n) => n === 'transfer-encoding')).toEqual(['transfer-encoding']);
+      expect(names.includes('x-named-hop')).toBe(path === '/hop');
+      expect(header(r, 'x-end-to-end')).toBe('yes');
     });
 
     test('a backend answer without content-length reaches HTTP/1.1 chunked, kept alive, intact', async () => {
