@@ -1,4 +1,7 @@
-import { Pool as UndiciPool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Pool as UndiciPool } from 'undici';
+import { llhttpAvailable } from '../proxy/llhttp';
+import { UpstreamClient, type Upstream } from './upstream';
+import { UndiciUpstream } from './undici-upstream';
 import type { BackendConfig, TimeoutsConfig } from '../config/types';
 import type { BackendView } from '../balancing/types';
 
@@ -56,90 +59,6 @@ function pushBounded<T>(list: T[], item: T, limit: number): void {
 }
 
 /**
- * undici checks `headersTimeout` with its coarse timers (ticks of about half a
- * second), so a response timeout fires up to a second late: `response: 300ms`
- * answered its 504 after about 1 s. Below this, where that second is more than
- * a tenth of the timeout, each request gets a native timer of its own; above,
- * no per-request timer is paid for.
- */
-const PRECISE_RESPONSE_TIMEOUT_BELOW_MS = 10_000;
-
-/**
- * Passes every call on to `inner`, and ends the attempt with undici's own
- * HeadersTimeoutError (so it is classified as a timeout, 504) when no response
- * headers came within `ms` of the request being written.
- */
-class ResponseDeadline implements Dispatcher.DispatchHandler {
-  readonly #inner: Dispatcher.DispatchHandler;
-  readonly #ms: number;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(inner: Dispatcher.DispatchHandler, ms: number) {
-    this.#inner = inner;
-    this.#ms = ms;
-  }
-
-  #clear(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
-  /** undici calls it when the request is about to be written on a connection. */
-  onConnect(abort: (err?: Error) => void): void {
-    this.#clear();
-    this.#timer = setTimeout(() => abort(new undiciErrors.HeadersTimeoutError()), this.#ms);
-    this.#timer.unref();
-    this.#inner.onConnect?.(abort);
-  }
-
-  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
-    if (statusCode >= 200) this.#clear(); // 1xx is not the response yet
-    return this.#inner.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    return this.#inner.onData?.(chunk) ?? true;
-  }
-
-  onComplete(trailers: string[] | null): void {
-    this.#clear();
-    this.#inner.onComplete?.(trailers);
-  }
-
-  onError(err: Error): void {
-    this.#clear();
-    this.#inner.onError?.(err);
-  }
-
-  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: import('node:stream').Duplex): void {
-    this.#clear();
-    this.#inner.onUpgrade?.(statusCode, headers, socket);
-  }
-
-  onBodySent(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onBodySent']>>): void {
-    this.#inner.onBodySent?.(...args);
-  }
-
-  onResponseStarted(): void {
-    this.#inner.onResponseStarted?.();
-  }
-}
-
-/** An undici Pool whose requests each get a ResponseDeadline (see PRECISE_RESPONSE_TIMEOUT_BELOW_MS). */
-class DeadlinePool extends UndiciPool {
-  readonly #ms: number;
-
-  constructor(url: string, options: UndiciPool.Options, ms: number) {
-    super(url, options);
-    this.#ms = ms;
-  }
-
-  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return super.dispatch(options, new ResponseDeadline(handler, this.#ms));
-  }
-}
-
-/**
  * One backend of one pool. Strategies see it through `BackendView` (read-only);
  * the pool is the only writer of its state, weight and in-flight count.
  */
@@ -147,7 +66,9 @@ export class Backend implements BackendView {
   readonly name: string;
   readonly url: string;
   readonly backup: boolean;
-  readonly dispatcher: UndiciPool;
+  /** What proxied requests go through: our own HTTP/1.1 client for http://, undici for https://. */
+  readonly upstream: Upstream;
+  #dispatcher: UndiciPool | undefined;
   /** What the dispatcher was built with (a reload with other values needs a new one). */
   readonly timeouts: TimeoutsConfig;
   readonly maxConnections: number;
@@ -183,7 +104,23 @@ export class Backend implements BackendView {
     this.weight = config.weight;
     this.timeouts = timeouts;
     this.maxConnections = maxConnections;
-    const options: UndiciPool.Options = {
+    if (config.url.startsWith('http:') && llhttpAvailable) {
+      this.upstream = new UpstreamClient(config.url, {
+        connections: maxConnections, idleMs: timeouts.idleMs, connectMs: timeouts.connectMs, responseMs: timeouts.responseMs,
+      });
+    } else {
+      this.upstream = new UndiciUpstream(this.dispatcher, timeouts.responseMs);
+    }
+  }
+
+  /**
+   * An undici Pool to this backend, made when first needed: WebSocket
+   * upgrades go through it, and every request to an https:// backend.
+   */
+  get dispatcher(): UndiciPool {
+    if (this.#dispatcher !== undefined) return this.#dispatcher;
+    const { timeouts, maxConnections } = this;
+    return (this.#dispatcher = new UndiciPool(this.url, {
       // null = as many connections as there are concurrent requests.
       connections: maxConnections > 0 ? maxConnections : null,
       // Idle sockets close before the backend's own keep-alive timeout would, so
@@ -197,10 +134,16 @@ export class Backend implements BackendView {
       // what `timeouts.response` is for.
       bodyTimeout: 0,
       connect: { timeout: timeouts.connectMs },
-    };
-    this.dispatcher = timeouts.responseMs < PRECISE_RESPONSE_TIMEOUT_BELOW_MS
-      ? new DeadlinePool(config.url, options, timeouts.responseMs)
-      : new UndiciPool(config.url, options);
+    }));
+  }
+
+  /** Close every connection once the requests on it are done. */
+  async close(): Promise<void> {
+    const undici = this.#dispatcher;
+    await Promise.all([
+      this.upstream.close().catch(() => undefined),
+      undici !== undefined && !(this.upstream instanceof UndiciUpstream) ? undici.close().catch(() => undefined) : undefined,
+    ]);
   }
 
   /**

@@ -82,7 +82,7 @@ export class BackendPool {
     this.#byName.delete(backend.name);
     this.#recompute();
     for (const l of this.#membership) l(backend, 'removed');
-    void backend.dispatcher.close().catch(() => undefined);
+    void backend.close();
   }
 
   /** Subscribe to backends added or removed at run time. */
@@ -255,7 +255,7 @@ export class BackendPool {
 
   /** Close every backend's connections once their in-flight requests are done. */
   async close(keep: ReadonlySet<Backend> = new Set()): Promise<void> {
-    await Promise.all(this.backends.filter((b) => !keep.has(b)).map((b) => b.dispatcher.close().catch(() => undefined)));
+    await Promise.all(this.backends.filter((b) => !keep.has(b)).map((b) => b.close()));
   }
 
   /** Envoy's refresh(): the available set and the strategy's schedule, rebuilt on change only. */

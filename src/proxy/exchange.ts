@@ -1,6 +1,6 @@
 import type { ProxyRequest, ProxyResponse } from './message';
-import type { Dispatcher } from 'undici';
 import type { Backend } from '../pool/backend';
+import type { UpstreamCall, UpstreamHandler } from '../pool/upstream';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
 import { blamesBackend, classifyUpstreamError, type FailureKind } from './upstream-errors';
@@ -66,16 +66,12 @@ export interface ExchangeInit {
 }
 
 /**
- * One client request on its way through a pool: picks a backend, forwards over
- * undici's raw dispatch handler (no promise, no parsed header object per
- * response), streams both bodies with backpressure, retries where SPEC allows,
- * and reports once at the end.
- *
- * It implements undici's original handler shape (onConnect/onHeaders/...),
- * which undici 7's core calls directly; the controller shape is wrapped and
- * parses every response's headers into an object first.
+ * One client request on its way through a pool: picks a backend, forwards it
+ * over the backend's Upstream (callbacks, no promise, no parsed header object
+ * per response), streams both bodies with backpressure, retries where SPEC
+ * allows, and reports once at the end.
  */
-export class Exchange implements Dispatcher.DispatchHandler {
+export class Exchange implements UpstreamHandler {
   readonly #init: ExchangeInit;
   #backend: Backend | undefined;
   #tried: Set<Backend> | undefined;
@@ -84,10 +80,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #resent = false;
   #attemptStart = 0;
   #latencyMs: number | undefined;
-  #abort: ((err?: Error) => void) | null = null;
-  /** An abort asked for before undici handed us its abort function. */
-  #pendingAbort: Error | null = null;
-  #resume: (() => void) | null = null;
+  /** The attempt in flight. */
+  #call: UpstreamCall | null = null;
   /** Response headers went to the client: no retry, no error page any more. */
   #responding = false;
   /** A retryable 5xx is being read off the wire before trying elsewhere. */
@@ -119,54 +113,40 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const { pool, req } = this.#init;
     this.#backend = backend;
     this.#latencyMs = undefined;
-    this.#abort = null;
-    this.#resume = null;
     this.#attemptStart = performance.now();
     pool.acquire(backend);
-    backend.dispatcher.dispatch({
+    this.#call = backend.upstream.dispatch({
       path: this.#init.path,
-      method: req.method as Dispatcher.HttpMethod,
+      method: req.method!,
       headers: this.#init.headers,
       body: this.#init.body,
     }, this);
   }
 
-  // ---- undici handler ------------------------------------------------------
-
-  onConnect(abort: (err?: Error) => void): void {
-    if (this.#clientGone || this.#pendingAbort !== null) {
-      abort(this.#pendingAbort ?? CLIENT_GONE);
-      return;
-    }
-    this.#abort = abort;
-  }
+  // ---- upstream handler ----------------------------------------------------
 
   /** Stop the upstream attempt with `err` (onError decides what the client gets). */
   abort(err: Error): void {
     if (this.#done) return;
-    if (this.#abort !== null) this.#abort(err);
-    else this.#pendingAbort = err;
+    this.#call?.abort(err);
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true; // 1xx: informational, not forwarded
+  onHeaders(statusCode: number, rawHeaders: readonly string[]): void {
     this.#latencyMs = performance.now() - this.#attemptStart;
     if (statusCode >= 502 && statusCode <= 504 && this.#mayRetry(String(statusCode) as FailureKind, true)) {
       this.#discarding = statusCode;
-      return true;
+      return;
     }
     const { res } = this.#init;
     const cookie = this.#init.sticky !== undefined && this.#backend !== this.#init.preferred
       ? ['set-cookie', this.#init.sticky.setCookie(this.#backend!)] : undefined;
     this.#status = statusCode;
     this.#responding = true;
-    this.#resume = resume;
-    // Our own server copies the backend's header bytes as they are; node:http takes strings.
-    if (res instanceof Http1Response && res.writeBackendHead(statusCode, rawHeaders, cookie)) return true;
+    // Our own server writes the backend's headers in one pass; node:http takes a filtered list.
+    if (res instanceof Http1Response && res.writeBackendHead(statusCode, rawHeaders, cookie)) return;
     const headers = forwardResponseHeaders(rawHeaders);
     if (cookie !== undefined) headers.push(...cookie);
     res.writeHead(statusCode, headers);
-    return true;
   }
 
   onData(chunk: Buffer): boolean {
@@ -174,7 +154,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#bytes += chunk.length;
     if (this.#init.res.write(chunk)) return true;
     this.#init.res.once('drain', this.#onDrain);
-    return false; // undici stops reading the backend socket until `resume`
+    return false; // the backend socket is not read until `resume`
   }
 
   onComplete(): void {
@@ -225,7 +205,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // retry, and not the backend's failure.
       this.#resent = true;
       pool.release(backend, undefined, undefined, false);
-      // Once undici has let go of the broken socket, or it may be picked again.
+      // Once the broken socket is let go of, or it may be picked again.
       setImmediate(() => this.#resend(backend));
       return;
     }
@@ -290,13 +270,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   // ---- the client side -----------------------------------------------------
 
   #onDrain = (): void => {
-    this.#resume?.();
+    this.#call?.resume();
   };
 
   #onClientClose = (): void => {
     if (this.#done || this.#init.res.writableFinished) return;
     this.#clientGone = true;
-    this.#abort?.(CLIENT_GONE);
+    this.#call?.abort(CLIENT_GONE);
   };
 
   #local(status: number, message: string, headers?: readonly string[], error?: string): void {

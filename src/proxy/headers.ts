@@ -124,13 +124,13 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
   return { headers: out, requestId, host, duplicateHost };
 }
 
-/** undici hands response headers as raw latin1 buffers; node:http takes a flat string list. */
-export function forwardResponseHeaders(raw: readonly Buffer[]): string[] {
+/** The backend's response headers, without hop-by-hop ones, for node:http's writeHead. */
+export function forwardResponseHeaders(raw: readonly string[]): string[] {
   let out: string[] = [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString('latin1');
-    const value = raw[i + 1].toString('latin1');
+    const name = raw[i];
+    const value = raw[i + 1];
     const lower = name.toLowerCase();
     if (RESPONSE_DROP.has(lower)) {
       if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;

@@ -2,6 +2,7 @@ import net, { type Socket } from 'node:net';
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { RESPONSE_DROP } from './headers';
+import { HTTPParser, consume, llhttpAvailable, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser } from './llhttp';
 
 /**
  * A lean HTTP/1.1 server for plain-HTTP listeners: node:net sockets read
@@ -23,42 +24,10 @@ import { RESPONSE_DROP } from './headers';
  * not what this code expects, and listeners then use node:http.
  */
 
-interface Parser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  consume(handle: unknown): void;
-  unconsume(): void;
-  getCurrentBuffer(): Buffer;
-  finish(): Error | number | undefined | null;
-  remove(): void;
-  close(): void;
-  [callback: number]: unknown;
-  conn: Connection | null;
-}
+type Parser = LlhttpParser<Connection>;
 
-interface ParserModule {
-  HTTPParser: (new () => Parser) & Record<string, number>;
-  methods: string[];
-}
-
-function loadParser(): ParserModule | undefined {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const m = require('_http_common') as Partial<ParserModule>;
-    const P = m.HTTPParser;
-    const ok = typeof P === 'function' && Array.isArray(m.methods)
-      && ['consume', 'unconsume', 'getCurrentBuffer', 'initialize', 'finish'].every((f) => typeof (P.prototype as Record<string, unknown>)[f] === 'function')
-      && ['REQUEST', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute'].every((k) => typeof P[k] === 'number');
-    return ok ? (m as ParserModule) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const parserModule = loadParser();
 /** False when this Node's parser binding is not the one this code was written for. */
-export const http1Available = parserModule !== undefined;
-const HTTPParser = parserModule?.HTTPParser;
-const methods = parserModule?.methods ?? [];
+export const http1Available = llhttpAvailable;
 const CONNECT = methods.indexOf('CONNECT');
 
 // node:http's own patterns for these header values.
@@ -100,32 +69,24 @@ function statusLine(status: number): string {
   return (STATUS_LINES[status] ??= `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`);
 }
 
-/** RESPONSE_DROP (the one list of hop-by-hop response headers) by name length, for matching raw bytes. */
+/** RESPONSE_DROP (the one list of hop-by-hop response headers) by name length. */
 const DROP_BY_LENGTH: (string[] | undefined)[] = [];
 for (const name of RESPONSE_DROP) (DROP_BY_LENGTH[name.length] ??= []).push(name);
 
-/** The RESPONSE_DROP name that `name` spells, if any. */
-function droppedName(name: Buffer): string | undefined {
+/** The RESPONSE_DROP name that `name` spells, if any; lower-cases only names of a dropped length. */
+function droppedName(name: string): string | undefined {
   const candidates = DROP_BY_LENGTH[name.length];
-  if (candidates !== undefined) for (const lower of candidates) if (isName(name, lower)) return lower;
+  if (candidates === undefined) return undefined;
+  const lower = name.toLowerCase();
+  for (const c of candidates) if (c === lower) return c;
   return undefined;
 }
 
-/** `name` spells `lower` (ASCII: lower-case letters, digits, '-') in any letter case. */
-function isName(name: Buffer, lower: string): boolean {
-  if (name.length !== lower.length) return false;
-  for (let i = 0; i < name.length; i++) {
-    const b = name[i];
-    const c = lower.charCodeAt(i);
-    // `| 0x20` folds A-Z to a-z; a header name holds no byte it would wrongly fold onto '-' or a digit.
-    if (b !== c && (b | 0x20) !== c) return false;
-  }
-  return true;
-}
-
 /** A Connection value that names no other header: "keep-alive" or "close", nearly every backend's. */
-function isPlainConnection(value: Buffer): boolean {
-  return isName(value, 'keep-alive') || isName(value, 'close');
+function isPlainConnection(value: string): boolean {
+  if (value.length !== 10 && value.length !== 5) return false;
+  const v = value.toLowerCase();
+  return v === 'keep-alive' || v === 'close';
 }
 
 let dateSecond = -1;
@@ -300,10 +261,6 @@ function onExecute(this: Parser, ret: number | Error): void {
   else if (c.upgrading !== null) c.upgrade(ret);
 }
 
-function closeParser(parser: Parser): void {
-  parser.close();
-}
-
 /** One client connection: its parser, the request being answered and those waiting behind it. */
 class Connection {
   readonly server: Http1Server;
@@ -339,7 +296,7 @@ class Connection {
     this.server = server;
     this.socket = socket;
     this.headersStart = server.tick;
-    const parser = new HTTPParser!();
+    const parser = new HTTPParser!() as Parser;
     parser.initialize(HTTPParser!.REQUEST, {}, 0, 0);
     parser.conn = this;
     parser[HTTPParser!.kOnMessageBegin] = onMessageBegin;
@@ -349,7 +306,7 @@ class Connection {
     parser[HTTPParser!.kOnMessageComplete] = onMessageComplete;
     parser[HTTPParser!.kOnExecute] = onExecute;
     // Bytes go from the socket to the parser inside Node, never through a 'data' event.
-    parser.consume((socket as unknown as { _handle: unknown })._handle);
+    consume(parser, socket);
     this.#parser = parser;
     socket.on('error', noop);
     socket.on('end', this.#onEnd);
@@ -532,11 +489,7 @@ class Connection {
     const parser = this.#parser;
     if (parser === null) return;
     this.#parser = null;
-    parser.conn = null;
-    if ((this.socket as unknown as { _handle: unknown })._handle) parser.unconsume();
-    parser.remove();
-    // The binding may still be on the stack (this can run inside a callback).
-    setImmediate(closeParser, parser);
+    releaseParser(parser, this.socket);
   }
 
   pauseBody(): void {
@@ -548,32 +501,15 @@ class Connection {
   }
 
   #pause(why: number): void {
-    if (this.#paused === 0) {
-      const handle = (this.socket as unknown as { _handle: StreamHandle | null })._handle;
-      if (handle !== null && handle.reading) {
-        handle.reading = false;
-        handle.readStop();
-      }
-    }
+    if (this.#paused === 0) readStop(this.socket);
     this.#paused |= why;
   }
 
   #resume(why: number): void {
     if (this.#paused === 0) return;
     this.#paused &= ~why;
-    if (this.#paused !== 0) return;
-    const handle = (this.socket as unknown as { _handle: StreamHandle | null })._handle;
-    if (handle !== null && !handle.reading && !this.socket.destroyed) {
-      handle.reading = true;
-      handle.readStart();
-    }
+    if (this.#paused === 0) readStart(this.socket);
   }
-}
-
-interface StreamHandle {
-  reading: boolean;
-  readStart(): number;
-  readStop(): number;
 }
 
 function noop(): void {}
@@ -708,7 +644,7 @@ export class Http1Response {
   readonly #conn: Connection;
   readonly #req: Http1Request;
   /** The head, until it goes out with the first body bytes (or at end). */
-  #head: string | Buffer | null = null;
+  #head: string | null = null;
   #chunked = false;
   #hasBody = true;
   /** Close after this response (decided by writeHead). */
@@ -787,50 +723,31 @@ export class Http1Response {
   }
 
   /**
-   * A backend's answer as undici hands it (raw latin1 buffers), copied into
-   * the head as bytes, without making two strings per header and encoding
-   * them back. Hop-by-hop headers go, as forwardResponseHeaders drops them;
+   * A backend's answer as the upstream parser hands it (flat latin1 strings),
+   * written in one pass, without node:http's per-header checks (the parser
+   * already held them to RFC 9112). Hop-by-hop headers go, as forwardResponseHeaders drops them;
    * `extra` ([name, value, ...]) follows. Returns false, having written
    * nothing, when a Connection header names further headers to drop: the
    * caller then uses forwardResponseHeaders and writeHead.
    */
-  writeBackendHead(status: number, raw: readonly Buffer[], extra: readonly string[] | undefined): boolean {
-    let size = 0;
+  writeBackendHead(status: number, raw: readonly string[], extra: readonly string[] | undefined): boolean {
     let length = false;
     let date = false;
-    // A bit per header pair: 1 = forwarded. Beyond 32 pairs, the general path.
-    let keep = 0;
-    if (raw.length > 64) return false;
-    for (let i = 0, bit = 1; i < raw.length; i += 2, bit <<= 1) {
+    let text = statusLine(status);
+    for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i];
       const dropped = droppedName(name);
       if (dropped !== undefined) {
         if (dropped === 'connection' && !isPlainConnection(raw[i + 1])) return false;
         continue;
       }
-      if (name.length === 4 && isName(name, 'date')) date = true;
-      else if (name.length === 14 && isName(name, 'content-length')) length = true;
-      keep |= bit;
-      size += name.length + raw[i + 1].length + 4;
+      if (name.length === 4) date ||= name.toLowerCase() === 'date';
+      else if (name.length === 14) length ||= name.toLowerCase() === 'content-length';
+      text += `${name}: ${raw[i + 1]}\r\n`;
     }
     this.#begin(status);
-    let text = '';
     if (extra !== undefined) for (let i = 0; i < extra.length; i += 2) text += `${extra[i]}: ${extra[i + 1]}\r\n`;
-    text += this.#closingLines(length, date, false, false);
-    const line = statusLine(status);
-    const head = Buffer.allocUnsafe(line.length + size + text.length) as Latin1Writable;
-    let at = head.latin1Write(line, 0);
-    for (let i = 0, bit = 1; i < raw.length; i += 2, bit <<= 1) {
-      if ((keep & bit) === 0) continue;
-      at += raw[i].copy(head, at);
-      head[at++] = 58; // :
-      head[at++] = 32;
-      at += raw[i + 1].copy(head, at);
-      head[at++] = 13;
-      head[at++] = 10;
-    }
-    head.latin1Write(text, at);
-    this.#head = head;
+    this.#head = text + this.#closingLines(length, date, false, false);
     return true;
   }
 
@@ -882,7 +799,7 @@ export class Http1Response {
     const suffix = this.#chunked ? 2 : 0;
     if (n <= COALESCE_MAX) {
       const buf = Buffer.allocUnsafe((head === null ? 0 : head.length) + sizeLine.length + n + suffix) as Latin1Writable;
-      let at = head === null ? 0 : typeof head === 'string' ? buf.latin1Write(head, 0) : head.copy(buf, 0);
+      let at = head === null ? 0 : buf.latin1Write(head, 0);
       if (suffix !== 0) at += buf.latin1Write(sizeLine, at);
       at += data.copy(buf, at);
       if (suffix !== 0) {
@@ -911,9 +828,7 @@ export class Http1Response {
     const head = this.#head;
     this.#head = null;
     const last = this.#chunked ? '0\r\n\r\n' : '';
-    const tail = head === null ? last
-      : typeof head === 'string' ? head + last
-        : last === '' ? head : Buffer.concat([head, Buffer.from(last, 'latin1')]);
+    const tail = head === null ? last : head + last;
     const socket = this.#conn.socket;
     const finish = this.#onFinish;
     if (tail.length > 0 && socket.writable) {

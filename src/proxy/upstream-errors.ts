@@ -1,3 +1,5 @@
+import { UPSTREAM_ERRORS } from '../pool/upstream';
+
 /**
  * The one place where an upstream failure becomes a status code. Projects
  * disagree here (reply-from sends ENOTFOUND to 503, http-proxy-middleware sends
@@ -22,6 +24,7 @@ const UNAVAILABLE: UpstreamFailure = { kind: 'unavailable', status: 503, message
 const INVALID: UpstreamFailure = { kind: 'invalid-request', status: 400, message: 'bad request: the request cannot be forwarded as sent' };
 const OTHER: UpstreamFailure = { kind: 'error', status: 502, message: 'bad gateway: the backend failed' };
 
+// Codes of our own HTTP/1.1 client (pool/upstream) and of undici (https:// backends, WebSocket).
 const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
   // Nothing reached the backend: always safe to try another one.
   ECONNREFUSED: CONNECT_FAILURE,
@@ -32,21 +35,27 @@ const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
   EAI_AGAIN: CONNECT_FAILURE,
   EADDRNOTAVAIL: CONNECT_FAILURE,
   UND_ERR_CONNECT_TIMEOUT: CONNECT_TIMEOUT,
+  [UPSTREAM_ERRORS.CONNECT_TIMEOUT]: CONNECT_TIMEOUT,
   // The connection broke after the request (or part of it) went out.
   ECONNRESET: RESET,
   EPIPE: RESET,
   ECONNABORTED: RESET,
   UND_ERR_SOCKET: RESET,
+  [UPSTREAM_ERRORS.CLOSED]: RESET,
   // No response headers within timeouts.response.
   UND_ERR_HEADERS_TIMEOUT: RESPONSE_TIMEOUT,
   ETIMEDOUT: RESPONSE_TIMEOUT,
+  [UPSTREAM_ERRORS.RESPONSE_TIMEOUT]: RESPONSE_TIMEOUT,
   // Our own dispatcher was closed (reload, shutdown) under the request.
   UND_ERR_CLOSED: UNAVAILABLE,
   UND_ERR_DESTROYED: UNAVAILABLE,
+  [UPSTREAM_ERRORS.POOL_CLOSED]: UNAVAILABLE,
   // undici refused the request before sending it (e.g. a duplicate Host):
   // the client's doing, never counted against the backend.
   UND_ERR_INVALID_ARG: INVALID,
   UND_ERR_NOT_SUPPORTED: INVALID,
+  // The client's body did not match its own Content-Length (HTTP/2 clients can send that).
+  [UPSTREAM_ERRORS.BODY_LENGTH]: INVALID,
 };
 
 /** Failures that say nothing about the backend's health. */

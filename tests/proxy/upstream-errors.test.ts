@@ -18,6 +18,12 @@ describe('classifyUpstreamError', () => {
     ['UND_ERR_DESTROYED', 'unavailable', 503],
     ['UND_ERR_INVALID_ARG', 'invalid-request', 400],
     ['UND_ERR_NOT_SUPPORTED', 'invalid-request', 400],
+    ['FULCRUM_CONNECT_TIMEOUT', 'connect-failure', 504],
+    ['FULCRUM_UPSTREAM_CLOSED', 'reset', 502],
+    ['FULCRUM_RESPONSE_TIMEOUT', 'timeout', 504],
+    ['FULCRUM_POOL_CLOSED', 'unavailable', 503],
+    ['FULCRUM_BODY_LENGTH', 'invalid-request', 400],
+    ['FULCRUM_BAD_RESPONSE', 'error', 502],
     ['SOMETHING_NEW', 'error', 502],
   ])('%s → %s, %i', (code, kind, status) => {
     const f = classifyUpstreamError(Object.assign(new Error('x'), { code }));
