@@ -193,20 +193,22 @@ export class UpstreamClient implements Upstream {
     return conn;
   }
 
-  /** @internal the connection's request ended: reuse it, or let it go. */
+  /** @internal the connection's request ended: the next waiting request, the idle list, or closed. */
   release(conn: Connection, reusable: boolean): void {
-    if (!reusable || !this.#keepAlive || this.#closed) {
-      conn.socket.destroy();
-      return;
+    if (reusable && this.#keepAlive) {
+      const next = this.#queue.shift();
+      if (next !== undefined) {
+        conn.start(next);
+        return;
+      }
+      if (!this.#closed) {
+        conn.phase = Phase.Idle;
+        conn.since = this.tick;
+        this.#idle.push(conn);
+        return;
+      }
     }
-    const next = this.#queue.shift();
-    if (next !== undefined) {
-      conn.start(next);
-      return;
-    }
-    conn.phase = Phase.Idle;
-    conn.since = this.tick;
-    this.#idle.push(conn);
+    conn.socket.destroy();
   }
 
   /** @internal the connection's socket closed. */
@@ -214,19 +216,14 @@ export class UpstreamClient implements Upstream {
     this.#connections.delete(conn);
     const i = this.#idle.indexOf(conn);
     if (i !== -1) this.#idle.splice(i, 1);
-    // A slot is free: the longest-waiting request gets a new connection.
+    // A slot is free: the longest-waiting request gets a new connection (also while closing: close() lets them finish).
     const next = this.#queue.shift();
-    if (next !== undefined) {
-      if (this.#closed && this.#onClosed === null) next.fail(upstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the connection pool to this backend is closed'));
-      else this.#open().start(next);
-    }
+    if (next !== undefined) this.#open().start(next);
     if (this.#connections.size === 0) {
       clearInterval(this.#sweep);
       this.#sweep = undefined;
-      if (this.#closed && this.#queue.length === 0) {
-        this.#onClosed?.();
-        this.#onClosed = null;
-      }
+      this.#onClosed?.();
+      this.#onClosed = null;
     }
   }
 
