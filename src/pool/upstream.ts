@@ -125,6 +125,7 @@ export class UpstreamClient implements Upstream {
   readonly #queue: Call[] = [];
   #sweep: NodeJS.Timeout | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
   #onClosed: (() => void) | null = null;
   /** Timeout checks so far; phases start at a tick, not a clock reading (see Http1Server.tick). */
   tick = 1;
@@ -166,13 +167,14 @@ export class UpstreamClient implements Upstream {
   }
 
   close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
     this.#closed = true;
     for (const conn of this.#idle) conn.socket.destroy();
     this.#idle.length = 0;
-    if (this.#connections.size === 0 && this.#queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => {
+    this.#closing = this.#connections.size === 0 && this.#queue.length === 0 ? Promise.resolve() : new Promise((resolve) => {
       this.#onClosed = resolve;
     });
+    return this.#closing;
   }
 
   #takeIdle(): Connection | undefined {
@@ -356,14 +358,21 @@ function onMessageComplete(this: Parser): void {
     c.informational = false;
     return;
   }
-  c.complete();
+  // Aborted inside an earlier callback for these same bytes.
+  if (c.call !== null) c.complete();
 }
 
+/** After the parser has gone through one read's bytes. */
 function onExecute(this: Parser, ret: number | Error): void {
+  const c = this.conn;
+  if (c === null) return;
   // Not `instanceof Error`: the binding's errors come from Node's own realm.
   if (typeof ret !== 'number') {
     const reason = (ret as { code?: string }).code ?? ret.message;
-    this.conn?.fail(upstreamError(UPSTREAM_ERRORS.BAD_RESPONSE, `the backend's response is not valid HTTP/1.1 (${reason})`));
+    c.fail(upstreamError(UPSTREAM_ERRORS.BAD_RESPONSE, `the backend's response is not valid HTTP/1.1 (${reason})`));
+  } else if (c.reusable) {
+    c.reusable = false;
+    c.client.release(c, true);
   }
 }
 
@@ -383,6 +392,12 @@ class Connection {
   head = false;
   /** What the response said about reuse (HTTP version and Connection). */
   keepAlive = false;
+  /**
+   * A response ended and the connection may serve the next request, once the
+   * rest of this read is parsed: bytes after the response (a backend's bug)
+   * must not be taken for the next request's answer.
+   */
+  reusable = false;
   /** The request body is still going out. */
   #body: BodyWriter | null = null;
 
@@ -465,8 +480,12 @@ class Connection {
     const reusable = this.keepAlive && this.#body === null;
     this.#body?.stop();
     this.#body = null;
-    readStart(this.socket);
-    this.client.release(this, reusable);
+    if (reusable) {
+      readStart(this.socket);
+      this.reusable = true; // released by onExecute
+    } else {
+      this.client.release(this, false);
+    }
     call.handler.onComplete();
   }
 
@@ -484,6 +503,7 @@ class Connection {
   fail(err: Error): void {
     const call = this.call;
     this.call = null;
+    this.reusable = false;
     this.#body?.stop();
     this.#body = null;
     this.socket.destroy();
@@ -518,6 +538,8 @@ class BodyWriter {
     body.on('end', this.#onEnd);
     body.on('error', this.#onError);
     conn.socket.on('drain', this.#onDrain);
+    // A 'data' listener does not restart a stream paused before.
+    body.resume();
   }
 
   stop(): void {
@@ -529,7 +551,8 @@ class BodyWriter {
     this.#conn.socket.off('drain', this.#onDrain);
   }
 
-  readonly #onData = (chunk: Buffer): void => {
+  readonly #onData = (data: Buffer | string): void => {
+    const chunk = typeof data === 'string' ? Buffer.from(data) : data;
     const socket = this.#conn.socket;
     this.#sent += chunk.length;
     if (this.#length >= 0 && this.#sent > this.#length) {
