@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { HTTPParser, consume, readStart, readStop, releaseParser, type Parser as LlhttpParser } from '../proxy/llhttp';
+import { HTTPParser, consume, createParser, readStart, readStop, releaseParser, type Parser as LlhttpParser } from '../proxy/llhttp';
 
 /**
  * The HTTP/1.1 client that carries proxied requests to one plain-HTTP
@@ -405,15 +405,7 @@ class Connection {
     this.client = client;
     this.socket = socket;
     this.since = client.tick;
-    const parser = new HTTPParser!() as Parser;
-    parser.initialize(HTTPParser!.RESPONSE, {}, 0, 0);
-    parser.conn = this;
-    parser[HTTPParser!.kOnHeaders] = onHeaders;
-    parser[HTTPParser!.kOnHeadersComplete] = onHeadersComplete;
-    parser[HTTPParser!.kOnBody] = onBody;
-    parser[HTTPParser!.kOnMessageComplete] = onMessageComplete;
-    parser[HTTPParser!.kOnExecute] = onExecute;
-    this.#parser = parser;
+    this.#parser = createParser('RESPONSE', this as Connection, { onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
     socket.on('connect', this.#onConnect);
     socket.on('error', this.#onError);
     socket.on('end', this.#onEnd);

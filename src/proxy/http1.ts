@@ -2,7 +2,7 @@ import net, { type Socket } from 'node:net';
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { RESPONSE_DROP } from './headers';
-import { HTTPParser, consume, llhttpAvailable, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser } from './llhttp';
+import { HTTPParser, consume, createParser, llhttpAvailable, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser } from './llhttp';
 
 /**
  * A lean HTTP/1.1 server for plain-HTTP listeners: node:net sockets read
@@ -296,15 +296,7 @@ class Connection {
     this.server = server;
     this.socket = socket;
     this.headersStart = server.tick;
-    const parser = new HTTPParser!() as Parser;
-    parser.initialize(HTTPParser!.REQUEST, {}, 0, 0);
-    parser.conn = this;
-    parser[HTTPParser!.kOnMessageBegin] = onMessageBegin;
-    parser[HTTPParser!.kOnHeaders] = onHeaders;
-    parser[HTTPParser!.kOnHeadersComplete] = onHeadersComplete;
-    parser[HTTPParser!.kOnBody] = onBody;
-    parser[HTTPParser!.kOnMessageComplete] = onMessageComplete;
-    parser[HTTPParser!.kOnExecute] = onExecute;
+    const parser = createParser('REQUEST', this as Connection, { onMessageBegin, onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
     // Bytes go from the socket to the parser inside Node, never through a 'data' event.
     consume(parser, socket);
     this.#parser = parser;

@@ -49,6 +49,31 @@ export const HTTPParser = parserModule?.HTTPParser;
 /** Method names by the parser's method number. */
 export const methods: readonly string[] = parserModule?.methods ?? [];
 
+/** The binding's callbacks, called with `this` = the parser (module functions: no closure per parser). */
+export interface ParserCallbacks<Conn> {
+  onMessageBegin?(this: Parser<Conn>): void;
+  onHeaders(this: Parser<Conn>, headers: string[], url: string): void;
+  onHeadersComplete(this: Parser<Conn>, ...args: never[]): number;
+  onBody(this: Parser<Conn>, chunk: Buffer): void;
+  onMessageComplete(this: Parser<Conn>): void;
+  onExecute(this: Parser<Conn>, ret: number | Error): void;
+}
+
+/** A parser for requests or responses (strict, default header size limit) owned by `conn`. */
+export function createParser<Conn>(type: 'REQUEST' | 'RESPONSE', conn: Conn, callbacks: ParserCallbacks<Conn>): Parser<Conn> {
+  const P = HTTPParser!;
+  const parser = new P() as Parser<Conn>;
+  parser.initialize(P[type], {}, 0, 0);
+  parser.conn = conn;
+  if (callbacks.onMessageBegin !== undefined) parser[P.kOnMessageBegin] = callbacks.onMessageBegin;
+  parser[P.kOnHeaders] = callbacks.onHeaders;
+  parser[P.kOnHeadersComplete] = callbacks.onHeadersComplete;
+  parser[P.kOnBody] = callbacks.onBody;
+  parser[P.kOnMessageComplete] = callbacks.onMessageComplete;
+  parser[P.kOnExecute] = callbacks.onExecute;
+  return parser;
+}
+
 interface StreamHandle {
   reading: boolean;
   readStart(): number;

@@ -29,7 +29,7 @@ import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { parseForwarded, type ForwardedRequest } from '../helpers/raw';
 import { useTeardown } from '../helpers/teardown';
-import { waitFor } from '../helpers/wait';
+import { stalled, waitFor } from '../helpers/wait';
 import {
   UPSTREAM_ERRORS, UpstreamClient,
   type UpstreamCall, type UpstreamHandler, type UpstreamOptions, type UpstreamRequest,
@@ -210,6 +210,16 @@ function sendUndici(pool: Pool, req: Partial<UpstreamRequest> = {}): Recorder {
 // Backends.
 
 /** A node:http backend (closed after the test) that also counts the connections it accepted and has open. */
+/** A backend that reads each request and holds its response open in `pending`. */
+async function holdingBackend() {
+  const pending: http.ServerResponse[] = [];
+  const b = await httpBackend((req, res) => {
+    req.resume();
+    pending.push(res);
+  });
+  return { pending, b };
+}
+
 async function httpBackend(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
   const b = await backend('b', handler);
   const sockets: net.Socket[] = [];
@@ -371,21 +381,6 @@ function generatedBody(total: number): { stream: Readable; produced: () => numbe
   return { stream, produced: () => produced, sha1: hash.digest('hex') };
 }
 
-/** Wait until `progress()` has not changed for `quietMs` (a transfer that stalled), polling against a deadline. */
-function stalled(progress: () => number, what: string, quietMs = 200): Promise<void> {
-  let last = -1;
-  let since = 0;
-  return waitFor(() => {
-    const now = Date.now();
-    const v = progress();
-    if (v !== last) {
-      last = v;
-      since = now;
-      return false;
-    }
-    return now - since >= quietMs;
-  }, WAIT_MS, what);
-}
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 /** A short pause between the pieces a backend writes, so they arrive as separate reads. */
@@ -881,11 +876,7 @@ describe('UpstreamClient', () => {
 
   describe('connection limit', () => {
     test('connections: 0 is no limit: 6 concurrent requests, 6 connections', async () => {
-      const pending: http.ServerResponse[] = [];
-      const b = await httpBackend((req, res) => {
-        req.resume();
-        pending.push(res);
-      });
+      const { pending, b } = await holdingBackend();
       const c = makeClient(b.url, { connections: 0 });
       const recs = Array.from({ length: 6 }, (_, i) => c.send({ path: `/${i}` }));
       await waitFor(() => pending.length === 6, WAIT_MS, 'all six at the backend');
@@ -924,11 +915,7 @@ describe('UpstreamClient', () => {
     });
 
     test('abort() of a queued request: its onError gets the error, and it is never sent', async () => {
-      const pending: http.ServerResponse[] = [];
-      const b = await httpBackend((req, res) => {
-        req.resume();
-        pending.push(res);
-      });
+      const { pending, b } = await holdingBackend();
       const c = makeClient(b.url, { connections: 1 });
       const first = c.send({ path: '/first' });
       const queued = c.send({ path: '/queued' });
@@ -1344,11 +1331,7 @@ describe('UpstreamClient', () => {
 
   describe('close()', () => {
     test('waits for the request in flight, then resolves with no connections', async () => {
-      const pending: http.ServerResponse[] = [];
-      const b = await httpBackend((req, res) => {
-        req.resume();
-        pending.push(res);
-      });
+      const { pending, b } = await holdingBackend();
       const c = makeClient(b.url);
       const r = c.send();
       await waitFor(() => pending.length === 1, WAIT_MS, 'the request');
@@ -1405,11 +1388,7 @@ describe('UpstreamClient', () => {
     });
 
     test('called twice while a request is in flight: both resolve', async () => {
-      const pending: http.ServerResponse[] = [];
-      const b = await httpBackend((req, res) => {
-        req.resume();
-        pending.push(res);
-      });
+      const { pending, b } = await holdingBackend();
       const c = makeClient(b.url);
       const r = c.send();
       await waitFor(() => pending.length === 1, WAIT_MS, 'the request');

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import { parseResponses, type ParsedResponse } from '../helpers/raw';
 import { startFulcrum } from '../helpers/fulcrum';
 import { useTeardown } from '../helpers/teardown';
-import { waitFor } from '../helpers/wait';
+import { stalled, waitFor } from '../helpers/wait';
 import { Http1Server, type Http1Handler, type Http1Options, type Http1Request, type Http1Response } from '../../src/proxy/http1';
 
 const { cleanups } = useTeardown();
@@ -115,24 +115,6 @@ function send(res: Http1Response, status: number, body: string | Buffer): void {
   res.end(body);
 }
 
-/**
- * Wait until `progress()` has not changed for `quietMs` (a transfer that has
- * stalled), polling against a deadline.
- */
-function stalled(progress: () => number, what: string, quietMs = 200): Promise<void> {
-  let last = -1;
-  let since = 0;
-  return waitFor(() => {
-    const now = Date.now();
-    const v = progress();
-    if (v !== last) {
-      last = v;
-      since = now;
-      return false;
-    }
-    return now - since >= quietMs;
-  }, 5000, what);
-}
 
 const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
 
