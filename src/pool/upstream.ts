@@ -82,6 +82,8 @@ export const UPSTREAM_ERRORS = {
   BAD_RESPONSE: 'FULCRUM_BAD_RESPONSE',
   /** The client's body did not match its Content-Length. */
   BODY_LENGTH: 'FULCRUM_BODY_LENGTH',
+  /** The request cannot be written as HTTP/1.1 (a target with spaces or control characters). */
+  INVALID_REQUEST: 'FULCRUM_INVALID_REQUEST',
   /** The client was closed (reload, removal, shutdown). */
   POOL_CLOSED: 'FULCRUM_POOL_CLOSED',
 } as const;
@@ -91,6 +93,12 @@ function upstreamError(code: string, message: string): Error {
 }
 
 type Parser = LlhttpParser<Connection>;
+
+/**
+ * What a request target may not hold (undici's rule): HTTP/1.1 clients' are
+ * already held to it by the server's parser, HTTP/2 clients' :path is not.
+ */
+const INVALID_TARGET = /[^\u0021-\u00ff]/;
 
 /** Methods whose requests carry a body by definition: an empty one is sent as Content-Length: 0 (as undici does). */
 const PAYLOAD_METHODS = new Set(['POST', 'PUT', 'PATCH', 'QUERY']);
@@ -155,9 +163,12 @@ export class UpstreamClient implements Upstream {
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): UpstreamCall {
     const call = new Call(this, request, handler);
-    if (this.#closed) {
+    if (this.#closed || INVALID_TARGET.test(request.path)) {
       call.done = true;
-      queueMicrotask(() => handler.onError(upstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the connection pool to this backend is closed')));
+      const err = this.#closed
+        ? upstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the connection pool to this backend is closed')
+        : upstreamError(UPSTREAM_ERRORS.INVALID_REQUEST, 'the request target holds characters HTTP/1.1 does not allow');
+      queueMicrotask(() => handler.onError(err));
       return call;
     }
     const conn = this.#takeIdle() ?? (this.#max === 0 || this.#connections.size < this.#max ? this.#open() : undefined);

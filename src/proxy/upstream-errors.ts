@@ -56,6 +56,7 @@ const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
   UND_ERR_NOT_SUPPORTED: INVALID,
   // The client's body did not match its own Content-Length (HTTP/2 clients can send that).
   [UPSTREAM_ERRORS.BODY_LENGTH]: INVALID,
+  [UPSTREAM_ERRORS.INVALID_REQUEST]: INVALID,
 };
 
 /** Failures that say nothing about the backend's health. */

@@ -697,6 +697,17 @@ describe('UpstreamClient', () => {
       expect(req.headers.filter(([n]) => n === 'host')).toEqual([['host', `127.0.0.1:${b.port}`]]);
     });
 
+    test.each([['a space', '/a b'], ['a line break', '/a\r\nX-Evil: 1'], ['a control character', '/a\u0001'], ['a character above 0xff', '/\u2028']])(
+      'a target with %s is refused (onError FULCRUM_INVALID_REQUEST, asynchronously) and never sent', async (_, path) => {
+        const b = await rawBackend((_req, conn) => conn.socket.write(OK_EMPTY));
+        const r = makeClient(b.url).send({ path });
+        expect(r.ended).toBe(false);
+        await r.done;
+        expect(r.error!.code).toBe(UPSTREAM_ERRORS.INVALID_REQUEST);
+        expect(r.events).toEqual(['error']);
+        expect(b.conns).toHaveLength(0);
+      });
+
     test('a Host given in any case is kept and no other is added', async () => {
       const b = await rawBackend((_req, conn) => conn.socket.write(OK_EMPTY));
       const rec = makeClient(b.url).send({ headers: ['HOST', 'given.test'] });

@@ -23,6 +23,7 @@ describe('classifyUpstreamError', () => {
     ['FULCRUM_RESPONSE_TIMEOUT', 'timeout', 504],
     ['FULCRUM_POOL_CLOSED', 'unavailable', 503],
     ['FULCRUM_BODY_LENGTH', 'invalid-request', 400],
+    ['FULCRUM_INVALID_REQUEST', 'invalid-request', 400],
     ['FULCRUM_BAD_RESPONSE', 'error', 502],
     ['SOMETHING_NEW', 'error', 502],
   ])('%s → %s, %i', (code, kind, status) => {
