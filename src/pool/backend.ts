@@ -69,7 +69,7 @@ export class Backend implements BackendView {
   /** What proxied requests go through: our own HTTP/1.1 client for http://, undici for https://. */
   readonly upstream: Upstream;
   #dispatcher: UndiciPool | undefined;
-  /** What the dispatcher was built with (a reload with other values needs a new one). */
+  /** What the upstream was built with (a reload with other values needs a new one). */
   readonly timeouts: TimeoutsConfig;
   readonly maxConnections: number;
   /** Weight from the config or the admin API. */

@@ -254,8 +254,7 @@ export class UpstreamClient implements Upstream {
     let length: string | undefined;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i];
-      // Only names of these lengths need a closer look.
-      if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      if (isContentLength(name)) {
         length = headers[i + 1];
         continue;
       }
@@ -335,7 +334,7 @@ function onHeadersComplete(
     c.headerPieces = [];
   }
   const call = c.call;
-  if (call === null || call.done || (c.phase !== Phase.Waiting && c.phase !== Phase.Sending)) {
+  if (call === null || (c.phase !== Phase.Waiting && c.phase !== Phase.Sending)) {
     // A response nobody asked for.
     c.fail(upstreamError(UPSTREAM_ERRORS.BAD_RESPONSE, 'the backend sent a response to no request'));
     return 0;
@@ -358,7 +357,7 @@ function onHeadersComplete(
 function onBody(this: Parser, chunk: Buffer): void {
   const c = this.conn;
   const call = c?.call;
-  if (call == null || call.done) return;
+  if (call == null) return; // aborted inside an earlier callback for these same bytes
   if (!call.handler.onData(chunk)) readStop(c!.socket);
 }
 
@@ -416,7 +415,7 @@ class Connection {
     this.client = client;
     this.socket = socket;
     this.since = client.tick;
-    this.#parser = createParser('RESPONSE', this as Connection, { onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
+    this.#parser = createParser('RESPONSE', this, { onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
     socket.on('connect', this.#onConnect);
     socket.on('error', this.#onError);
     socket.on('end', this.#onEnd);
@@ -469,7 +468,7 @@ class Connection {
     }
     this.socket.cork();
     this.socket.write(head, 'latin1');
-    this.#body = new BodyWriter(this, request.body, request.headers);
+    this.#body = new BodyWriter(this, request.body, declaredLength(request.headers));
     process.nextTick(uncork, this.socket);
   }
 
@@ -517,6 +516,17 @@ class Connection {
   }
 }
 
+/** Lower-cases only names of the right length. */
+function isContentLength(name: string): boolean {
+  return name.length === 14 && name.toLowerCase() === 'content-length';
+}
+
+/** The body's Content-Length from the headers; -1 when there is none (chunked). */
+function declaredLength(headers: readonly string[]): number {
+  for (let i = 0; i < headers.length; i += 2) if (isContentLength(headers[i])) return Number(headers[i + 1]);
+  return -1;
+}
+
 function uncork(socket: Socket): void {
   socket.uncork();
 }
@@ -529,13 +539,9 @@ class BodyWriter {
   readonly #length: number;
   #sent = 0;
 
-  constructor(conn: Connection, body: Readable, headers: readonly string[]) {
+  constructor(conn: Connection, body: Readable, length: number) {
     this.#conn = conn;
     this.#body = body;
-    let length = -1;
-    for (let i = 0; i < headers.length; i += 2) {
-      if (headers[i].length === 14 && headers[i].toLowerCase() === 'content-length') length = Number(headers[i + 1]);
-    }
     this.#length = length;
     body.on('data', this.#onData);
     body.on('end', this.#onEnd);

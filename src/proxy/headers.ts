@@ -40,8 +40,8 @@ export interface ForwardedHeaders {
   readonly duplicateHost: boolean;
 }
 
-/** Connection's tokens other than close/keep-alive, lower-cased; undefined when there are none. */
-function connectionTokens(value: string | undefined): Set<string> | undefined {
+/** Connection's tokens other than close/keep-alive, lower-cased; undefined when there are none (the value names no header to drop). */
+export function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
   // Nearly every Connection header is just one of these (every keep-alive response has one).
   if (value.length <= 10) {

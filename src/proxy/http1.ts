@@ -1,8 +1,8 @@
 import net, { type Socket } from 'node:net';
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import { RESPONSE_DROP } from './headers';
-import { HTTPParser, consume, createParser, llhttpAvailable, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser } from './llhttp';
+import { RESPONSE_DROP, connectionTokens } from './headers';
+import { HTTPParser, consume, createParser, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser } from './llhttp';
 
 /**
  * A lean HTTP/1.1 server for plain-HTTP listeners: node:net sockets read
@@ -20,14 +20,12 @@ import { HTTPParser, consume, createParser, llhttpAvailable, methods, readStart,
  * headers. One difference by design: pipelined requests are served one after
  * the other (as HAProxy does), not handed to the handler all at once.
  *
- * The parser binding is internal to Node; `http1Available` is false when it is
+ * The parser binding is internal to Node; `llhttpAvailable` is false when it is
  * not what this code expects, and listeners then use node:http.
  */
 
 type Parser = LlhttpParser<Connection>;
 
-/** False when this Node's parser binding is not the one this code was written for. */
-export const http1Available = llhttpAvailable;
 const CONNECT = methods.indexOf('CONNECT');
 
 // node:http's own patterns for these header values.
@@ -80,13 +78,6 @@ function droppedName(name: string): string | undefined {
   const lower = name.toLowerCase();
   for (const c of candidates) if (c === lower) return c;
   return undefined;
-}
-
-/** A Connection value that names no other header: "keep-alive" or "close", nearly every backend's. */
-function isPlainConnection(value: string): boolean {
-  if (value.length !== 10 && value.length !== 5) return false;
-  const v = value.toLowerCase();
-  return v === 'keep-alive' || v === 'close';
 }
 
 let dateSecond = -1;
@@ -296,7 +287,7 @@ class Connection {
     this.server = server;
     this.socket = socket;
     this.headersStart = server.tick;
-    const parser = createParser('REQUEST', this as Connection, { onMessageBegin, onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
+    const parser = createParser('REQUEST', this, { onMessageBegin, onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
     // Bytes go from the socket to the parser inside Node, never through a 'data' event.
     consume(parser, socket);
     this.#parser = parser;
@@ -730,7 +721,7 @@ export class Http1Response {
       const name = raw[i];
       const dropped = droppedName(name);
       if (dropped !== undefined) {
-        if (dropped === 'connection' && !isPlainConnection(raw[i + 1])) return false;
+        if (dropped === 'connection' && connectionTokens(raw[i + 1]) !== undefined) return false;
         continue;
       }
       if (name.length === 4) date ||= name.toLowerCase() === 'date';

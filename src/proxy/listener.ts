@@ -19,7 +19,8 @@ import { BodyLimit } from './body-limit';
 import { BODY_TIMEOUT } from './exchange';
 import { RateLimiter } from './rate-limit';
 import type { Readable } from 'node:stream';
-import { Http1Request, Http1Server, http1Available } from './http1';
+import { Http1Request, Http1Server } from './http1';
+import { llhttpAvailable } from './llhttp';
 import { bodyStream, type ProxyRequest, type ProxyResponse } from './message';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
@@ -123,7 +124,7 @@ export class ProxyListener {
       Object.assign(this.server, common);
     } else if (tls !== undefined) {
       this.server = https.createServer({ ...common, ...tls }, this.#handle);
-    } else if (http1Available) {
+    } else if (llhttpAvailable) {
       this.server = new Http1Server(common, this.#handle);
     } else {
       this.server = http.createServer(common, this.#handle);
