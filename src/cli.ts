@@ -10,6 +10,7 @@ import { createLogger, flushLogs } from './log';
 import { Fulcrum } from './server';
 import type { Config } from './config/types';
 import { isWorker, runWorker, startPrimary, workerCount } from './cluster';
+import { installProcessSeatBelt } from './internal-errors';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
@@ -32,6 +33,7 @@ function fail(err: unknown): never {
 
 async function run(config: Config, extra?: () => Promise<void>): Promise<void> {
   const logger = createLogger(config.log);
+  installProcessSeatBelt();
   let fulcrum: Fulcrum;
   let stopAll: () => Promise<void>;
   if (workerCount(config) > 1) {
@@ -123,6 +125,7 @@ async function main(cmd: Command): Promise<void> {
 
 if (isWorker()) {
   // A worker of `workers: N`: the primary sends the config and says when to stop.
+  installProcessSeatBelt();
   runWorker(() => process.exit(0));
 } else {
   start();

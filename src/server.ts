@@ -16,6 +16,7 @@ import { SlowStart } from './health/slow-start';
 import { Metrics } from './metrics';
 import { describeChanges } from './reload';
 import { DnsDiscovery } from './discovery';
+import { logInternalErrors } from './internal-errors';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -162,9 +163,11 @@ export class Fulcrum {
   #bound = false;
   #stopping = false;
   #reloading: Promise<ReloadResult> | undefined;
+  readonly #unlogInternalErrors: () => void;
 
   constructor(config: Config, options: FulcrumOptions) {
     this.#logger = options.logger;
+    this.#unlogInternalErrors = logInternalErrors(this.#logger);
     this.#role = options.role ?? 'single';
     this.#ejector = options.ejector;
     this.#cluster = options.cluster;
@@ -402,6 +405,7 @@ export class Fulcrum {
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
     this.admin.server.closeAllConnections();
     await close(this.admin.server);
+    this.#unlogInternalErrors();
   }
 
   async #closeListener(l: ProxyListener, timeoutMs: number): Promise<void> {

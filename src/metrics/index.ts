@@ -3,6 +3,7 @@ import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 import type { RequestRecord } from '../proxy/exchange';
 import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './series';
+import { internalErrorCount } from '../internal-errors';
 
 /** Proxy latency from 1 ms to 10 s (SPEC section 7). */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -100,6 +101,15 @@ export class Metrics {
       help: 'Config reloads, by result.',
       labelNames: ['result'],
       registers: control,
+    });
+    new Counter({
+      name: 'fulcrum_internal_errors_total',
+      help: 'Bugs caught at the connection boundary (the connection ended, the process went on); should stay 0.',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(internalErrorCount());
+      },
     });
     // Series exist from the start, so rate() works from the first scrape.
     this.#reloads.inc({ result: 'success' }, 0);

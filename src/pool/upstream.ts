@@ -1,6 +1,7 @@
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { HTTPParser, consume, createParser, readStart, readStop, releaseParser, type Parser as LlhttpParser } from '../proxy/llhttp';
+import { HTTPParser, consume, createParser, readStart, readStop, releaseParser, type Parser as LlhttpParser, type ParserCallbacks } from '../proxy/llhttp';
+import { reportInternalError } from '../internal-errors';
 
 /**
  * The HTTP/1.1 client that carries proxied requests to one plain-HTTP
@@ -86,6 +87,8 @@ export const UPSTREAM_ERRORS = {
   INVALID_REQUEST: 'FULCRUM_INVALID_REQUEST',
   /** The client was closed (reload, removal, shutdown). */
   POOL_CLOSED: 'FULCRUM_POOL_CLOSED',
+  /** A bug in Fulcrum while this response was read (reported as an internal error; never the backend's fault). */
+  INTERNAL: 'FULCRUM_INTERNAL_ERROR',
 } as const;
 
 function upstreamError(code: string, message: string): Error {
@@ -274,9 +277,13 @@ export class UpstreamClient implements Upstream {
         : conn.phase === Phase.Waiting ? this.#responseTicks
           : conn.phase === Phase.Idle ? this.#idleTicks : 0;
       if (ticks === 0 || tick - conn.since <= ticks) continue;
-      if (conn.phase === Phase.Connecting) conn.fail(upstreamError(UPSTREAM_ERRORS.CONNECT_TIMEOUT, 'connect timeout'));
-      else if (conn.phase === Phase.Waiting) conn.fail(upstreamError(UPSTREAM_ERRORS.RESPONSE_TIMEOUT, 'no response headers in time'));
-      else conn.socket.destroy();
+      try {
+        if (conn.phase === Phase.Connecting) conn.fail(upstreamError(UPSTREAM_ERRORS.CONNECT_TIMEOUT, 'connect timeout'));
+        else if (conn.phase === Phase.Waiting) conn.fail(upstreamError(UPSTREAM_ERRORS.RESPONSE_TIMEOUT, 'no response headers in time'));
+        else conn.socket.destroy();
+      } catch (err) {
+        conn.fault(err);
+      }
     }
   }
 }
@@ -386,6 +393,53 @@ function onExecute(this: Parser, ret: number | Error): void {
   }
 }
 
+/**
+ * The callbacks inside the connection boundary (as the server side's): the
+ * binding calls them from a socket read, where an exception would reach the
+ * process. A bug ends this backend connection and its call instead.
+ */
+const GUARDED: ParserCallbacks<Connection> = {
+  onHeaders(this: Parser, headers: string[]): void {
+    try {
+      onHeaders.call(this, headers);
+    } catch (err) {
+      this.conn?.fault(err);
+    }
+  },
+  onHeadersComplete(
+    this: Parser, major: number, minor: number, headers: string[] | undefined, method: unknown, url: unknown,
+    status: number, message: unknown, upgrade: boolean, keepAlive: boolean,
+  ): number {
+    try {
+      return onHeadersComplete.call(this, major, minor, headers, method, url, status, message, upgrade, keepAlive);
+    } catch (err) {
+      this.conn?.fault(err);
+      return 0;
+    }
+  },
+  onBody(this: Parser, chunk: Buffer): void {
+    try {
+      onBody.call(this, chunk);
+    } catch (err) {
+      this.conn?.fault(err);
+    }
+  },
+  onMessageComplete(this: Parser): void {
+    try {
+      onMessageComplete.call(this);
+    } catch (err) {
+      this.conn?.fault(err);
+    }
+  },
+  onExecute(this: Parser, ret: number | Error): void {
+    try {
+      onExecute.call(this, ret);
+    } catch (err) {
+      this.conn?.fault(err);
+    }
+  },
+} as ParserCallbacks<Connection>;
+
 /** One connection to the backend. */
 class Connection {
   readonly client: UpstreamClient;
@@ -415,36 +469,53 @@ class Connection {
     this.client = client;
     this.socket = socket;
     this.since = client.tick;
-    this.#parser = createParser('RESPONSE', this, { onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
+    this.#parser = createParser('RESPONSE', this, GUARDED);
     socket.on('connect', this.#onConnect);
     socket.on('error', this.#onError);
     socket.on('end', this.#onEnd);
     socket.on('close', this.#onClose);
   }
 
+  // Socket events are entry points too: each runs inside the boundary (see fault).
   readonly #onConnect = (): void => {
-    // The handle exists only now.
-    if (this.#parser !== null) consume(this.#parser, this.socket);
-    if (this.phase === Phase.Connecting) {
-      this.phase = this.call === null ? Phase.Idle : this.#body !== null ? Phase.Sending : Phase.Waiting;
-      this.since = this.client.tick;
+    try {
+      // The handle exists only now.
+      if (this.#parser !== null) consume(this.#parser, this.socket);
+      if (this.phase === Phase.Connecting) {
+        this.phase = this.call === null ? Phase.Idle : this.#body !== null ? Phase.Sending : Phase.Waiting;
+        this.since = this.client.tick;
+      }
+    } catch (err) {
+      this.fault(err);
     }
   };
 
   readonly #onError = (err: Error): void => {
-    this.fail(err);
+    try {
+      this.fail(err);
+    } catch (bug) {
+      this.fault(bug);
+    }
   };
 
   /** The backend's FIN: the end of a close-delimited body, or of the connection. */
   readonly #onEnd = (): void => {
-    // Completes a body that runs to the end of the connection; anything else
-    // still in flight was cut short (finish's own error says only "EOF").
-    if (this.#parser !== null && this.call !== null) this.#parser.finish();
-    this.fail(upstreamError(UPSTREAM_ERRORS.CLOSED, 'the backend closed the connection'));
+    try {
+      // Completes a body that runs to the end of the connection; anything else
+      // still in flight was cut short (finish's own error says only "EOF").
+      if (this.#parser !== null && this.call !== null) this.#parser.finish();
+      this.fail(upstreamError(UPSTREAM_ERRORS.CLOSED, 'the backend closed the connection'));
+    } catch (err) {
+      this.fault(err);
+    }
   };
 
   readonly #onClose = (): void => {
-    this.fail(upstreamError(UPSTREAM_ERRORS.CLOSED, 'the backend closed the connection'));
+    try {
+      this.fail(upstreamError(UPSTREAM_ERRORS.CLOSED, 'the backend closed the connection'));
+    } catch (err) {
+      this.fault(err);
+    }
     if (this.#parser !== null) {
       releaseParser(this.#parser, this.socket);
       this.#parser = null;
@@ -498,6 +569,22 @@ class Connection {
     if (this.phase === Phase.Sending) {
       this.phase = Phase.Waiting;
       this.since = this.client.tick;
+    }
+  }
+
+  /** A bug while this connection's response was handled: reported; the connection and its call end (see GUARDED). */
+  fault(err: unknown): void {
+    reportInternalError(err, 'upstream connection');
+    if (this.#parser !== null) {
+      releaseParser(this.#parser, this.socket);
+      this.#parser = null;
+    }
+    try {
+      this.fail(upstreamError(UPSTREAM_ERRORS.INTERNAL, 'internal error'));
+    } catch (again) {
+      // The call's own error handling is what failed: the connection is gone, that is all that can be done.
+      reportInternalError(again, 'upstream connection');
+      this.socket.destroy();
     }
   }
 

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
  * undici takes, so names keep their case and repeated headers stay repeated.
  *
  * Request:  1. drop hop-by-hop headers (RFC 9110 §7.6.1) and collect Connection's tokens
- *           2. drop every header Connection names (but never Host)
+ *           2. drop every header Connection names (but never Host), X-Forwarded-For included
  *           3. append X-Forwarded-For, set X-Forwarded-Proto / -Host, keep or make X-Request-Id
  * Response: 1. drop hop-by-hop headers and those Connection names
  */
@@ -113,7 +113,11 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
     out.push('host', authority);
   }
   const named = connectionTokens(connection);
-  if (named !== undefined) out = dropNamed(out, named, 'host');
+  if (named !== undefined) {
+    out = dropNamed(out, named, 'host');
+    // A hop-by-hop X-Forwarded-For is the client's to drop, not a chain to extend (RFC 9110 §7.6.1).
+    if (named.has('x-forwarded-for')) xff = undefined;
+  }
   out.push('x-forwarded-for', xff === undefined ? clientIp : `${xff}, ${clientIp}`);
   out.push('x-forwarded-proto', proto);
   if (host !== '') out.push('x-forwarded-host', host);

@@ -2,7 +2,9 @@ import net, { type Socket } from 'node:net';
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { RESPONSE_DROP, connectionTokens } from './headers';
-import { HTTPParser, consume, createParser, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser } from './llhttp';
+import { HTTPParser, consume, createParser, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser, type ParserCallbacks } from './llhttp';
+import { reportInternalError } from '../internal-errors';
+import { LOCAL_MESSAGES } from './local-response';
 
 /**
  * A lean HTTP/1.1 server for plain-HTTP listeners: node:net sockets read
@@ -26,7 +28,41 @@ import { HTTPParser, consume, createParser, methods, readStart, readStop, releas
 
 type Parser = LlhttpParser<Connection>;
 
-const CONNECT = methods.indexOf('CONNECT');
+/**
+ * Method names by llhttp's method code. The binding's `methods` list is by
+ * position, not by code (QUERY is code 46 but 35th in the list), so the codes
+ * are learnt once, here, from the parser itself: each name is parsed in a
+ * request line and the code it reports noted. A code with no name here (an
+ * RTSP method on an "RTSP/1.0" line) reaches the handler as an undefined
+ * method, which it refuses (501): a method is never rewritten into another.
+ */
+const METHOD_BY_CODE: readonly (string | undefined)[] = methodCodes();
+
+function methodCodes(): (string | undefined)[] {
+  const byCode: (string | undefined)[] = [];
+  if (HTTPParser === undefined) return byCode;
+  let seen = -1;
+  const probe = createParser<null>('REQUEST', null, {
+    onHeaders: noop,
+    onHeadersComplete(...args: never[]) {
+      seen = args[3] as number;
+      return 0;
+    },
+    onBody: noop,
+    onMessageComplete: noop,
+    onExecute: noop,
+  });
+  for (const name of methods) {
+    seen = -1;
+    probe.initialize(HTTPParser.REQUEST, {}, 0, 0);
+    (probe as unknown as { execute(b: Buffer): unknown }).execute(Buffer.from(`${name} / HTTP/1.1\r\nHost: x\r\n\r\n`, 'latin1'));
+    if (seen >= 0) byCode[seen] = name;
+  }
+  probe.close();
+  return byCode;
+}
+
+const CONNECT = METHOD_BY_CODE.indexOf('CONNECT');
 
 // node:http's own patterns for these header values.
 const CLOSE_TOKEN = /(?:^|\W)close(?:$|\W)/i;
@@ -115,12 +151,15 @@ export interface Http1Options {
   /** How often timeouts are checked (ms); default min(1000, headersTimeout). */
   readonly connectionsCheckingInterval?: number;
   readonly noDelay?: boolean;
+  /** Answer an HTTP/1.1 request without Host with 400 here, as node:http does (default true). */
+  readonly requireHostHeader?: boolean;
 }
 
 export type Http1Handler = (req: Http1Request, res: Http1Response) => void;
 
 export class Http1Server extends net.Server {
   headersTimeout: number;
+  readonly requireHostHeader: boolean;
   #keepAliveTimeout = 0;
   /** "Connection: keep-alive" and the Keep-Alive line node:http sends with it, made when the timeout is set. */
   keepAliveLines = '';
@@ -141,6 +180,7 @@ export class Http1Server extends net.Server {
     // Half-open like node:http: a client's FIN is handled below, not by net.
     super({ allowHalfOpen: true, noDelay: options.noDelay ?? true });
     this.headersTimeout = options.headersTimeout;
+    this.requireHostHeader = options.requireHostHeader ?? true;
     this.keepAliveTimeout = options.keepAliveTimeout;
     this.#interval = options.connectionsCheckingInterval ?? Math.min(1000, options.headersTimeout || 1000);
     this.on('request', handler);
@@ -183,7 +223,13 @@ export class Http1Server extends net.Server {
     const tick = ++this.tick;
     const headers = this.headersTimeout > 0 ? Math.ceil(this.headersTimeout / this.#interval) : 0;
     const idle = this.keepAliveTimeout > 0 ? Math.ceil(this.keepAliveTimeout / this.#interval) : 0;
-    for (const c of this.#connections) c.checkTimeouts(tick, headers, idle);
+    for (const c of this.#connections) {
+      try {
+        c.checkTimeouts(tick, headers, idle);
+      } catch (err) {
+        c.fault(err);
+      }
+    }
   }
 }
 
@@ -220,7 +266,7 @@ function onHeadersComplete(
     c.urlPiece = '';
   }
   c.headersStart = 0;
-  const req = new Http1Request(c, methods[method] ?? 'GET', url, headers, major, minor, keepAlive);
+  const req = new Http1Request(c, METHOD_BY_CODE[method], url, headers, major, minor, keepAlive);
   c.receiving = req;
   if (upgrade && (method === CONNECT || c.server.listenerCount('upgrade') > 0)) {
     c.upgrading = req;
@@ -252,6 +298,61 @@ function onExecute(this: Parser, ret: number | Error): void {
   else if (c.upgrading !== null) c.upgrade(ret);
 }
 
+/*
+ * The same callbacks inside the connection boundary: the binding calls them
+ * from a socket read, where an exception would reach the process. A bug ends
+ * its own connection (Connection.fault) instead. Fixed arity and .call, so
+ * nothing is allocated per call.
+ */
+const GUARDED: ParserCallbacks<Connection> = {
+  onMessageBegin(this: Parser): void {
+    try {
+      onMessageBegin.call(this);
+    } catch (err) {
+      this.conn?.fault(err);
+    }
+  },
+  onHeaders(this: Parser, headers: string[], url: string): void {
+    try {
+      onHeaders.call(this, headers, url);
+    } catch (err) {
+      this.conn?.fault(err);
+    }
+  },
+  onHeadersComplete(
+    this: Parser, major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
+    status: unknown, message: unknown, upgrade: boolean, keepAlive: boolean,
+  ): number {
+    try {
+      return onHeadersComplete.call(this, major, minor, headers, method, url, status, message, upgrade, keepAlive);
+    } catch (err) {
+      this.conn?.fault(err);
+      return 0;
+    }
+  },
+  onBody(this: Parser, chunk: Buffer): void {
+    try {
+      onBody.call(this, chunk);
+    } catch (err) {
+      this.conn?.fault(err);
+    }
+  },
+  onMessageComplete(this: Parser): void {
+    try {
+      onMessageComplete.call(this);
+    } catch (err) {
+      this.conn?.fault(err);
+    }
+  },
+  onExecute(this: Parser, ret: number | Error): void {
+    try {
+      onExecute.call(this, ret);
+    } catch (err) {
+      this.conn?.fault(err);
+    }
+  },
+} as ParserCallbacks<Connection>;
+
 /** One client connection: its parser, the request being answered and those waiting behind it. */
 class Connection {
   readonly server: Http1Server;
@@ -279,15 +380,35 @@ class Connection {
   #pendingUpgrade: { req: Http1Request; head: Buffer } | null = null;
   #paused = 0;
   #starting = false;
-  readonly #onEnd = () => this.#ended();
-  readonly #onClose = () => this.#closed();
-  readonly #onDrain = () => this.active?.res?.drained();
+  /** Set once a bug ended this connection (see fault). */
+  #faulted = false;
+  readonly #onEnd = () => {
+    try {
+      this.#ended();
+    } catch (err) {
+      this.fault(err);
+    }
+  };
+  readonly #onClose = () => {
+    try {
+      this.#closed();
+    } catch (err) {
+      this.fault(err);
+    }
+  };
+  readonly #onDrain = () => {
+    try {
+      this.active?.res?.drained();
+    } catch (err) {
+      this.fault(err);
+    }
+  };
 
   constructor(server: Http1Server, socket: Socket) {
     this.server = server;
     this.socket = socket;
     this.headersStart = server.tick;
-    const parser = createParser('REQUEST', this, { onMessageBegin, onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
+    const parser = createParser('REQUEST', this, GUARDED);
     // Bytes go from the socket to the parser inside Node, never through a 'data' event.
     consume(parser, socket);
     this.#parser = parser;
@@ -328,7 +449,7 @@ class Connection {
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
       const h = req.headers;
       // RFC 9112 §3.2, and node:http's requireHostHeader.
-      if (h.host === undefined) {
+      if (h.host === undefined && this.server.requireHostHeader) {
         res.writeHead(400, ['Connection', 'close']);
         res.end();
         return;
@@ -389,6 +510,35 @@ class Connection {
       this.#pendingError = err;
     } else {
       this.server.emit('clientError', err, this.socket);
+    }
+  }
+
+  /**
+   * A bug in this connection's handling (the seat belt of issue 20): reported
+   * once; the client gets a 500 if nothing of an answer went out yet, else
+   * the connection is cut. The parser is let go, so nothing more of this
+   * connection is read as requests.
+   */
+  fault(err: unknown): void {
+    reportInternalError(err, 'http1 connection');
+    if (this.#faulted) return;
+    this.#faulted = true;
+    this.#closing = true;
+    this.queue.length = 0;
+    this.server.forget(this);
+    const started = this.active?.res?.headersSent === true;
+    try {
+      this.#detachParser();
+    } catch {
+      // the socket goes below either way
+    }
+    const s = this.socket;
+    if (!started && s.writable && !s.destroyed) {
+      const body = `${LOCAL_MESSAGES[500]}\n`;
+      s.end(`HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`, 'latin1');
+      s.setTimeout(1000, () => s.destroy());
+    } else {
+      s.destroy();
     }
   }
 
@@ -516,7 +666,8 @@ class RequestBody extends Readable {
 }
 
 export class Http1Request {
-  readonly method: string;
+  /** Undefined for a method the parser knows by a code this server cannot name (the listener answers 501). */
+  readonly method: string | undefined;
   readonly url: string;
   readonly rawHeaders: string[];
   readonly httpVersionMajor: number;
@@ -536,7 +687,7 @@ export class Http1Request {
   #dumped = false;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(conn: Connection, method: string, url: string, rawHeaders: string[], major: number, minor: number, keepAlive: boolean) {
+  constructor(conn: Connection, method: string | undefined, url: string, rawHeaders: string[], major: number, minor: number, keepAlive: boolean) {
     this.#conn = conn;
     this.socket = conn.socket;
     this.method = method;
@@ -595,7 +746,8 @@ export class Http1Request {
 
   /** @internal the client went away mid-body. */
   abortBody(err: Error): void {
-    if (this.complete) return;
+    // Dumped: answered before the body was read, and its stream (if any) already ended; nobody is left to hear an error.
+    if (this.complete || this.#dumped) return;
     clearTimeout(this.#timer);
     this.#dumped = true;
     this.#pending = null;

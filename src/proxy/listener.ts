@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import { Http1Request, Http1Server } from './http1';
 import { llhttpAvailable } from './llhttp';
 import { bodyStream, type ProxyRequest, type ProxyResponse } from './message';
+import { reportInternalError } from '../internal-errors';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -32,6 +33,9 @@ export interface PoolTarget {
 }
 
 const NO_KEY: PickContext = {};
+
+/** The methods of HTTP/1.1 requests that are forwarded (every one node's HTTP parser knows, none of RTSP's). */
+const HTTP1_METHODS: ReadonlySet<string> = new Set(http.METHODS);
 
 /**
  * Marks a client connection refused for its framing. node:http parses every
@@ -114,6 +118,8 @@ export class ProxyListener {
       connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
       keepAliveTimeout: 65_000,
       noDelay: true,
+      // #serve answers a missing Host itself, logged and with a body like every other 400.
+      requireHostHeader: false,
     };
     const tls = tlsOptions(config);
     if (tls !== undefined && config.http2) {
@@ -173,13 +179,40 @@ export class ProxyListener {
     return url.charCodeAt(0) === 47 /* / */ ? url : originForm(url);
   }
 
+  /** The connection boundary: a bug while handling one request costs that request, never the process. */
   #handle = (req: ProxyRequest, res: ProxyResponse): void => {
+    try {
+      this.#serve(req, res);
+    } catch (err) {
+      fault(req, res, err);
+    }
+  };
+
+  #serve(req: ProxyRequest, res: ProxyResponse): void {
     if ((req.socket as Marked)[POISONED] === true) {
       res.destroy();
       return;
     }
     const startedAt = performance.now();
     const ip = clientAddress(req.socket.remoteAddress);
+    const h2 = isHttp2(req);
+    if (!h2) {
+      // Decided by the transport: an HTTP/1.1 connection's "HTTP/2.0" request line is not HTTP/2 (RFC 9112 §2.3).
+      if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) {
+        this.#closeWith(req, res, ip, startedAt, 505, LOCAL_MESSAGES[505]);
+        return;
+      }
+      // RFC 9112 §3.2: exactly one Host in an HTTP/1.1 request (the servers are told not to answer this themselves).
+      if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
+        this.#closeWith(req, res, ip, startedAt, 400, 'bad request: no Host header');
+        return;
+      }
+    }
+    // A method the HTTP/1.1 parser knows but HTTP does not (an RTSP line's DESCRIBE) is refused, never rewritten.
+    if (req.method === undefined || (!h2 && !HTTP1_METHODS.has(req.method))) {
+      this.#closeWith(req, res, ip, startedAt, 501, LOCAL_MESSAGES[501]);
+      return;
+    }
     const framing = badFraming(req);
     if (framing !== undefined) {
       this.#refuse(req, res, ip, startedAt, `bad request: ${framing}`);
@@ -202,14 +235,14 @@ export class ProxyListener {
         return;
       }
     }
-    const body = this.#body(req, res, ip, startedAt);
-    if (body === false) return;
-    const target = route.pool;
     const fwd = forwardRequestHeaders(req.rawHeaders, ip, this.#proto);
     if (fwd.duplicateHost) {
       this.#refuse(req, res, ip, startedAt, 'bad request: more than one Host header');
       return;
     }
+    const body = this.#body(req, res, ip, startedAt, h2);
+    if (body === false) return;
+    const target = route.pool;
     const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
     const exchange = new Exchange({
       body,
@@ -228,10 +261,19 @@ export class ProxyListener {
       startedAt,
     });
     exchange.start();
-    if (body !== null) this.#watchBody(req, exchange);
-  };
+    if (body !== null && !h2) this.#watchBody(req, exchange);
+  }
 
   #upgrade = (req: ProxyRequest, socket: Duplex, head: Buffer): void => {
+    try {
+      this.#tunnel(req, socket, head);
+    } catch (err) {
+      reportInternalError(err, 'upgrade handler');
+      socket.destroy();
+    }
+  };
+
+  #tunnel(req: ProxyRequest, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
     const ip = clientAddress(req.socket.remoteAddress);
     const record = (status: number, pool: string, backend: string, requestId: string, error?: string) => this.#observer.onRequestEnd({
@@ -241,6 +283,11 @@ export class ProxyListener {
     // Refused here: the client's id, or one made up for the log line (as #answer does).
     const refused = (status: number, error: string) => record(status, '', '', requestIdOf(req), error);
     socket.on('error', () => undefined);
+    if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) {
+      refuseUpgrade(socket, 505, LOCAL_MESSAGES[505]);
+      refused(505, 'unsupported HTTP version');
+      return;
+    }
     // Only WebSocket (RFC 6455) is proxied; h2c and anything else is refused.
     if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || req.method !== 'GET') {
       refuseUpgrade(socket, 400, 'only WebSocket upgrades are supported');
@@ -268,7 +315,7 @@ export class ProxyListener {
       pick: target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) },
       onEnd: (status, backend, requestId, error) => record(status, target.pool.name, backend, requestId, error),
     });
-  };
+  }
 
   /**
    * The body to send upstream: null without one; the request itself; or, for
@@ -276,12 +323,12 @@ export class ProxyListener {
    * the limit is refused here (413) before a byte is read: returns false.
    * While the body streams, a client that goes quiet for bodyTimeout is cut off.
    */
-  #body(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number): Readable | null | false {
+  #body(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, h2: boolean): Readable | null | false {
     const h = req.headers;
     const length = h['content-length'];
     // Unknown length: chunked in HTTP/1.1; in HTTP/2, DATA frames until the end of the stream.
     const chunked = h['transfer-encoding'] !== undefined
-      || (length === undefined && req.httpVersionMajor === 2 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders);
+      || (length === undefined && h2 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders);
     if (!chunked && (length === undefined || length === '0')) return null;
     const { maxBodySize } = this.config.limits;
     if (maxBodySize > 0 && !chunked && Number(length) > maxBodySize) {
@@ -295,7 +342,7 @@ export class ProxyListener {
   /** While a body streams in, a client quiet for bodyTimeout gets a 408 and its connection closes. */
   #watchBody(req: ProxyRequest, exchange: Exchange): void {
     const ms = this.config.limits.bodyTimeoutMs;
-    if (req.httpVersionMajor !== 1 || ms === 0 || req.complete) return;
+    if (ms === 0 || req.complete) return;
     const onTimeout = () => exchange.abort(Object.assign(new Error(`no body data for ${ms}ms`), { code: BODY_TIMEOUT }));
     if (req instanceof Http1Request) {
       req.watchBody(ms, onTimeout);
@@ -312,6 +359,12 @@ export class ProxyListener {
     };
     incoming.once('end', disarm);
     incoming.once('close', disarm);
+  }
+
+  /** An answer after which the connection closes (the rest of what the client sends is not read as requests). */
+  #closeWith(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string): void {
+    (req.socket as Marked)[POISONED] = true;
+    this.#answer(req, res, ip, startedAt, status, message, ['connection', 'close']);
   }
 
   /** 400 for ambiguous framing: answer, then nothing more from this connection. */
@@ -354,6 +407,23 @@ function badFraming(req: ProxyRequest): string | undefined {
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return 'Transfer-Encoding in an HTTP/1.0 request';
   if (te.trim().toLowerCase() !== 'chunked') return `unsupported transfer coding "${te}"`;
   return undefined;
+}
+
+/** HTTP/2 is a transport, never a request line's claim: node:http2's requests have their stream. */
+function isHttp2(req: ProxyRequest): boolean {
+  return (req as { stream?: unknown }).stream !== undefined;
+}
+
+/** A bug while handling `req`: reported once; the client gets a 500 if nothing was sent yet, else a cut. */
+function fault(req: ProxyRequest, res: ProxyResponse, err: unknown): void {
+  reportInternalError(err, 'request handler');
+  try {
+    (req.socket as Marked)[POISONED] = true;
+    if (res.headersSent || res.destroyed) res.destroy();
+    else sendLocal(res, 500, LOCAL_MESSAGES[500], ['connection', 'close']);
+  } catch {
+    req.socket.destroy();
+  }
 }
 
 /** For a request Fulcrum answers itself: the client's X-Request-Id, else a new one. */

@@ -7,9 +7,12 @@ export const LOCAL_MESSAGES: Readonly<Record<number, string>> = {
   408: 'request timeout: headers took too long',
   413: 'payload too large',
   429: 'too many requests',
+  500: 'internal error',
+  501: 'not implemented: this method cannot be forwarded',
   502: 'bad gateway: the backend failed',
   503: 'service unavailable: no backend available',
   504: 'gateway timeout: the backend did not answer in time',
+  505: 'http version not supported',
 };
 
 /** Write a one-line text answer; returns the body length. */

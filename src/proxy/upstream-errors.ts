@@ -7,11 +7,11 @@ import { UPSTREAM_ERRORS } from '../pool/upstream';
  */
 
 /** What went wrong, in the words `retries.on` uses. */
-export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'unavailable' | 'invalid-request' | 'error';
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'unavailable' | 'invalid-request' | 'internal' | 'error';
 
 export interface UpstreamFailure {
   readonly kind: FailureKind;
-  readonly status: 400 | 502 | 503 | 504;
+  readonly status: 400 | 500 | 502 | 503 | 504;
   /** One line for the client and the log. */
   readonly message: string;
 }
@@ -22,6 +22,7 @@ const RESET: UpstreamFailure = { kind: 'reset', status: 502, message: 'bad gatew
 const RESPONSE_TIMEOUT: UpstreamFailure = { kind: 'timeout', status: 504, message: 'gateway timeout: the backend did not answer in time' };
 const UNAVAILABLE: UpstreamFailure = { kind: 'unavailable', status: 503, message: 'service unavailable: the backend is shutting down' };
 const INVALID: UpstreamFailure = { kind: 'invalid-request', status: 400, message: 'bad request: the request cannot be forwarded as sent' };
+const INTERNAL: UpstreamFailure = { kind: 'internal', status: 500, message: 'internal error' };
 const OTHER: UpstreamFailure = { kind: 'error', status: 502, message: 'bad gateway: the backend failed' };
 
 // Codes of our own HTTP/1.1 client (pool/upstream) and of undici (https:// backends, WebSocket).
@@ -57,11 +58,13 @@ const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
   // The client's body did not match its own Content-Length (HTTP/2 clients can send that).
   [UPSTREAM_ERRORS.BODY_LENGTH]: INVALID,
   [UPSTREAM_ERRORS.INVALID_REQUEST]: INVALID,
+  // A bug of ours (reported as an internal error), never the backend's doing.
+  [UPSTREAM_ERRORS.INTERNAL]: INTERNAL,
 };
 
 /** Failures that say nothing about the backend's health. */
 export function blamesBackend(kind: FailureKind): boolean {
-  return kind !== 'unavailable' && kind !== 'invalid-request';
+  return kind !== 'unavailable' && kind !== 'invalid-request' && kind !== 'internal';
 }
 
 export function classifyUpstreamError(err: unknown): UpstreamFailure {

@@ -20,7 +20,11 @@ export interface RunningFulcrum {
  * An in-process Fulcrum from YAML text. Listeners and admin should use port 0
  * (`127.0.0.1:0`); the real ports are read back after binding.
  */
-export async function startFulcrum(yaml: string, env: NodeJS.ProcessEnv = {}): Promise<RunningFulcrum> {
+export async function startFulcrum(
+  yaml: string,
+  env: NodeJS.ProcessEnv = {},
+  options: { onRequestEnd?: (r: RequestRecord) => void } = {},
+): Promise<RunningFulcrum> {
   const config = parseConfig(yaml, 'test.yaml', env);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -30,7 +34,13 @@ export async function startFulcrum(yaml: string, env: NodeJS.ProcessEnv = {}): P
     },
   });
   const records: RequestRecord[] = [];
-  const fulcrum = new Fulcrum(config, { logger: createLogger(config.log, sink), onRequestEnd: (r) => records.push(r) });
+  const fulcrum = new Fulcrum(config, {
+    logger: createLogger(config.log, sink),
+    onRequestEnd: (r) => {
+      records.push(r);
+      options.onRequestEnd?.(r);
+    },
+  });
   await fulcrum.start();
   return {
     fulcrum,

@@ -43,9 +43,11 @@ describe('request header pass', () => {
     expect(toMap(made.headers).get('x-request-id')).toEqual([made.requestId]);
   });
 
-  test('a Connection header naming X-Forwarded-For cannot remove ours', () => {
+  test('issue 20: an X-Forwarded-For the client names in Connection is dropped before ours is added (ours stays)', () => {
     const m = toMap(forwardRequestHeaders(['Connection', 'x-forwarded-for', 'X-Forwarded-For', '6.6.6.6'], '10.0.0.9', 'http').headers);
-    expect(m.get('x-forwarded-for')).toEqual(['6.6.6.6, 10.0.0.9']);
+    expect(m.get('x-forwarded-for')).toEqual(['10.0.0.9']);
+    const kept = toMap(forwardRequestHeaders(['Connection', 'keep-alive', 'X-Forwarded-For', '6.6.6.6'], '10.0.0.9', 'http').headers);
+    expect(kept.get('x-forwarded-for')).toEqual(['6.6.6.6, 10.0.0.9']);
   });
 
   test('IPv4-mapped client addresses are written as IPv4', () => {

@@ -25,6 +25,7 @@ describe('classifyUpstreamError', () => {
     ['FULCRUM_BODY_LENGTH', 'invalid-request', 400],
     ['FULCRUM_INVALID_REQUEST', 'invalid-request', 400],
     ['FULCRUM_BAD_RESPONSE', 'error', 502],
+    ['FULCRUM_INTERNAL_ERROR', 'internal', 500],
     ['SOMETHING_NEW', 'error', 502],
   ])('%s → %s, %i', (code, kind, status) => {
     const f = classifyUpstreamError(Object.assign(new Error('x'), { code }));
@@ -44,4 +45,5 @@ test('only failures of the backend count against it', () => {
   expect(['connect-failure', 'reset', 'timeout', 'error'].every((k) => blamesBackend(k as never))).toBe(true);
   expect(blamesBackend('unavailable')).toBe(false);
   expect(blamesBackend('invalid-request')).toBe(false);
+  expect(blamesBackend('internal')).toBe(false);
 });

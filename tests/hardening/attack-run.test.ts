@@ -1,0 +1,246 @@
+/**
+ * Regressions of issue 20 (Hardening II), one test per finding of the outside
+ * attack run, against a real Fulcrum process (a crash must show as a dead
+ * process, not as a failed jest worker) with a plain listener, a TLS listener
+ * (node:https) and a TLS listener with http2 (HTTP/1.1 clients over ALPN
+ * http/1.1 are served by node:http's code there). After every attack the
+ * same process must still answer a normal request on a fresh connection, and
+ * `fulcrum_internal_errors_total` must be 0 at the end.
+ */
+import http, { type IncomingMessage } from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
+import { useTeardown } from '../helpers/teardown';
+import { addresses, startCli, tempDir, waitFor, writeFile, type CliProcess } from '../cli/harness';
+import { request } from '../helpers/http';
+import { metricsOf } from '../helpers/admin';
+import { sum } from '../helpers/prom';
+import { parseResponses, type ParsedResponse } from '../helpers/raw';
+import { selfSigned } from '../helpers/tls';
+
+const { backend } = useTeardown({ blackBox: true });
+
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: string;
+}
+
+interface Setup {
+  readonly proc: CliProcess;
+  readonly seen: Seen[];
+  readonly adminUrl: string;
+  /** Listener name → port. */
+  readonly ports: Record<'public' | 'secure' | 'h2', number>;
+}
+
+const LISTENERS = ['public', 'secure', 'h2'] as const;
+type ListenerName = (typeof LISTENERS)[number];
+
+async function setup(extraPublic = ''): Promise<Setup> {
+  const seen: Seen[] = [];
+  const b = await backend('b1', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString('latin1') });
+      res.end(`${req.method} ${req.url}`);
+    });
+  });
+  const cert = selfSigned();
+  const dir = tempDir();
+  const file = writeFile(dir, 'fulcrum.yaml', [
+    'shutdownTimeout: 2s',
+    'log: { level: info, access: true }',
+    'admin: { listen: 127.0.0.1:0 }',
+    'listeners:',
+    '  public:',
+    '    listen: 127.0.0.1:0',
+    '    limits: { maxBodySize: 1kb }',
+    '    routes: [ { match: { pathPrefix: /nowhere/ }, pool: empty }, { match: { pathPrefix: / }, pool: web } ]',
+    extraPublic,
+    '  secure:',
+    '    listen: 127.0.0.1:0',
+    `    tls: { cert: ${cert.cert}, key: ${cert.key} }`,
+    '    limits: { maxBodySize: 1kb }',
+    '    routes: [ { match: { pathPrefix: /nowhere/ }, pool: empty }, { match: { pathPrefix: / }, pool: web } ]',
+    '  h2:',
+    '    listen: 127.0.0.1:0',
+    `    tls: { cert: ${cert.cert}, key: ${cert.key} }`,
+    '    http2: true',
+    '    limits: { maxBodySize: 1kb }',
+    '    routes: [ { match: { pathPrefix: /nowhere/ }, pool: empty }, { match: { pathPrefix: / }, pool: web } ]',
+    'pools:',
+    '  web:',
+    `    backends: [ { url: ${b.url}, name: b1 } ]`,
+    '  empty:',
+    // A backend nobody listens on, ejected at once: the pool has nothing available (503).
+    '    backends: [ { url: "http://127.0.0.1:1", name: gone } ]',
+    '    healthCheck: { path: /, interval: 100ms, timeout: 100ms, fall: 1 }',
+    '',
+  ].filter((l) => l !== '').join('\n'));
+  const proc = startCli(['--config', file]);
+  const { adminUrl } = await addresses(proc);
+  const ports = {} as Record<ListenerName, number>;
+  for (const name of LISTENERS) {
+    const l = await proc.waitForLog((x) => x.msg === 'listening' && x.listener === name, 10_000, name);
+    ports[name] = Number(String(l.address).split(':').pop());
+  }
+  await proc.waitForLog((x) => x.msg === 'backend state changed' && x.backend === 'gone' && x.to === 'down', 10_000, 'the empty pool down');
+  return { proc, seen, adminUrl, ports };
+}
+
+/** Raw bytes to a listener (TLS with ALPN http/1.1 for the TLS ones); read until the peer closes or `timeoutMs`. */
+function send(s: Setup, listener: ListenerName, chunks: string[], options: { hangUp?: boolean; timeoutMs?: number } = {}): Promise<{ responses: ParsedResponse[]; closed: boolean; data: string }> {
+  return new Promise((resolve) => {
+    const port = s.ports[listener];
+    const socket: net.Socket = listener === 'public'
+      ? net.connect(port, '127.0.0.1')
+      : tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    const received: Buffer[] = [];
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const data = Buffer.concat(received);
+      resolve({ responses: parseResponses(data).responses, closed, data: data.toString('latin1') });
+    };
+    const timer = setTimeout(() => finish(false), options.timeoutMs ?? 3000);
+    socket.once(listener === 'public' ? 'connect' : 'secureConnect', () => {
+      for (const c of chunks) socket.write(Buffer.from(c, 'latin1'));
+    });
+    socket.on('data', (d: Buffer) => {
+      received.push(d);
+      // The attack of F4: an answer arrives while the body is still unsent, then the client hangs up.
+      if (options.hangUp === true && parseResponses(Buffer.concat(received)).responses.length > 0) socket.destroy();
+    });
+    socket.on('error', () => finish(true));
+    socket.on('close', () => finish(true));
+  });
+}
+
+/** The process is alive and each listener serves a normal request on a fresh connection. */
+async function stillServing(s: Setup): Promise<void> {
+  expect(s.proc.exited()).toBe(false);
+  for (const listener of LISTENERS) {
+    const r = await send(s, listener, ['GET /alive HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n']);
+    expect(r.responses.map((x) => x.status)).toEqual([200]);
+  }
+}
+
+async function noInternalErrors(s: Setup): Promise<void> {
+  expect(sum(await metricsOf(s.adminUrl), 'fulcrum_internal_errors_total')).toBe(0);
+  expect(s.proc.logs.filter((l) => l.msg === 'internal error')).toEqual([]);
+}
+
+describe('issue 20, F1: an HTTP/1.x connection\'s "HTTP/2.0" request line', () => {
+  test.each(LISTENERS)('on %s gets 505 and a closed connection; the process lives', async (listener) => {
+    const s = await setup();
+    for (const version of ['HTTP/2.0', 'HTTP/0.9']) {
+      const r = await send(s, listener, [`GET / ${version}\r\nHost: x\r\n\r\n`]);
+      expect(r.responses.map((x) => x.status)).toEqual([505]);
+      expect(r.responses[0].body.toString()).toBe('http version not supported\n');
+      expect(r.closed).toBe(true);
+      // With a body that claims HTTP/2 framing, and pipelined behind a good request.
+      const p = await send(s, listener, ['GET /first HTTP/1.1\r\nHost: x\r\n\r\n', `POST / ${version}\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc`]);
+      expect(p.responses.map((x) => x.status)).toEqual([200, 505]);
+    }
+    expect(s.seen.map((x) => x.url)).toEqual(['/first', '/first']);
+    await stillServing(s);
+    await waitFor(() => s.proc.logs.filter((l) => l.status === 505 && l.msg === 'request').length === 4, 5000, 'four 505 access-log lines');
+    await noInternalErrors(s);
+  });
+});
+
+describe('issue 20, F2: a method is never changed', () => {
+  // Every method node's parser knows, but CONNECT (a forward proxy's; the connection is closed).
+  const methods = http.METHODS.filter((m) => m !== 'CONNECT');
+
+  test.each(LISTENERS)('every method llhttp parses reaches the backend as sent, body and all (%s)', async (listener) => {
+    const s = await setup();
+    for (const m of methods) {
+      const r = await send(s, listener, [`${m} /m/${m} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody`]);
+      expect([m, r.responses.map((x) => x.status)]).toEqual([m, [200]]);
+      if (m !== 'HEAD') expect(r.responses[0].body.toString()).toBe(`${m} /m/${m}`);
+    }
+    expect(s.seen.map((x) => x.method)).toEqual(methods);
+    expect(s.seen.map((x) => x.body)).toEqual(methods.map(() => 'body'));
+    expect(s.seen.find((x) => x.method === 'QUERY')?.url).toBe('/m/QUERY');
+    await noInternalErrors(s);
+  });
+
+  test('a method the parser knows but HTTP/1.1 does not name (RTSP\'s DESCRIBE) gets 501, never a GET', async () => {
+    const s = await setup();
+    for (const listener of LISTENERS) {
+      const r = await send(s, listener, ['DESCRIBE /x RTSP/1.0\r\nHost: x\r\nCSeq: 1\r\n\r\n']);
+      expect([listener, r.responses.map((x) => x.status)]).toEqual([listener, [501]]);
+      expect(r.closed).toBe(true);
+    }
+    expect(s.seen).toEqual([]);
+    await stillServing(s);
+    await noInternalErrors(s);
+  });
+});
+
+describe('issue 20, F4: an answer given while the body is unread, then a hang-up', () => {
+  // Each is answered before the body is read; the client then closes with the body half sent.
+  const cases: [string, string][] = [
+    ['400 (a second Host)', 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nHost: a\r\n\r\nhi'],
+    ['413 (Content-Length over maxBodySize)', 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\nhi'],
+    ['413 (a chunked body over maxBodySize)', `POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n${'x'.repeat(2048)}\r\n1`],
+    ['503 (no backend available)', 'POST /nowhere/x HTTP/1.1\r\nHost: a\r\nContent-Length: 50\r\n\r\nhi'],
+    ['400 (no Host)', 'POST /x HTTP/1.1\r\nContent-Length: 50\r\n\r\nhi'],
+    ['505 (HTTP/2.0)', 'POST /x HTTP/2.0\r\nHost: a\r\nContent-Length: 50\r\n\r\nhi'],
+    ['400 (bad transfer coding)', 'POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhi'],
+  ];
+
+  test.each(LISTENERS)('none of them ends the process (%s)', async (listener) => {
+    const s = await setup();
+    for (const [what, bytes] of cases) {
+      const r = await send(s, listener, [bytes], { hangUp: true });
+      expect([what, r.responses.length]).toEqual([what, 1]);
+      expect(s.proc.exited()).toBe(false);
+    }
+    await stillServing(s);
+    await noInternalErrors(s);
+  });
+});
+
+describe('issue 20, smaller findings', () => {
+  test('an HTTP/1.1 request without Host gets a one-line 400 and an access-log line', async () => {
+    const s = await setup();
+    for (const listener of LISTENERS) {
+      const r = await send(s, listener, ['GET /nohost HTTP/1.1\r\n\r\n']);
+      expect(r.responses.map((x) => x.status)).toEqual([400]);
+      expect(r.responses[0].body.toString()).toBe('bad request: no Host header\n');
+      expect(r.closed).toBe(true);
+    }
+    // HTTP/1.0 may omit Host (RFC 9112 §3.2 is about 1.1).
+    const ok = await send(s, 'public', ['GET /old HTTP/1.0\r\n\r\n']);
+    expect(ok.responses.map((x) => x.status)).toEqual([200]);
+    await s.proc.waitForLog((l) => l.msg === 'request' && l.url === '/nohost' && l.status === 400 && l.listener === 'h2', 5000, 'the h2 listener\'s 400 line');
+    expect(s.proc.logs.filter((l) => l.msg === 'request' && l.url === '/nohost')).toHaveLength(3);
+    expect(s.seen.map((x) => x.url)).toEqual(['/old']);
+  });
+
+  test('an X-Forwarded-For the client names in Connection does not reach the backend; ours does', async () => {
+    const s = await setup();
+    for (const listener of LISTENERS) {
+      const r = await send(s, listener, [`GET /xff-${listener} HTTP/1.1\r\nHost: x\r\nConnection: x-forwarded-for, close\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n`]);
+      expect(r.responses.map((x) => x.status)).toEqual([200]);
+    }
+    expect(s.seen.map((x) => x.headers['x-forwarded-for'])).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.1']);
+    const kept = await request(`http://127.0.0.1:${s.ports.public}/xff-kept`, { headers: { 'x-forwarded-for': '6.6.6.6' } });
+    expect(kept.status).toBe(200);
+    expect(s.seen.at(-1)?.headers['x-forwarded-for']).toBe('6.6.6.6, 127.0.0.1');
+  });
+
+  test('fulcrum_internal_errors_total is exported from the start', async () => {
+    const s = await setup();
+    const samples = await metricsOf(s.adminUrl);
+    expect(samples.filter((x) => x.name === 'fulcrum_internal_errors_total')).toEqual([{ name: 'fulcrum_internal_errors_total', labels: {}, value: 0 }]);
+  });
+});
