@@ -191,10 +191,17 @@ export async function runCli(args: readonly string[], options: SpawnOptions & { 
 }
 
 /** SIGKILL every process this file started that is still running, by PID, and wait for each to go. */
+/**
+ * Kill every CLI process still running. Issue 20's seat belt is not a fix: a
+ * process that logged an `internal error` (fulcrum_internal_errors_total > 0)
+ * fails the test that started it.
+ */
 export async function killAll(): Promise<void> {
   const procs = [...live];
   for (const p of procs) kill(p, 'SIGKILL');
   await Promise.all(procs.map((p) => p.exit));
+  const bugs = procs.flatMap((p) => p.logs.filter((l) => l.msg === 'internal error'));
+  if (bugs.length > 0) throw new Error(`Fulcrum caught ${bugs.length} internal error(s): ${JSON.stringify(bugs[0])}`);
 }
 
 /** The URLs a started `fulcrum --config` reports in its log (listeners and admin on port 0). */

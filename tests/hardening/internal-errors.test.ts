@@ -53,6 +53,7 @@ async function withPlantedBug(): Promise<RunningFulcrum & { port: number }> {
     '',
   ].join('\n');
   const f = await startFulcrum(yaml, {}, {
+    internalErrorsExpected: true,
     onRequestEnd: (r) => {
       if (r.url.startsWith('/bug/')) throw new Error(`planted bug for ${r.url}`);
     },

@@ -23,7 +23,11 @@ export interface RunningFulcrum {
 export async function startFulcrum(
   yaml: string,
   env: NodeJS.ProcessEnv = {},
-  options: { onRequestEnd?: (r: RequestRecord) => void } = {},
+  options: {
+    onRequestEnd?: (r: RequestRecord) => void;
+    /** Only for tests that plant a bug: otherwise an `internal error` line fails stop(). */
+    internalErrorsExpected?: boolean;
+  } = {},
 ): Promise<RunningFulcrum> {
   const config = parseConfig(yaml, 'test.yaml', env);
   const logs: Record<string, unknown>[] = [];
@@ -48,7 +52,13 @@ export async function startFulcrum(
     adminUrl: `http://${fulcrum.adminAddress()}`,
     logs,
     records,
-    stop: () => fulcrum.stop(2000),
+    stop: async () => {
+      await fulcrum.stop(2000);
+      const bugs = logs.filter((l) => l.msg === 'internal error');
+      if (bugs.length > 0 && options.internalErrorsExpected !== true) {
+        throw new Error(`Fulcrum caught ${bugs.length} internal error(s): ${JSON.stringify(bugs[0])}`);
+      }
+    },
   };
 }
 
