@@ -5,10 +5,10 @@ import { createLeastConnections } from './least-connections';
 import { createPowerOfTwo } from './power-of-two';
 import { createRandom } from './random';
 import { createRoundRobin } from './round-robin';
-import type { BackendView, BalancingStrategy, StrategyDeps, StrategyFactory, StrategyOptions } from './types';
+import type { BackendView, BalancingStrategy, StrategyDeps, StrategyFactory } from './types';
 import { createWeightedRoundRobin } from './weighted-round-robin';
 
-export type { BackendView, BalancingStrategy, PickContext, StrategyDeps, StrategyFactory, StrategyOptions } from './types';
+export type { BackendView, BalancingStrategy, PickContext, StrategyDeps, StrategyFactory } from './types';
 export { updateEwma } from './ewma';
 export { murmur3 } from './consistent-hash';
 
@@ -23,19 +23,15 @@ const FACTORIES: Readonly<Record<StrategyName, StrategyFactory>> = {
   'consistent-hash': createConsistentHash,
 };
 
-/** Real randomness and a monotonic clock; tests inject their own. */
-export const defaultStrategyDeps: StrategyDeps = Object.freeze({
-  random: Math.random,
-  now: () => performance.now(),
-});
+/** Real randomness; tests inject their own. */
+export const defaultStrategyDeps: StrategyDeps = Object.freeze({ random: Math.random });
 
 export function createStrategy<B extends BackendView = BackendView>(
   name: StrategyName,
   deps: StrategyDeps,
-  options: StrategyOptions,
 ): BalancingStrategy<B> {
   const factory = Object.hasOwn(FACTORIES, name) ? FACTORIES[name] : undefined;
   // Config validation rejects unknown names; this guards callers that bypass it.
   if (factory === undefined) throw new TypeError(`unknown balancing strategy: ${String(name)}`);
-  return factory<B>(deps, options);
+  return factory<B>(deps);
 }

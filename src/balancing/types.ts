@@ -1,4 +1,4 @@
-import type { HashOn, StrategyName } from '../config/types';
+import type { StrategyName } from '../config/types';
 
 /**
  * What a strategy may see of a backend: read-only. The pool owns the state;
@@ -37,14 +37,9 @@ export interface BalancingStrategy<B extends BackendView = BackendView> {
 export interface StrategyDeps {
   /** Uniform in [0, 1). */
   readonly random: () => number;
-  /** Milliseconds, monotonic. */
-  readonly now: () => number;
 }
 
-export interface StrategyOptions {
-  readonly hashOn?: HashOn;
-}
-
-export type StrategyFactory = <B extends BackendView>(deps: StrategyDeps, options: StrategyOptions) => BalancingStrategy<B>;
+/** consistent-hash reads its key from PickContext.hashKey: the proxy extracts `hashOn` before the pick. */
+export type StrategyFactory = <B extends BackendView>(deps: StrategyDeps) => BalancingStrategy<B>;
 
 export type { StrategyName };

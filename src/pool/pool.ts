@@ -53,7 +53,7 @@ export class BackendPool {
     this.#maxConnections = config.maxConnectionsPerBackend;
     this.#now = options.now ?? Date.now;
     this.#strategy = options.strategy
-      ?? createStrategy<Backend>(config.strategy, defaultStrategyDeps, { hashOn: config.hashOn });
+      ?? createStrategy<Backend>(config.strategy, defaultStrategyDeps);
     this.backends = config.backends.map((bc) => this.#takeOver(bc, options.previous?.(bc.name)));
     for (const b of this.backends) this.#byName.set(b.name, b);
     this.#recompute();

@@ -178,7 +178,7 @@ describe('consistent-hash distribution and stability', () => {
   });
 
   test('without a key: round robin over the available backends', () => {
-    const s = createStrategy<TestBackend>('consistent-hash', depsWith(mulberry32(1)), {});
+    const s = createStrategy<TestBackend>('consistent-hash', depsWith(mulberry32(1)));
     const all = backends('abc');
     s.update(all);
     const seq = [0, 1, 2, 3, 4, 5].map(() => s.pick(all, {}).name).join(' ');

@@ -8,7 +8,7 @@ import { STRATEGY_NAMES, type StrategyName } from '../../src/config/types';
 import { backend, backends, depsWith, mulberry32, tally, type TestBackend } from './helpers';
 
 function make(name: StrategyName, seed = 42): BalancingStrategy<TestBackend> {
-  return createStrategy<TestBackend>(name, depsWith(mulberry32(seed)), {});
+  return createStrategy<TestBackend>(name, depsWith(mulberry32(seed)));
 }
 
 /** A request context; consistent-hash gets a random key, the others ignore it. */
@@ -165,5 +165,5 @@ describe.each(STRATEGY_NAMES.map((n) => [n]))('strategy contract: %s', (name) =>
 });
 
 test('createStrategy rejects an unknown name at runtime', () => {
-  expect(() => createStrategy('fastest' as StrategyName, depsWith(Math.random), {})).toThrow(/unknown balancing strategy/);
+  expect(() => createStrategy('fastest' as StrategyName, depsWith(Math.random))).toThrow(/unknown balancing strategy/);
 });

@@ -5,7 +5,7 @@ import { backends, depsWith, mulberry32, tally, type TestBackend } from './helpe
 test('weighted random: each backend within 2% of its weight share (or 5 sd) over 100k picks', () => {
   const weights = [1, 2, 3, 4];
   const all = backends('abcd', weights);
-  const s = createStrategy('random', depsWith(mulberry32(2024)), {});
+  const s = createStrategy('random', depsWith(mulberry32(2024)));
   s.update(all);
   const N = 100_000;
   const names: string[] = [];
@@ -23,7 +23,7 @@ test('weighted random: each backend within 2% of its weight share (or 5 sd) over
 
 test('uniform random: each of 5 equal backends within 2% of a fifth over 100k picks', () => {
   const all = backends('abcde');
-  const s = createStrategy('random', depsWith(mulberry32(7)), {});
+  const s = createStrategy('random', depsWith(mulberry32(7)));
   s.update(all);
   const N = 100_000;
   const names: string[] = [];
@@ -33,7 +33,7 @@ test('uniform random: each of 5 equal backends within 2% of a fifth over 100k pi
 
 test('smooth weighted round robin gives exact shares over a whole cycle', () => {
   const all = backends('abcd', [4, 3, 2, 1]);
-  const s = createStrategy('weighted-round-robin', depsWith(mulberry32(1)), {});
+  const s = createStrategy('weighted-round-robin', depsWith(mulberry32(1)));
   s.update(all);
   const names: string[] = [];
   for (let i = 0; i < 1000; i++) names.push(s.pick(all, {}).name);
@@ -44,7 +44,7 @@ test('smooth weighted round robin gives exact shares over a whole cycle', () => 
 function inFlightSpread(name: 'power-of-two' | 'random'): { mean: number; max: number } {
   const all = backends('abcdefgh');
   const rng = mulberry32(3);
-  const s = createStrategy<TestBackend>(name, depsWith(rng), {});
+  const s = createStrategy<TestBackend>(name, depsWith(rng));
   s.update(all);
   const held: TestBackend[] = [];
   let max = 0;

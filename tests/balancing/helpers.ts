@@ -38,8 +38,7 @@ export function scripted(values: readonly number[]): () => number {
 }
 
 export function depsWith(random: () => number): StrategyDeps {
-  let t = 0;
-  return { random, now: () => (t += 1) };
+  return { random };
 }
 
 /** Counts picks per backend name. */

@@ -10,7 +10,7 @@ import { backend, backends, depsWith, scripted, type TestBackend } from './helpe
 const none: PickContext = {};
 
 function make(name: StrategyName, random: () => number = scripted([])): BalancingStrategy<TestBackend> {
-  return createStrategy<TestBackend>(name, depsWith(random), {});
+  return createStrategy<TestBackend>(name, depsWith(random));
 }
 
 function picks(s: BalancingStrategy<TestBackend>, available: readonly TestBackend[], count: number): string {

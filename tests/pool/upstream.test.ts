@@ -14,11 +14,6 @@
  * Every wait is on an event or polls state against a deadline; the only timers
  * are a backend's own pace (a slow upload, a head written in pieces) and the
  * probe that tells a full accept queue (unacceptingListener).
- *
- * Some tests here fail on purpose until src/pool/upstream.ts is fixed: close()
- * called twice, a response in the same read as the previous one given to the
- * request waiting for the connection, a body stream paused before dispatch,
- * and body streams of strings (see their names).
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
