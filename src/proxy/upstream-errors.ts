@@ -7,7 +7,7 @@ import { UPSTREAM_ERRORS } from '../pool/upstream';
  */
 
 /** What went wrong, in the words `retries.on` uses. */
-export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'unavailable' | 'invalid-request' | 'error';
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'unavailable' | 'invalid-request' | 'local-resource' | 'error';
 
 export interface UpstreamFailure {
   readonly kind: FailureKind;
@@ -22,6 +22,7 @@ const RESET: UpstreamFailure = { kind: 'reset', status: 502, message: 'bad gatew
 const RESPONSE_TIMEOUT: UpstreamFailure = { kind: 'timeout', status: 504, message: 'gateway timeout: the backend did not answer in time' };
 const UNAVAILABLE: UpstreamFailure = { kind: 'unavailable', status: 503, message: 'service unavailable: the backend is shutting down' };
 const INVALID: UpstreamFailure = { kind: 'invalid-request', status: 400, message: 'bad request: the request cannot be forwarded as sent' };
+const LOCAL: UpstreamFailure = { kind: 'local-resource', status: 503, message: 'service unavailable: the proxy is out of file descriptors or memory' };
 const OTHER: UpstreamFailure = { kind: 'error', status: 502, message: 'bad gateway: the backend failed' };
 
 // Codes of our own HTTP/1.1 client (pool/upstream) and of undici (https:// backends, WebSocket).
@@ -57,11 +58,23 @@ const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
   // The client's body did not match its own Content-Length (HTTP/2 clients can send that).
   [UPSTREAM_ERRORS.BODY_LENGTH]: INVALID,
   [UPSTREAM_ERRORS.INVALID_REQUEST]: INVALID,
+  // Fulcrum itself could not open a socket (issue 20, F3: an fd flood marked
+  // healthy backends down). Says nothing about the backend, and another one
+  // would fail the same way: no retry.
+  EMFILE: LOCAL,
+  ENFILE: LOCAL,
+  ENOMEM: LOCAL,
+  ENOBUFS: LOCAL,
 };
 
 /** Failures that say nothing about the backend's health. */
 export function blamesBackend(kind: FailureKind): boolean {
-  return kind !== 'unavailable' && kind !== 'invalid-request';
+  return kind !== 'unavailable' && kind !== 'invalid-request' && kind !== 'local-resource';
+}
+
+/** A local resource failure (EMFILE, ENFILE, ENOMEM, ENOBUFS): never counted against a backend. */
+export function isLocalResourceError(err: unknown): boolean {
+  return classifyUpstreamError(err) === LOCAL;
 }
 
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
