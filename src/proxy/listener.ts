@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Server as NetServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type { HashOn, ListenerConfig } from '../config/types';
+import type { HashOn, ListenerConfig, TlsConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
 import { Sticky, readCookie } from '../pool/sticky';
@@ -73,7 +73,7 @@ function hashKeyExtractor(on: HashOn): (req: ProxyRequest, clientIp: string, pat
   }
 }
 
-function tlsOptions(config: ListenerConfig): { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' | 'TLSv1.3'; ciphers: string } | undefined {
+function tlsOptions(config: ListenerConfig): ({ cert: Buffer; key: Buffer } & Pick<TlsConfig, 'minVersion' | 'ciphers'>) | undefined {
   if (config.tls === undefined) return undefined;
   const { minVersion, ciphers } = config.tls;
   return { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), minVersion, ciphers };
