@@ -51,7 +51,11 @@ export function accessLogObserver(logger: Logger): (r: RequestRecord) => void {
 }
 
 /** Fans each finished request out to whoever listens (access log, metrics). */
-export function combineObservers(onEnd: ((r: RequestRecord) => void)[], onRetry: ((pool: string) => void)[]): RequestObserver {
+export function combineObservers(
+  onEnd: ((r: RequestRecord) => void)[],
+  onRetry: ((pool: string) => void)[],
+  onAttemptFailed: RequestObserver['onAttemptFailed'] = () => undefined,
+): RequestObserver {
   return {
     onRequestEnd(r) {
       for (let i = 0; i < onEnd.length; i++) onEnd[i](r);
@@ -59,5 +63,6 @@ export function combineObservers(onEnd: ((r: RequestRecord) => void)[], onRetry:
     onRetry(pool) {
       for (let i = 0; i < onRetry.length; i++) onRetry[i](pool);
     },
+    onAttemptFailed,
   };
 }

@@ -6,6 +6,7 @@ import { loadConfig } from './config';
 import { BackendPool } from './pool/pool';
 import type { Backend } from './pool/backend';
 import { ProxyListener, poolTarget, type PoolTarget } from './proxy/listener';
+import type { PendingHandshakes } from './proxy/tls-handshake';
 import { AdminServer } from './admin/server';
 import { FulcrumError, isFulcrumError, ConfigError } from './errors';
 import { accessLogObserver, combineObservers, type Logger } from './log';
@@ -17,6 +18,8 @@ import { Metrics } from './metrics';
 import { describeChanges } from './reload';
 import { DnsDiscovery } from './discovery';
 import { logInternalErrors } from './internal-errors';
+import { ResourceAlarm } from './resources';
+import { isLocalResourceError } from './proxy/upstream-errors';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -82,8 +85,10 @@ const DRAIN_POLL_MS = 50;
 class Connections {
   readonly #sockets = new Set<Socket>();
   readonly #sessions = new Set<Http2Session>();
+  readonly #handshakes: PendingHandshakes | undefined;
 
-  constructor(server: NetServer) {
+  constructor(server: NetServer, handshakes?: PendingHandshakes) {
+    this.#handshakes = handshakes;
     const track = (s: Socket) => {
       this.#sockets.add(s);
       s.once('close', () => this.#sockets.delete(s));
@@ -100,11 +105,17 @@ class Connections {
    * finish. HTTP/1.1: idle keep-alive sockets close now, busy ones as soon as
    * their response is done (a request that arrives meanwhile is answered with
    * `Connection: close`), as HAProxy and nginx do on a graceful stop; else a
-   * keep-alive client would hold the process until the deadline. Returns the
-   * function that stops the polling.
+   * keep-alive client would hold the process until the deadline. Connections
+   * that never asked for anything close now too: those that sent no byte yet
+   * and TLS ones still in their handshake (issue 20: idle TLS sockets held a
+   * drain for the whole shutdownTimeout). Returns the function that stops the
+   * polling.
    */
   drain(server: NetServer): () => void {
     for (const s of this.#sessions) s.close();
+    this.#handshakes?.closeAll();
+    // bytesRead is the TCP handle's count, whoever reads it (our parser, TLS).
+    for (const s of this.#sockets) if (s.bytesRead === 0) s.destroy();
     const h1 = server as { closeIdleConnections?: () => void };
     const lastOnItsConnection = (_req: IncomingMessage, res: ServerResponse) => {
       res.shouldKeepAlive = false;
@@ -153,6 +164,7 @@ export class Fulcrum {
   readonly #cluster: FulcrumOptions['cluster'];
   readonly #applied: (() => void)[] = [];
   readonly #observer: RequestObserver;
+  readonly #alarm: ResourceAlarm;
   /** log.access, which a reload may flip. */
   #accessLog: boolean;
   readonly #listeners = new Map<string, ProxyListener>();
@@ -168,6 +180,7 @@ export class Fulcrum {
   constructor(config: Config, options: FulcrumOptions) {
     this.#logger = options.logger;
     this.#unlogInternalErrors = logInternalErrors(this.#logger);
+    this.#alarm = new ResourceAlarm(this.#logger);
     this.#role = options.role ?? 'single';
     this.#ejector = options.ejector;
     this.#cluster = options.cluster;
@@ -179,7 +192,11 @@ export class Fulcrum {
       if (this.#accessLog) access(r);
     }];
     if (options.onRequestEnd !== undefined) onEnd.push(options.onRequestEnd);
-    this.#observer = combineObservers(onEnd, [this.metrics.onRetry]);
+    const alarm = this.#alarm;
+    this.#observer = combineObservers(onEnd, [this.metrics.onRetry], (pool, backend, kind) => {
+      if (kind === 'local-resource') alarm.raise('local-resource', 'backend connect');
+      else this.metrics.onAttemptFailed(pool, backend, kind);
+    });
     if (this.#role !== 'primary') for (const lc of config.listeners) this.#addListener(lc);
     this.admin = new AdminServer(config.admin, {
       pools: () => [...this.#gen.pools.values()],
@@ -227,6 +244,8 @@ export class Fulcrum {
       throw err;
     }
     this.#bound = true;
+    if (this.#role !== 'worker') this.#watchErrors(this.admin.server, 'admin');
+    for (const l of this.#listeners.values()) this.#watchErrors(l.server, `listener ${l.name}`);
     for (const h of this.#gen.health) h.start?.();
     for (const l of this.#listeners.values()) {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
@@ -347,8 +366,9 @@ export class Fulcrum {
     }
     for (const l of retired) this.#listeners.delete(l.name);
     for (const l of added) {
+      this.#watchErrors(l.server, `listener ${l.name}`);
       this.#listeners.set(l.name, l);
-      this.#track(l.server);
+      this.#track(l);
     }
     this.#gen = next;
     this.#applyLogConfig(config);
@@ -405,7 +425,20 @@ export class Fulcrum {
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
     this.admin.server.closeAllConnections();
     await close(this.admin.server);
+    this.#alarm.stop();
     this.#unlogInternalErrors();
+  }
+
+  /**
+   * A bound server's errors after listen: accept failing for want of file
+   * descriptors is shed and logged once (libuv mostly sheds such connections
+   * itself, by accepting and closing them); nothing here ends the process.
+   */
+  #watchErrors(server: NetServer, what: string): void {
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      if (isLocalResourceError(err)) this.#alarm.raise(err.code!, 'accept');
+      else this.#logger.error({ err, server: what }, 'server error');
+    });
   }
 
   async #closeListener(l: ProxyListener, timeoutMs: number): Promise<void> {
@@ -430,11 +463,11 @@ export class Fulcrum {
   #addListener(lc: ListenerConfig): void {
     const l = new ProxyListener(lc, this.#gen.targets, this.#observer);
     this.#listeners.set(lc.name, l);
-    this.#track(l.server);
+    this.#track(l);
   }
 
-  #track(server: NetServer): void {
-    this.#connections.set(server, new Connections(server));
+  #track(l: ProxyListener): void {
+    this.#connections.set(l.server, new Connections(l.server, l.handshakes));
   }
 
   #applyLogConfig(config: Config): void {
@@ -468,7 +501,10 @@ export class Fulcrum {
     }
     let checker: HealthChecker | undefined;
     if (pc.healthCheck !== undefined && this.#role !== 'worker') {
-      checker = new HealthChecker(pool, pc.healthCheck, { onProbe: (p, b, o) => metrics.onProbe(p, b, o.ok) });
+      const alarm = this.#alarm;
+      checker = new HealthChecker(pool, pc.healthCheck, {
+        onProbe: (p, b, o) => (o.localCode !== undefined ? alarm.raise(o.localCode, 'health probe') : metrics.onProbe(p, b, o.ok)),
+      });
       health.push(checker);
     }
     if (pc.outlierDetection !== undefined && this.#role !== 'primary') {

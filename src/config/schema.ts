@@ -23,6 +23,7 @@ import {
   type PoolConfig,
   type RateLimitConfig,
   type RetryCondition,
+  type TlsMinVersion,
 } from './types';
 
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
@@ -249,6 +250,30 @@ function unusableKeyPair(baseDir: string, cert: unknown, key: unknown): string |
   }
 }
 
+export const TLS_MIN_VERSIONS: readonly TlsMinVersion[] = ['TLSv1.2', 'TLSv1.3'];
+
+/**
+ * Mozilla's "intermediate" profile (ssl-config.mozilla.org, v5.7): forward
+ * secrecy (ECDHE) with AEAD ciphers (AES-GCM, ChaCha20-Poly1305) only, so no
+ * CBC and no static-RSA key exchange. TLS 1.3 suites are OpenSSL's own.
+ */
+export const DEFAULT_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** An OpenSSL cipher list, checked by OpenSSL itself now rather than at the first handshake. */
+function cipherList(v: unknown): string | Invalid {
+  if (typeof v !== 'string' || v.trim() === '') return new Invalid(`tls ciphers must be an OpenSSL cipher list such as ${DEFAULT_CIPHERS.split(':')[1]}, got ${show(v)}`);
+  try {
+    tls.createSecureContext({ ciphers: v });
+  } catch (err) {
+    return new Invalid(`OpenSSL refuses the tls cipher list ${show(v)}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return v;
+}
+
 export function fsReason(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') return 'no such file';
@@ -408,12 +433,19 @@ const rateLimit = strict({
 function listener(baseDir: string) {
   return strict({
     listen: leaf(parseListen),
-    tls: strict({ cert: leaf(tlsFile(baseDir, 'tls cert')), key: leaf(tlsFile(baseDir, 'tls key')) }).optional(),
+    tls: strict({
+      cert: leaf(tlsFile(baseDir, 'tls cert')),
+      key: leaf(tlsFile(baseDir, 'tls key')),
+      minVersion: oneOf('tls minVersion', TLS_MIN_VERSIONS).default('TLSv1.2'),
+      ciphers: leaf(cipherList).default(DEFAULT_CIPHERS),
+    }).optional(),
     http2: z.boolean().default(false),
     limits: strict({
       maxBodySize: leaf(sizeValue).default(0),
       headersTimeout: duration(10_000, true),
       bodyTimeout: duration(60_000, true),
+      // node:http's own default, which Fulcrum always used; 0 (never close) is not offered.
+      keepAliveTimeout: duration(65_000, true),
       maxConnections: int(0).default(0),
       rateLimit: rateLimit.optional(),
     }).prefault({}),
@@ -454,6 +486,7 @@ export function configSchema(file: string) {
         maxBodySize: l.limits.maxBodySize,
         headersTimeoutMs: l.limits.headersTimeout,
         bodyTimeoutMs: l.limits.bodyTimeout,
+        keepAliveTimeoutMs: l.limits.keepAliveTimeout,
         maxConnections: l.limits.maxConnections,
         ...(l.limits.rateLimit !== undefined
           ? {

@@ -61,6 +61,8 @@ export interface LimitsConfig {
   readonly headersTimeoutMs: number;
   /** A client that sends no body byte for this long is cut off (408 before the answer started). */
   readonly bodyTimeoutMs: number;
+  /** How long an idle keep-alive client connection stays open. */
+  readonly keepAliveTimeoutMs: number;
   /** Open connections per listener; 0 = unlimited. Beyond it, new connections are closed at once. */
   readonly maxConnections: number;
   readonly rateLimit?: RateLimitConfig;
@@ -70,7 +72,12 @@ export interface TlsConfig {
   /** Absolute paths (relative paths in the file are resolved against the file's folder). */
   readonly cert: string;
   readonly key: string;
+  readonly minVersion: TlsMinVersion;
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults). */
+  readonly ciphers: string;
 }
+
+export type TlsMinVersion = 'TLSv1.2' | 'TLSv1.3';
 
 export interface RouteConfig {
   /** Lower-cased host without port; undefined = any host. */

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { HealthCheckConfig } from '../config/types';
 import type { Backend } from '../pool/backend';
 import type { BackendPool } from '../pool/pool';
+import { isLocalResourceError } from '../proxy/upstream-errors';
 
 /** Result of one probe: ok, or why not. */
 export interface ProbeOutcome {
@@ -10,6 +11,11 @@ export interface ProbeOutcome {
   readonly status?: number;
   readonly error?: string;
   readonly latencyMs: number;
+  /**
+   * Set when the probe could not even be made: Fulcrum is out of file
+   * descriptors or memory (EMFILE...). No verdict on the backend.
+   */
+  readonly localCode?: string;
 }
 
 export type ProbeResultListener = (pool: BackendPool, backend: Backend, outcome: ProbeOutcome) => void;
@@ -59,7 +65,9 @@ export function probe(url: string, config: HealthCheckConfig): Promise<ProbeOutc
       done({ ok: false, error: `timed out after ${config.timeoutMs}ms` });
       req.destroy();
     }, config.timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, error: describe(err) }));
+    req.on('error', (err: NodeJS.ErrnoException) => done(isLocalResourceError(err)
+      ? { ok: false, error: `not probed: ${err.code} (Fulcrum is out of file descriptors or memory)`, localCode: err.code }
+      : { ok: false, error: describe(err) }));
   });
 }
 
@@ -126,6 +134,9 @@ export class HealthChecker {
     const pool = this.#pool;
     backend.recordProbe({ time: pool.now(), ok: o.ok, status: o.status, error: o.error, latencyMs: o.latencyMs });
     this.#onProbe?.(pool, backend, o);
+    // Issue 20, F3: Fulcrum's own exhaustion says nothing about the backend;
+    // the state stays as it was, and so do the runs of passes and failures.
+    if (o.localCode !== undefined) return;
     if (o.ok) {
       this.#fails.set(backend, 0);
       const passes = (this.#passes.get(backend) ?? 0) + 1;

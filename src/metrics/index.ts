@@ -1,12 +1,16 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
-import type { RequestRecord } from '../proxy/exchange';
+import type { AttemptFailure, RequestRecord } from '../proxy/exchange';
 import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './series';
 import { internalErrorCount } from '../internal-errors';
 
 /** Proxy latency from 1 ms to 10 s (SPEC section 7). */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** `kind` of fulcrum_backend_failures_total (SPEC section 13, and the failure table's "error"). */
+export const BACKEND_FAILURE_KINDS = ['connect-failure', 'reset', 'timeout', '5xx', 'error'] as const;
+export type BackendFailureKind = (typeof BACKEND_FAILURE_KINDS)[number];
 
 /**
  * Series of one (listener, pool, backend): resolved the first time that
@@ -41,6 +45,9 @@ export class Metrics {
   readonly #retries: Counter<'pool'>;
   readonly #ejections: Counter<'pool' | 'backend'>;
   readonly #reloads: Counter<'result'>;
+  readonly #backendFailures: CounterFamily;
+  /** pool → backend name → kind → series; made once per backend name (a reload may replace the Backend object). */
+  readonly #failureSeries = new Map<string, Map<string, Record<BackendFailureKind, CounterSeries>>>();
   /** listener → pool → backend name → children. */
   readonly #children = new Map<string, Map<string, Map<string, Children>>>();
   readonly #pools: () => Iterable<BackendPool>;
@@ -111,6 +118,8 @@ export class Metrics {
         this.inc(internalErrorCount());
       },
     });
+    this.#backendFailures = new CounterFamily('fulcrum_backend_failures_total',
+      'Failed attempts on a backend (each retry counts where it went), by kind: connect-failure, reset, timeout, 5xx, error.', registers);
     // Series exist from the start, so rate() works from the first scrape.
     this.#reloads.inc({ result: 'success' }, 0);
     this.#reloads.inc({ result: 'failure' }, 0);
@@ -124,6 +133,13 @@ export class Metrics {
 
   registerBackend(pool: BackendPool, b: Backend): void {
     this.#ejections.inc({ pool: pool.name, backend: b.name }, 0);
+    let byBackend = this.#failureSeries.get(pool.name);
+    if (byBackend === undefined) this.#failureSeries.set(pool.name, (byBackend = new Map()));
+    if (!byBackend.has(b.name)) {
+      const series = {} as Record<BackendFailureKind, CounterSeries>;
+      for (const kind of BACKEND_FAILURE_KINDS) series[kind] = this.#backendFailures.series({ pool: pool.name, backend: b.name, kind });
+      byBackend.set(b.name, series);
+    }
     if (pool.config.healthCheck !== undefined) {
       this.#healthChecks.inc({ pool: pool.name, backend: b.name, result: 'success' }, 0);
       this.#healthChecks.inc({ pool: pool.name, backend: b.name, result: 'failure' }, 0);
@@ -148,6 +164,12 @@ export class Metrics {
 
   onRetry = (pool: string): void => {
     this.#retries.inc({ pool });
+  };
+
+  /** A failed attempt on a backend (Exchange); Fulcrum's own local failures are not the backend's. */
+  onAttemptFailed = (pool: string, backend: string, kind: AttemptFailure): void => {
+    if (kind === 'local-resource') return;
+    this.#failureSeries.get(pool)?.get(backend)?.[kind].inc();
   };
 
   onProbe = (pool: BackendPool, backend: Backend, ok: boolean): void => {

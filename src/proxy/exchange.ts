@@ -35,13 +35,25 @@ export interface RequestRecord {
   readonly error?: string;
 }
 
+/**
+ * How one attempt on a backend failed: the failure table's kinds, with every
+ * 5xx answer as "5xx". "local-resource" is Fulcrum's own failure (EMFILE...),
+ * never the backend's.
+ */
+export type AttemptFailure = 'connect-failure' | 'reset' | 'timeout' | '5xx' | 'error' | 'local-resource';
+
 export interface RequestObserver {
   onRequestEnd(record: RequestRecord): void;
   onRetry(pool: string): void;
+  /** One attempt failed (retried or not); not called for a client that left or a refused body. */
+  onAttemptFailed(pool: string, backend: string, kind: AttemptFailure): void;
 }
 
 /** RFC 9110 §9.2.2: safe to send twice. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** SPEC section 4: a 503 says when to come back. */
+const RETRY_AFTER = ['retry-after', '1'] as const;
 
 const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'FULCRUM_CLIENT_GONE' });
 
@@ -164,11 +176,17 @@ export class Exchange implements UpstreamHandler {
       const status = this.#discarding;
       this.#discarding = 0;
       pool.release(backend, this.#latencyMs, String(status));
+      this.#init.observer.onAttemptFailed(pool.name, backend.name, '5xx');
       if (this.#clientGone) this.#finish('client closed the connection');
       else this.#retry(status);
       return;
     }
-    pool.release(backend, this.#latencyMs, this.#status >= 500 ? String(this.#status) : undefined);
+    if (this.#status >= 500) {
+      pool.release(backend, this.#latencyMs, String(this.#status));
+      this.#init.observer.onAttemptFailed(pool.name, backend.name, '5xx');
+    } else {
+      pool.release(backend, this.#latencyMs, undefined);
+    }
     this.#init.res.end();
     this.#finish(undefined);
   }
@@ -209,8 +227,13 @@ export class Exchange implements UpstreamHandler {
       setImmediate(() => this.#resend(backend));
       return;
     }
-    if (blamesBackend(failure.kind)) pool.release(backend, this.#latencyMs, failure.kind);
-    else pool.release(backend, this.#latencyMs, undefined, false);
+    if (blamesBackend(failure.kind)) {
+      pool.release(backend, this.#latencyMs, failure.kind);
+      this.#init.observer.onAttemptFailed(pool.name, backend.name, failure.kind as AttemptFailure);
+    } else {
+      pool.release(backend, this.#latencyMs, undefined, false);
+      if (failure.kind === 'local-resource') this.#init.observer.onAttemptFailed(pool.name, backend.name, 'local-resource');
+    }
     if (this.#responding) {
       // Headers are out: the only honest signal left is a broken response.
       this.#init.res.destroy(err);
@@ -222,7 +245,7 @@ export class Exchange implements UpstreamHandler {
       return;
     }
     this.#discarding = 0;
-    this.#local(failure.status, failure.message, undefined, `${failure.kind}: ${err.message}`);
+    this.#local(failure.status, failure.message, failure.status === 503 ? RETRY_AFTER : undefined, `${failure.kind}: ${err.message}`);
   }
 
   // ---- retries -------------------------------------------------------------

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Server as NetServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type { HashOn, ListenerConfig } from '../config/types';
+import type { HashOn, ListenerConfig, TlsConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
 import { Sticky, readCookie } from '../pool/sticky';
@@ -23,6 +23,7 @@ import { Http1Request, Http1Server } from './http1';
 import { llhttpAvailable } from './llhttp';
 import { bodyStream, type ProxyRequest, type ProxyResponse } from './message';
 import { reportInternalError } from '../internal-errors';
+import { PendingHandshakes } from './tls-handshake';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -76,9 +77,10 @@ function hashKeyExtractor(on: HashOn): (req: ProxyRequest, clientIp: string, pat
   }
 }
 
-function tlsOptions(config: ListenerConfig): { cert: Buffer; key: Buffer } | undefined {
+function tlsOptions(config: ListenerConfig): ({ cert: Buffer; key: Buffer } & Pick<TlsConfig, 'minVersion' | 'ciphers'>) | undefined {
   if (config.tls === undefined) return undefined;
-  return { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
+  const { minVersion, ciphers } = config.tls;
+  return { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), minVersion, ciphers };
 }
 
 /** The Host a request names: Host for HTTP/1.1, :authority for HTTP/2. */
@@ -96,6 +98,8 @@ export class ProxyListener {
   readonly name: string;
   config: ListenerConfig;
   readonly server: NetServer;
+  /** TLS listeners: connections still in their handshake (closed after headersTimeout, or on drain). */
+  readonly handshakes: PendingHandshakes | undefined;
   #router: Router<PoolTarget>;
   #limiter: RateLimiter | undefined;
   readonly #observer: RequestObserver;
@@ -115,8 +119,8 @@ export class ProxyListener {
       // what headersTimeout is for.
       requestTimeout: 0,
       // How often node:http looks for connections past headersTimeout (default 30s).
-      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
-      keepAliveTimeout: 65_000,
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs, limits.keepAliveTimeoutMs),
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
       noDelay: true,
       // #serve answers a missing Host itself, logged and with a body like every other 400.
       requireHostHeader: false,
@@ -135,6 +139,7 @@ export class ProxyListener {
     } else {
       this.server = http.createServer(common, this.#handle);
     }
+    this.handshakes = tls !== undefined ? new PendingHandshakes(this.server, () => this.config.limits.headersTimeoutMs) : undefined;
     if (limits.maxConnections > 0) this.server.maxConnections = limits.maxConnections;
     this.server.on('upgrade', this.#upgrade);
     // CONNECT is for forward proxies; a reverse proxy refuses it (no listener = socket closed).
@@ -162,6 +167,7 @@ export class ProxyListener {
     this.server.maxConnections = config.limits.maxConnections > 0 ? config.limits.maxConnections : Infinity;
     const h1 = this.server as http.Server;
     if (typeof h1.headersTimeout === 'number') h1.headersTimeout = config.limits.headersTimeoutMs;
+    h1.keepAliveTimeout = config.limits.keepAliveTimeoutMs;
     this.config = config;
     this.#router = router;
   }

@@ -7,7 +7,7 @@ import { UPSTREAM_ERRORS } from '../pool/upstream';
  */
 
 /** What went wrong, in the words `retries.on` uses. */
-export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'unavailable' | 'invalid-request' | 'internal' | 'error';
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'unavailable' | 'invalid-request' | 'local-resource' | 'internal' | 'error';
 
 export interface UpstreamFailure {
   readonly kind: FailureKind;
@@ -23,6 +23,7 @@ const RESPONSE_TIMEOUT: UpstreamFailure = { kind: 'timeout', status: 504, messag
 const UNAVAILABLE: UpstreamFailure = { kind: 'unavailable', status: 503, message: 'service unavailable: the backend is shutting down' };
 const INVALID: UpstreamFailure = { kind: 'invalid-request', status: 400, message: 'bad request: the request cannot be forwarded as sent' };
 const INTERNAL: UpstreamFailure = { kind: 'internal', status: 500, message: 'internal error' };
+const LOCAL: UpstreamFailure = { kind: 'local-resource', status: 503, message: 'service unavailable: the proxy is out of file descriptors or memory' };
 const OTHER: UpstreamFailure = { kind: 'error', status: 502, message: 'bad gateway: the backend failed' };
 
 // Codes of our own HTTP/1.1 client (pool/upstream) and of undici (https:// backends, WebSocket).
@@ -60,11 +61,23 @@ const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
   [UPSTREAM_ERRORS.INVALID_REQUEST]: INVALID,
   // A bug of ours (reported as an internal error), never the backend's doing.
   [UPSTREAM_ERRORS.INTERNAL]: INTERNAL,
+  // Fulcrum itself could not open a socket (issue 20, F3: an fd flood marked
+  // healthy backends down). Says nothing about the backend, and another one
+  // would fail the same way: no retry.
+  EMFILE: LOCAL,
+  ENFILE: LOCAL,
+  ENOMEM: LOCAL,
+  ENOBUFS: LOCAL,
 };
 
 /** Failures that say nothing about the backend's health. */
 export function blamesBackend(kind: FailureKind): boolean {
-  return kind !== 'unavailable' && kind !== 'invalid-request' && kind !== 'internal';
+  return kind !== 'unavailable' && kind !== 'invalid-request' && kind !== 'local-resource' && kind !== 'internal';
+}
+
+/** A local resource failure (EMFILE, ENFILE, ENOMEM, ENOBUFS): never counted against a backend. */
+export function isLocalResourceError(err: unknown): boolean {
+  return classifyUpstreamError(err) === LOCAL;
 }
 
 export function classifyUpstreamError(err: unknown): UpstreamFailure {

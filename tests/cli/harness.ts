@@ -21,6 +21,8 @@ export interface SpawnOptions {
   cwd?: string;
   /** Added to the environment (undefined removes a variable). FULCRUM_CONFIG is always removed first. */
   env?: Record<string, string | undefined>;
+  /** Run under `ulimit -n` of this many file descriptors (through bash, which execs node: the pid is node's). */
+  fdLimit?: number;
 }
 
 export interface CliProcess {
@@ -54,7 +56,10 @@ function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.Proces
 }
 
 export function startCli(args: readonly string[], options: SpawnOptions = {}): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const [command, argv] = options.fdLimit === undefined
+    ? [process.execPath, [CLI, ...args]]
+    : ['bash', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, CLI, ...args]];
+  const child = spawn(command, argv, {
     cwd: options.cwd ?? os.tmpdir(),
     env: childEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,8 @@
 import { formatProblem } from '../../src/errors';
 import { parseConfig } from '../../src/config';
 import { MINIMAL, positions, problemsOf, yaml } from './helpers';
+import { DEFAULT_CIPHERS } from '../../src/config/schema';
+import { selfSigned } from '../helpers/tls';
 
 /** MINIMAL (9 lines) with `lines` appended: they start at line 10, inside pools.web. */
 const withPool = (...lines: string[]) => yaml(...MINIMAL, ...lines);
@@ -334,5 +336,33 @@ describe('tls files that exist but cannot be used', () => {
     const found = positions(text);
     expect(found).toHaveLength(1);
     expect(found[0]).toMatch(/^4:10: listeners\.main\.tls: tls cert and key cannot be used together: /);
+  });
+});
+
+describe('tls.minVersion and tls.ciphers (SPEC section 13)', () => {
+  const { cert, key } = selfSigned();
+  const withTls = (...lines: string[]) => yaml(...MINIMAL.slice(0, 3), '    tls:', `      cert: ${cert}`, `      key: ${key}`, ...lines, ...MINIMAL.slice(3));
+
+  test('default to TLS 1.2 and Mozilla\'s intermediate ciphers', () => {
+    const tls = parseConfig(withTls(), 'f', {}).listeners[0]!.tls!;
+    expect(tls.minVersion).toBe('TLSv1.2');
+    expect(tls.ciphers).toBe(DEFAULT_CIPHERS);
+    expect(DEFAULT_CIPHERS.split(':').every((c) => c.startsWith('ECDHE-') && /GCM|CHACHA20/.test(c))).toBe(true);
+    expect(parseConfig(withTls('      minVersion: TLSv1.3'), 'f', {}).listeners[0]!.tls!.minVersion).toBe('TLSv1.3');
+  });
+
+  test('an unknown minVersion', () => {
+    expect(positions(withTls('      minVersion: TLSv1.1'))).toEqual([
+      '7:19: listeners.main.tls.minVersion: unknown tls minVersion "TLSv1.1": expected one of TLSv1.2, TLSv1.3',
+    ]);
+  });
+
+  test('a cipher list OpenSSL refuses, or none', () => {
+    expect(positions(withTls('      ciphers: "NOT-A-CIPHER:ALSO-NOT"'))).toEqual([
+      expect.stringMatching(/^7:16: listeners\.main\.tls\.ciphers: OpenSSL refuses the tls cipher list "NOT-A-CIPHER:ALSO-NOT": .*no cipher match/i),
+    ]);
+    expect(positions(withTls('      ciphers: ""'))).toEqual([
+      expect.stringMatching(/^7:16: listeners\.main\.tls\.ciphers: tls ciphers must be an OpenSSL cipher list/),
+    ]);
   });
 });

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, parseConfig, type Config } from '../../src/config';
+import { DEFAULT_CIPHERS } from '../../src/config/schema';
 import { MINIMAL, yaml } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
@@ -28,11 +29,14 @@ describe('the full example of SPEC section 2', () => {
     expect(l.tls).toEqual({
       cert: path.join(FIXTURES, 'certs/server.crt'),
       key: path.join(FIXTURES, 'certs/server.key'),
+      minVersion: 'TLSv1.2',
+      ciphers: DEFAULT_CIPHERS,
     });
     expect(l.limits).toEqual({
       maxBodySize: 10 * 1024 * 1024,
       headersTimeoutMs: 10_000,
       bodyTimeoutMs: 60_000,
+      keepAliveTimeoutMs: 65_000,
       maxConnections: 0,
       rateLimit: { requestsPerSecond: 100, burst: 200, key: { kind: 'ip' } },
     });
@@ -110,7 +114,7 @@ describe('a minimal config', () => {
           host: '127.0.0.1',
           port: 0,
           http2: false,
-          limits: { maxBodySize: 0, headersTimeoutMs: 10_000, bodyTimeoutMs: 60_000, maxConnections: 0 },
+          limits: { maxBodySize: 0, headersTimeoutMs: 10_000, bodyTimeoutMs: 60_000, keepAliveTimeoutMs: 65_000, maxConnections: 0 },
           routes: [{ pool: 'web', stripPrefix: false }],
         },
       ],
@@ -282,7 +286,7 @@ describe('loadConfig', () => {
       }));
       fs.copyFileSync(path.join(FIXTURES, 'certs', 'server.crt'), path.join(dir, 'c.pem'));
       fs.copyFileSync(path.join(FIXTURES, 'certs', 'server.key'), path.join(dir, 'k.pem'));
-      expect(loadConfig(rel, {}).listeners[0]!.tls).toEqual({ cert: path.join(dir, 'c.pem'), key: path.join(dir, 'k.pem') });
+      expect(loadConfig(rel, {}).listeners[0]!.tls).toEqual({ cert: path.join(dir, 'c.pem'), key: path.join(dir, 'k.pem'), minVersion: 'TLSv1.2', ciphers: DEFAULT_CIPHERS });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -170,3 +170,58 @@ describe('rate limiting', () => {
     limiter.stop();
   });
 });
+
+describe('keepAliveTimeout', () => {
+  /** One request on a keep-alive connection; resolves with its head and when the server closed the connection after it. */
+  function idleAfterOneRequest(url: string): Promise<{ head: string; answeredAt: number; closedAt: Promise<number> }> {
+    const { port } = new URL(url);
+    return new Promise((resolve, reject) => {
+      const s = net.connect(Number(port), '127.0.0.1');
+      cleanups.push(async () => {
+        s.destroy();
+      });
+      let data = '';
+      const closedAt = new Promise<number>((r) => s.once('close', () => r(Date.now())));
+      s.on('error', reject);
+      s.on('data', (c: Buffer) => {
+        data += c.toString('latin1');
+        const end = data.indexOf('\r\n\r\n');
+        if (end !== -1 && data.endsWith('ok')) resolve({ head: data.slice(0, end), answeredAt: Date.now(), closedAt });
+      });
+      s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    });
+  }
+  const ok: Parameters<typeof startBackend>[1] = (_req, res) => res.end('ok');
+
+  test('an idle keep-alive client connection is closed after limits.keepAliveTimeout, not before', async () => {
+    const f = await fulcrum(await backend('b', ok), '{ keepAliveTimeout: 400ms }');
+    const r = await idleAfterOneRequest(f.url());
+    expect(r.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(r.head.toLowerCase()).toContain('connection: keep-alive');
+    const idleMs = (await r.closedAt) - r.answeredAt;
+    expect(idleMs).toBeGreaterThanOrEqual(350);
+    expect(idleMs).toBeLessThan(3000);
+  });
+
+  test('the default is 65s, as before, and a reload applies a new value', async () => {
+    const b = await backend('b', ok);
+    const f = await fulcrum(b, '{}');
+    expect(f.fulcrum.config.listeners[0]!.limits.keepAliveTimeoutMs).toBe(65_000);
+    expect((await idleAfterOneRequest(f.url())).head.toLowerCase()).toContain('keep-alive: timeout=65');
+    const { parseConfig } = await import('../../src/config');
+    const next = parseConfig(`
+log: { level: warn, access: false }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public:
+    listen: 127.0.0.1:0
+    limits: { keepAliveTimeout: 1s }
+    routes: [ { pool: p } ]
+pools: { p: { backends: [ { url: ${b.url}, name: b } ] } }
+`, 'test.yaml', {});
+    expect(await f.fulcrum.apply(next)).toEqual({ ok: true, changes: ['listener public: limits changed'], errors: [] });
+    const r = await idleAfterOneRequest(f.url());
+    expect(r.head.toLowerCase()).toContain('keep-alive: timeout=1');
+    expect((await r.closedAt) - r.answeredAt).toBeLessThan(4000);
+  });
+});

@@ -1,4 +1,4 @@
-import { blamesBackend, classifyUpstreamError } from '../../src/proxy/upstream-errors';
+import { blamesBackend, classifyUpstreamError, isLocalResourceError } from '../../src/proxy/upstream-errors';
 
 // The one mapping from upstream failure to status (SPEC section 4), as a table.
 describe('classifyUpstreamError', () => {
@@ -24,6 +24,10 @@ describe('classifyUpstreamError', () => {
     ['FULCRUM_POOL_CLOSED', 'unavailable', 503],
     ['FULCRUM_BODY_LENGTH', 'invalid-request', 400],
     ['FULCRUM_INVALID_REQUEST', 'invalid-request', 400],
+    ['EMFILE', 'local-resource', 503],
+    ['ENFILE', 'local-resource', 503],
+    ['ENOMEM', 'local-resource', 503],
+    ['ENOBUFS', 'local-resource', 503],
     ['FULCRUM_BAD_RESPONSE', 'error', 502],
     ['FULCRUM_INTERNAL_ERROR', 'internal', 500],
     ['SOMETHING_NEW', 'error', 502],
@@ -46,4 +50,13 @@ test('only failures of the backend count against it', () => {
   expect(blamesBackend('unavailable')).toBe(false);
   expect(blamesBackend('invalid-request')).toBe(false);
   expect(blamesBackend('internal')).toBe(false);
+  // Issue 20, F3: Fulcrum's own fd or memory exhaustion is not the backend's failure.
+  expect(blamesBackend('local-resource')).toBe(false);
+});
+
+test('a local resource failure is told apart by its code, as a connect error or a probe error carries it', () => {
+  const emfile = Object.assign(new Error('connect EMFILE 127.0.0.1:80 - Local (undefined:undefined)'), { code: 'EMFILE', syscall: 'connect' });
+  expect(isLocalResourceError(emfile)).toBe(true);
+  expect(isLocalResourceError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).toBe(false);
+  expect(isLocalResourceError(new Error('no code'))).toBe(false);
 });
