@@ -19,7 +19,9 @@ COPY package.json package-lock.json ./
 # build) before the sources are here; the build runs once, below.
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.mjs ./scripts/
 COPY src ./src
+# The server, and the dashboard page's files in dist/admin/dashboard/.
 RUN npm run build
 
 # ---- runtime: dist/ and production dependencies ----------------------------

@@ -1,7 +1,8 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AdminConfig, ListenerConfig } from '../config/types';
-import { DASHBOARD_HTML } from './dashboard-page';
+import { dashboardPage } from './dashboard';
+import type { BackendDetailJson, BackendJson, BackendOverviewJson, ListenerJson, OverviewJson, PoolsJson } from './api-json';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 
@@ -22,7 +23,7 @@ export interface AdminTarget {
 }
 
 /** Exactly the fields SPEC section 5 names: scripts depend on this shape. */
-function backendJson(b: Backend) {
+function backendJson(b: Backend): BackendJson {
   return {
     name: b.name,
     url: b.url,
@@ -36,11 +37,11 @@ function backendJson(b: Backend) {
 }
 
 /** What the dashboard shows besides: slow start's weight and recent latency. */
-function backendOverviewJson(b: Backend) {
+function backendOverviewJson(b: Backend): BackendOverviewJson {
   return { ...backendJson(b), effectiveWeight: b.weight, latencyMs: b.latencyQuantiles() };
 }
 
-function listenerJson(l: ListenerConfig, bound: string | undefined) {
+function listenerJson(l: ListenerConfig, bound: string | undefined): ListenerJson {
   return {
     name: l.name,
     listen: bound ?? (l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`),
@@ -105,6 +106,8 @@ export class AdminServer {
   readonly server: Server;
   #config: AdminConfig;
   readonly #target: AdminTarget;
+  /** The dashboard, assembled now: a missing or broken build fails at startup, not at the first GET /. */
+  readonly #page: Buffer = dashboardPage();
 
   constructor(config: AdminConfig, target: AdminTarget) {
     this.#config = config;
@@ -137,9 +140,8 @@ export class AdminServer {
       // send a bearer header when opening a page) gets a 401 — whose body is the
       // page itself. It holds no data; it asks for the token and sends it with
       // every API call.
-      const html = DASHBOARD_HTML;
-      res.writeHead(authorized ? 200 : 401, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html), 'cache-control': 'no-store' });
-      res.end(html);
+      res.writeHead(authorized ? 200 : 401, { 'content-type': 'text/html; charset=utf-8', 'content-length': this.#page.length, 'cache-control': 'no-store' });
+      res.end(this.#page);
       return;
     }
     if (!authorized) {
@@ -167,7 +169,7 @@ export class AdminServer {
           strategy: p.config.strategy,
           backends: p.backends.map(backendJson),
         })),
-      });
+      } satisfies PoolsJson);
       return;
     }
     if (path === '/api/overview') {
@@ -179,7 +181,7 @@ export class AdminServer {
           backends: p.backends.map(backendOverviewJson),
         })),
         listeners: this.#target.listeners().map((l) => listenerJson(l, this.#target.listenerAddress(l.name))),
-      });
+      } satisfies OverviewJson);
       return;
     }
     if (path === '/api/reload') {
@@ -227,7 +229,7 @@ export class AdminServer {
         probes: backend.probes,
         recentFailures: backend.recentFailures,
         stateChanges: backend.history,
-      });
+      } satisfies BackendDetailJson);
       return;
     }
     sendError(res, 404, `no such admin endpoint: ${method} ${path}`);

@@ -1,5 +1,5 @@
 /**
- * Builds dist/ (tsc -p tsconfig.build.json) for the CLI tests, at most once per
+ * Builds dist/ (`npm run build`: scripts/build.mjs) for the CLI tests, at most once per
  * jest run and only when the sources changed: a stamp file records the run and
  * the newest source mtime the last successful build saw, so every later test
  * file (in any jest worker) skips the build. A lock directory keeps two workers from
@@ -29,7 +29,7 @@ function newestSourceMtime(): number {
     }
   };
   walk(path.join(ROOT, 'src'));
-  for (const f of ['tsconfig.json', 'tsconfig.build.json', 'package.json']) {
+  for (const f of ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/build.mjs']) {
     newest = Math.max(newest, fs.statSync(path.join(ROOT, f)).mtimeMs);
   }
   return newest;
@@ -73,14 +73,15 @@ async function acquireLock(): Promise<void> {
   }
 }
 
-function tsc(): Promise<void> {
+/** What `npm run build` runs, without npm in between. */
+function build(): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+      [path.join(ROOT, 'scripts', 'build.mjs')],
       { cwd: ROOT, timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
-        if (err) reject(new Error(`npm run build (tsc -p tsconfig.build.json) failed:\n${stdout}${stderr}`));
+        if (err) reject(new Error(`npm run build (scripts/build.mjs) failed:\n${stdout}${stderr}`));
         else resolve();
       },
     );
@@ -94,7 +95,7 @@ export async function ensureBuilt(): Promise<void> {
   try {
     const newest = newestSourceMtime();
     if (upToDate(newest)) return; // another worker built it while we waited
-    await tsc();
+    await build();
     fs.writeFileSync(STAMP, `${RUN} ${newest}`);
   } finally {
     fs.rmSync(LOCK, { recursive: true, force: true });

@@ -184,6 +184,14 @@ describe('Dockerfile', () => {
     expect([...entrypoint, ...cmd].join(' ')).toContain('--config /etc/fulcrum/fulcrum.yaml');
   });
 
+  it('gives the build stage everything npm run build reads (the dashboard files are in src/)', () => {
+    const copied = instructions.filter((i) => i.op === 'COPY' && !i.args.startsWith('--from=')).flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    const pkg = JSON.parse(read('package.json')) as { scripts: { build: string } };
+    expect(pkg.scripts.build).toBe('node scripts/build.mjs');
+    expect(copied).toEqual(expect.arrayContaining(['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs', 'src']));
+    expect(instructions.some((i) => i.op === 'RUN' && i.args === 'npm run build')).toBe(true);
+  });
+
   it('exposes the proxy and admin ports', () => {
     expect(last('EXPOSE')!.args.split(/\s+/)).toEqual(expect.arrayContaining(['8080', '9901']));
   });

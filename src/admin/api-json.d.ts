@@ -1,0 +1,107 @@
+/**
+ * The JSON of the admin API (SPEC section 5) that the dashboard reads. The
+ * builders in server.ts are typed with these, so the compiler holds the server
+ * and the page (src/admin/dashboard/, a browser program of its own) to the
+ * same shapes.
+ *
+ * A declaration file because it is the one file both programs share and
+ * neither may emit it: as a .ts, the node build would write
+ * dist/admin/api-json.js as CommonJS and the browser build the same path as
+ * an ES module. Types only, so nothing is lost. The node tsconfigs skip
+ * checking .d.ts files (skipLibCheck); the browser tsconfig checks it.
+ */
+
+/** Pool's BackendState, as the API writes it. */
+export type BackendStateJson = 'up' | 'down' | 'ejected' | 'draining';
+
+/** A backend in `GET /api/pools`, and the answer to drain, enable and PUT. */
+export interface BackendJson {
+  readonly name: string;
+  readonly url: string;
+  readonly state: BackendStateJson;
+  /** The configured weight. */
+  readonly weight: number;
+  readonly backup: boolean;
+  readonly activeRequests: number;
+  /** Cumulative since start. */
+  readonly requests: number;
+  /** Cumulative since start. */
+  readonly failures: number;
+}
+
+/** A backend in `GET /api/overview`: also slow start's weight and recent latency. */
+export interface BackendOverviewJson extends BackendJson {
+  readonly effectiveWeight: number;
+  /** null until the backend has answered. */
+  readonly latencyMs: { readonly p50: number; readonly p99: number } | null;
+}
+
+export interface PoolJson<B extends BackendJson> {
+  readonly name: string;
+  readonly strategy: string;
+  readonly backends: readonly B[];
+}
+
+/** `GET /api/pools` */
+export interface PoolsJson {
+  readonly pools: readonly PoolJson<BackendJson>[];
+}
+
+export interface RouteJson {
+  readonly host: string | null;
+  readonly pathPrefix: string | null;
+  readonly pool: string;
+}
+
+export interface ListenerJson {
+  readonly name: string;
+  /** host:port, the bound port when the config says 0. */
+  readonly listen: string;
+  readonly tls: boolean;
+  /** In config order: the first match wins. */
+  readonly routes: readonly RouteJson[];
+}
+
+/** `GET /api/overview` */
+export interface OverviewJson {
+  readonly pools: readonly PoolJson<BackendOverviewJson>[];
+  readonly listeners: readonly ListenerJson[];
+}
+
+export interface StateChangeJson {
+  /** Epoch ms. */
+  readonly time: number;
+  readonly from: BackendStateJson;
+  readonly to: BackendStateJson;
+  readonly reason: string;
+}
+
+export interface ProbeJson {
+  /** Epoch ms. */
+  readonly time: number;
+  readonly ok: boolean;
+  /** HTTP status, when there was a response. */
+  readonly status?: number;
+  /** What went wrong, when there was no (acceptable) response. */
+  readonly error?: string;
+  readonly latencyMs: number;
+}
+
+export interface FailureJson {
+  /** Epoch ms. */
+  readonly time: number;
+  readonly reason: string;
+}
+
+/** `GET /api/pools/{pool}/backends/{backend}`: the explain view, oldest entry first in each list. */
+export interface BackendDetailJson extends BackendOverviewJson {
+  readonly pool: string;
+  readonly probes: readonly ProbeJson[];
+  readonly recentFailures: readonly FailureJson[];
+  readonly stateChanges: readonly StateChangeJson[];
+}
+
+/** Every error answer. */
+export interface ErrorJson {
+  readonly error: string;
+}
