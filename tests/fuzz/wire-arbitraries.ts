@@ -512,3 +512,45 @@ export function instantiate(text: string, id: string): string {
   if (id.length !== ID_LENGTH) throw new Error(`id ${id} is not ${ID_LENGTH} characters`);
   return text.split(ID).join(id);
 }
+
+/**
+ * Requests Fulcrum answers itself before it reads their body (400 for a
+ * duplicate or missing Host or a bad Transfer-Encoding, 404 off the routes,
+ * 413 over maxBodySize, 431 for a head over 16 KiB), with the body only partly
+ * sent and the client then leaving: the paths issue 20 (F4) asks to check.
+ */
+export function refusalCase(): fc.Arbitrary<WireCase> {
+  return fc.record({
+    method: fc.constantFrom('POST', 'PUT', 'PATCH', 'DELETE', 'QUERY'),
+    routed: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    fault: fc.constantFrom('duplicate Host', 'duplicate differing Host', 'no Host', 'Content-Length over maxBodySize', 'head over 16 KiB', 'Transfer-Encoding: gzip, chunked', 'Transfer-Encoding in HTTP/1.0', 'none'),
+    hostAfter: fc.boolean(),
+    body: bodyBytes,
+    sent: fc.double({ min: 0, max: 0.95, noNaN: true }),
+    ending: fc.oneof({ weight: 3, arbitrary: fc.constant({ kind: 'abort' as const }) }, { weight: 2, arbitrary: fc.constant({ kind: 'half' as const }) }, { weight: 1, arbitrary: fc.constant({ kind: 'keep' as const }) }),
+  }).map(({ method: m, routed, fault, hostAfter, body, sent, ending }): WireCase => {
+    const path = routed ? `/fz/${ID}` : `/elsewhere/${ID}`;
+    const chunked = fault.startsWith('Transfer-Encoding');
+    const version = fault === 'Transfer-Encoding in HTTP/1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
+    const framingLines = fault === 'Transfer-Encoding: gzip, chunked' ? 'Transfer-Encoding: gzip, chunked\r\n'
+      : fault === 'Transfer-Encoding in HTTP/1.0' ? 'Transfer-Encoding: chunked\r\n'
+      : `Content-Length: ${fault === 'Content-Length over maxBodySize' ? 10_000_000 : body.length}\r\n`;
+    const extraHost = fault === 'duplicate Host' ? 'Host: localhost\r\n' : fault === 'duplicate differing Host' ? 'Host: other\r\n' : '';
+    const host = fault === 'no Host' ? '' : 'Host: localhost\r\n';
+    const big = fault === 'head over 16 KiB' ? `X-Big: ${'v'.repeat(17_000)}\r\n` : '';
+    // As in issue 20's F4: the second Host after the framing header.
+    const head = `${m} ${path} ${version}\r\n${host}${hostAfter ? framingLines + extraHost : extraHost + framingLines}${big}\r\n`;
+    const payload = chunked ? `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n` : body;
+    const cut = payload.slice(0, Math.floor(payload.length * sent));
+    const verdict: Verdict = fault === 'none' ? 'either' : fault === 'Content-Length over maxBodySize' ? 'either' : 'invalid';
+    const notes = [fault, routed ? 'routed' : 'no route (404)', `${cut.length} of ${payload.length} body bytes sent`];
+    const bytes = head + cut;
+    return {
+      requests: [{
+        bytes, verdict, stage: 'head', method: m, path: routed ? path : undefined, body, complete: false, persistent: false, may501: m === 'QUERY', badVersion: false, notes,
+        [fc.toStringMethod]: () => `${JSON.stringify(bytes.length > 300 ? `${bytes.slice(0, 300)}…(${bytes.length} bytes)` : bytes)} [${verdict}: ${notes.join('; ')}]`,
+      } as WireRequest],
+      ending,
+    };
+  });
+}
