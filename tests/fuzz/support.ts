@@ -166,8 +166,14 @@ export function checkConsistent(c: Config, text: string): void {
   }
 }
 
-/** Number of runs: env FUZZ_SCALE multiplies every property's default (e.g. FUZZ_SCALE=20 for a long local run). */
+/**
+ * Number of runs: env FUZZ_RUNS sets every property's run count outright
+ * (FUZZ_RUNS=5000 for a long campaign); else env FUZZ_SCALE multiplies every
+ * property's default (e.g. FUZZ_SCALE=20 for a long local run).
+ */
 export function runs(defaultRuns: number): number {
+  const fixed = Number(process.env.FUZZ_RUNS);
+  if (Number.isInteger(fixed) && fixed > 0) return fixed;
   const scale = Number(process.env.FUZZ_SCALE ?? '1');
   return Math.max(1, Math.round(defaultRuns * (Number.isFinite(scale) && scale > 0 ? scale : 1)));
 }
@@ -197,23 +203,43 @@ function fixedSeed(name: string): number {
   return h | 0;
 }
 
+function checkParameters(name: string, defaultRuns: number, budgetMs: number): fc.Parameters<never> & { numRuns: number } {
+  const env = process.env.FUZZ_SEED;
+  const seed = env === 'random' ? undefined : env !== undefined ? env : String(fixedSeed(name));
+  const replayPath = process.env.FUZZ_PATH;
+  const numRuns = runs(defaultRuns);
+  return {
+    numRuns,
+    interruptAfterTimeLimit: Math.round(budgetMs * (numRuns / defaultRuns)),
+    ...(seed !== undefined ? { seed: Number(seed) } : {}),
+    ...(replayPath !== undefined ? { path: replayPath } : {}),
+  };
+}
+
+function settle<Ts>(name: string, planned: number, t0: number, details: fc.RunDetails<Ts>): void {
+  reports.push({ name, runs: details.numRuns, planned, ms: performance.now() - t0, interrupted: details.interrupted, seed: details.seed });
+  if (details.failed) throw new Error(fc.defaultReportMessage(details) ?? 'property failed', { cause: details.errorInstance });
+}
+
 export function checkProperty<Ts extends [unknown, ...unknown[]]>(
   name: string,
   property: fc.IProperty<Ts>,
   defaultRuns: number,
   budgetMs: number,
 ): void {
-  const env = process.env.FUZZ_SEED;
-  const seed = env === 'random' ? undefined : env !== undefined ? env : String(fixedSeed(name));
-  const replayPath = process.env.FUZZ_PATH;
-  const numRuns = runs(defaultRuns);
+  const parameters = checkParameters(name, defaultRuns, budgetMs);
   const t0 = performance.now();
-  const details = fc.check(property, {
-    numRuns,
-    interruptAfterTimeLimit: Math.round(budgetMs * (numRuns / defaultRuns)),
-    ...(seed !== undefined ? { seed: Number(seed) } : {}),
-    ...(replayPath !== undefined ? { path: replayPath } : {}),
-  });
-  reports.push({ name, runs: details.numRuns, planned: numRuns, ms: performance.now() - t0, interrupted: details.interrupted, seed: details.seed });
-  if (details.failed) throw new Error(fc.defaultReportMessage(details) ?? 'property failed', { cause: details.errorInstance });
+  settle(name, parameters.numRuns, t0, fc.check(property, parameters as fc.Parameters<Ts>));
+}
+
+/** checkProperty for an fc.asyncProperty (real sockets, real processes): same seeds, budget and report. */
+export async function checkAsyncProperty<Ts extends [unknown, ...unknown[]]>(
+  name: string,
+  property: fc.IAsyncProperty<Ts>,
+  defaultRuns: number,
+  budgetMs: number,
+): Promise<void> {
+  const parameters = checkParameters(name, defaultRuns, budgetMs);
+  const t0 = performance.now();
+  settle(name, parameters.numRuns, t0, await fc.check(property, parameters as fc.Parameters<Ts>));
 }

@@ -24,10 +24,10 @@ export function nameHandler(name: string): Handler {
   };
 }
 
-/** A real node:http backend on 127.0.0.1, port 0. */
-export async function startBackend(name: string, handler: Handler = nameHandler(name)): Promise<TestBackend> {
+/** A real node:http backend on 127.0.0.1, port 0 (`options` go to http.createServer). */
+export async function startBackend(name: string, handler: Handler = nameHandler(name), options: http.ServerOptions = {}): Promise<TestBackend> {
   const seen: IncomingMessage[] = [];
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(options, (req, res) => {
     seen.push(req);
     handler(req, res);
   });

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 
 /**
  * Raw-socket helpers for hostile-input tests: send exact bytes, read back
@@ -23,21 +24,34 @@ export interface ParsedResponse {
   readonly body: Buffer;
 }
 
+export interface RawExchangeOptions {
+  timeoutMs?: number;
+  done?: (responses: ParsedResponse[]) => boolean;
+  host?: string;
+  /** Speak TLS (these options go to tls.connect) instead of plain TCP. */
+  tls?: tls.ConnectionOptions;
+  /**
+   * After the last write: 'half' sends FIN and keeps reading (half-close);
+   * 'abort' destroys the socket as soon as the bytes are handed to the kernel
+   * (an early close) and resolves at once.
+   */
+  close?: 'half' | 'abort';
+}
+
 /**
- * Open a TCP connection, write `chunks` (one write each, in order), and read
+ * Open a TCP (or TLS) connection, write `chunks` (one write each, in order), and read
  * until the peer closes, `done(responses)` says enough, or `timeoutMs` passes
  * (then the socket is destroyed and the reply is marked timedOut).
  */
-export function rawExchange(
-  port: number,
-  chunks: (string | Buffer)[],
-  options: { timeoutMs?: number; done?: (responses: ParsedResponse[]) => boolean; host?: string } = {},
-): Promise<RawReply> {
+export function rawExchange(port: number, chunks: (string | Buffer)[], options: RawExchangeOptions = {}): Promise<RawReply> {
   const timeoutMs = options.timeoutMs ?? 2000;
   return new Promise((resolve) => {
     const received: Buffer[] = [];
     let settled = false;
-    const socket = net.connect(port, options.host ?? '127.0.0.1');
+    const host = options.host ?? '127.0.0.1';
+    const socket: net.Socket = options.tls !== undefined
+      ? tls.connect({ ...options.tls, port, host })
+      : net.connect(port, host);
     const finish = (closedByPeer: boolean, timedOut: boolean) => {
       if (settled) return;
       settled = true;
@@ -47,8 +61,13 @@ export function rawExchange(
       resolve({ data, closedByPeer, timedOut, responses: parseResponses(data).responses });
     };
     const timer = setTimeout(() => finish(false, true), timeoutMs);
-    socket.on('connect', () => {
-      for (const c of chunks) socket.write(typeof c === 'string' ? Buffer.from(c, 'latin1') : c);
+    socket.on(options.tls !== undefined ? 'secureConnect' : 'connect', () => {
+      chunks.forEach((c, i) => {
+        const last = i === chunks.length - 1;
+        socket.write(typeof c === 'string' ? Buffer.from(c, 'latin1') : c, last && options.close === 'abort' ? () => finish(false, false) : undefined);
+      });
+      if (chunks.length === 0 && options.close === 'abort') finish(false, false);
+      if (options.close === 'half') socket.end();
     });
     socket.on('data', (d: Buffer) => {
       received.push(d);
