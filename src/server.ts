@@ -16,6 +16,7 @@ import { SlowStart } from './health/slow-start';
 import { Metrics } from './metrics';
 import { describeChanges } from './reload';
 import { DnsDiscovery } from './discovery';
+import { http1FallbackNotice, http1SettingProblem } from './proxy/llhttp';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -164,6 +165,8 @@ export class Fulcrum {
   #reloading: Promise<ReloadResult> | undefined;
 
   constructor(config: Config, options: FulcrumOptions) {
+    const setting = http1SettingProblem();
+    if (setting !== undefined) throw new FulcrumError('FULCRUM_ENV_INVALID', setting);
     this.#logger = options.logger;
     this.#role = options.role ?? 'single';
     this.#ejector = options.ejector;
@@ -229,6 +232,8 @@ export class Fulcrum {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
     if (this.#role !== 'worker') this.#logger.info({ address: this.adminAddress() }, 'admin API listening');
+    const fallback = http1FallbackNotice();
+    if (fallback !== undefined && this.#role !== 'worker') this.#logger[fallback.level]({ http1: 'node', reason: fallback.reason }, fallback.msg);
   }
 
   /** host:port a listener is bound to (port 0 in the config gives the real one). */
