@@ -107,9 +107,11 @@ function drive(mod: ParserModule, type: 'REQUEST' | 'RESPONSE', pieces: string[]
     seen.push(current);
     return answer(current);
   };
+  // Nothing thrown from a callback: how the binding passes an exception on differs between lines.
+  let notBuffer = false;
   parser[P.kOnBody] = (chunk: unknown) => {
-    if (!Buffer.isBuffer(chunk)) throw new Error('a body chunk is not a Buffer');
-    current!.body += chunk.toString('latin1');
+    if (Buffer.isBuffer(chunk)) current!.body += chunk.toString('latin1');
+    else notBuffer = true;
   };
   parser[P.kOnMessageComplete] = () => {
     current!.complete = true;
@@ -127,6 +129,7 @@ function drive(mod: ParserModule, type: 'REQUEST' | 'RESPONSE', pieces: string[]
   } finally {
     parser.close();
   }
+  if (notBuffer) throw new Error('a body chunk is not a Buffer');
   return { seen, ret };
 }
 
@@ -155,7 +158,7 @@ export function selfTest(mod: ParserModule): string | undefined {
     // Whole, then split inside the headers and inside a chunk (two reads).
     for (const at of [CANNED_REQUESTS.length, 30, 80]) {
       const { seen, ret } = drive(mod, 'REQUEST', [CANNED_REQUESTS.slice(0, at), CANNED_REQUESTS.slice(at)].filter((p) => p !== ''), () => 0);
-      if (typeof ret !== 'number') return `a canned request was refused: ${String((ret as Error)?.message ?? ret)}`;
+      if (typeof ret !== 'number') return `a canned request was refused: execute() returned ${String((ret as Error)?.message ?? ret)}`;
       for (const s of seen) s.status = 0; // not a response: whatever the binding passes
       if (JSON.stringify(seen) !== JSON.stringify(want)) return `canned requests (split at ${at}): got ${JSON.stringify(seen)}`;
     }
@@ -166,7 +169,7 @@ export function selfTest(mod: ParserModule): string | undefined {
     const answers = [1, 0, 1, 0];
     let n = 0;
     const res = drive(mod, 'RESPONSE', [CANNED_RESPONSES], () => answers[n++] ?? 0);
-    if (typeof res.ret !== 'number') return `a canned response was refused: ${String((res.ret as Error)?.message ?? res.ret)}`;
+    if (typeof res.ret !== 'number') return `a canned response was refused: execute() returned ${String((res.ret as Error)?.message ?? res.ret)}`;
     const got = res.seen.map((m) => `${m.major}.${m.minor} ${m.status} [${m.headers.join(',')}] keepAlive=${m.keepAlive} body=${JSON.stringify(m.body)} complete=${m.complete}`);
     const expected = [
       '1.1 100 [] keepAlive=true body="" complete=true',
