@@ -7,6 +7,7 @@ export type FulcrumErrorCode =
   | 'FULCRUM_CONFIG_INVALID' // the config file has problems (exit 1)
   | 'FULCRUM_CONFIG_UNREADABLE' // missing or unreadable config file (exit 1)
   | 'FULCRUM_LISTEN_FAILED' // a port cannot be bound (exit 1)
+  | 'FULCRUM_ENV_INVALID' // an environment variable Fulcrum reads has a value it does not know (exit 1)
   | 'FULCRUM_USAGE'; // bad command line (exit 2)
 
 export class FulcrumError extends Error {

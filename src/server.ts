@@ -20,6 +20,7 @@ import { DnsDiscovery } from './discovery';
 import { logInternalErrors } from './internal-errors';
 import { ResourceAlarm } from './resources';
 import { isLocalResourceError } from './proxy/upstream-errors';
+import { http1FallbackNotice, http1SettingProblem } from './proxy/llhttp';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -178,6 +179,8 @@ export class Fulcrum {
   readonly #unlogInternalErrors: () => void;
 
   constructor(config: Config, options: FulcrumOptions) {
+    const setting = http1SettingProblem();
+    if (setting !== undefined) throw new FulcrumError('FULCRUM_ENV_INVALID', setting);
     this.#logger = options.logger;
     this.#unlogInternalErrors = logInternalErrors(this.#logger);
     this.#alarm = new ResourceAlarm(this.#logger);
@@ -251,6 +254,8 @@ export class Fulcrum {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
     if (this.#role !== 'worker') this.#logger.info({ address: this.adminAddress() }, 'admin API listening');
+    const fallback = http1FallbackNotice();
+    if (fallback !== undefined && this.#role !== 'worker') this.#logger[fallback.level]({ http1: 'node', reason: fallback.reason }, fallback.msg);
   }
 
   /** host:port a listener is bound to (port 0 in the config gives the real one). */

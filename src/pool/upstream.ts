@@ -371,6 +371,8 @@ function onBody(this: Parser, chunk: Buffer): void {
 function onMessageComplete(this: Parser): void {
   const c = this.conn;
   if (c === null) return;
+  // Trailers came to onHeaders: dropped, never the next response's headers.
+  c.headerPieces = [];
   if (c.informational) {
     c.informational = false;
     return;

@@ -286,6 +286,9 @@ function onMessageComplete(this: Parser): void {
   const req = c.receiving;
   c.receiving = null;
   c.inMessage = false;
+  // Trailers came to onHeaders: dropped, never the next request's headers or URL.
+  c.headerPieces = [];
+  c.urlPiece = '';
   req?.endBody();
   if (c.active === null && c.queue.length === 0) c.idleSince = c.server.tick;
 }

@@ -760,6 +760,26 @@ describe('UpstreamClient', () => {
       expect(b.conns).toHaveLength(1);
     });
 
+    test('trailers of a chunked response are not the next response\'s headers (its head split over two writes)', async () => {
+      const b = await rawBackend(async (req, conn) => {
+        if (req.target === '/first') {
+          conn.socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Trailer: injected\r\n\r\n');
+          return;
+        }
+        conn.socket.write('HTTP/1.1 200 OK\r\nX-Sec');
+        await new Promise((r) => setTimeout(r, 20));
+        conn.socket.write('ond: 1\r\nContent-Length: 0\r\n\r\n');
+      });
+      const c = makeClient(b.url);
+      const first = c.send({ path: '/first' });
+      await first.done;
+      expect([first.status, first.body.toString(), first.headers]).toEqual([200, 'ok', ['Transfer-Encoding', 'chunked']]);
+      const second = c.send({ path: '/second' });
+      await second.done;
+      expect([second.status, second.headers]).toEqual([200, ['X-Second', '1', 'Content-Length', '0']]);
+      expect(b.conns).toHaveLength(1);
+    });
+
     test('idleMs 0: a new connection per request, each asking connection: close', async () => {
       const b = await rawBackend((req, conn) => conn.socket.write(okWith(req.target)));
       const c = makeClient(b.url, { idleMs: 0 });
