@@ -481,10 +481,9 @@ class Connection {
       this.socket.destroySoon();
       return;
     }
-    if (this.#pendingError !== null) {
+    if (this.#pendingError !== null && this.queue.length === 0) {
       const err = this.#pendingError;
-      this.#pendingError = null;
-      this.idleSince = this.server.tick;
+      this.#stop();
       this.server.emit('clientError', err, this.socket);
       return;
     }
@@ -499,19 +498,27 @@ class Connection {
 
   /** A parse error or a headers timeout: answered (by 'clientError') once nothing is in flight. */
   failed(err: Error): void {
-    if (this.#closing) return; // the parser repeats its error for every later read
-    const bodyCut = this.receiving !== null && this.receiving === this.active && !this.receiving.complete;
-    this.#stop();
-    if (bodyCut) {
+    // The parser repeats its error for every later read.
+    if (this.#closing || this.#pendingError !== null) return;
+    const broken = this.receiving !== null && !this.receiving.complete ? this.receiving : null;
+    if (broken !== null && broken === this.active) {
       // The body of the request in flight broke mid-way: the client gets its
       // 400 if no answer has started, and the exchange learns the client is gone.
-      const started = this.active!.res?.headersSent === true;
+      this.#stop();
+      const started = broken.res?.headersSent === true;
       this.#abandon();
       if (started) this.socket.destroy();
       else this.server.emit('clientError', err, this.socket);
     } else if (this.active !== null) {
+      // Requests read in full before the bad bytes are answered first, in
+      // order (as HAProxy does); the one whose body broke is never served.
+      // The error is answered once the last of them is out (responseDone).
+      const at = broken === null ? -1 : this.queue.indexOf(broken);
+      if (at >= 0) this.queue.splice(at, 1);
       this.#pendingError = err;
+      this.headersStart = 0;
     } else {
+      this.#stop();
       this.server.emit('clientError', err, this.socket);
     }
   }
@@ -561,8 +568,8 @@ class Connection {
     const head = this.#parser!.getCurrentBuffer().subarray(ret);
     this.#detachParser();
     this.server.forget(this);
-    if (req.method === 'CONNECT') {
-      // For forward proxies; a reverse proxy closes the connection (node:http does, with no 'connect' listener).
+    if (req.method === 'CONNECT' && this.server.listenerCount('connect') === 0) {
+      // As node:http with no 'connect' listener: the connection is closed.
       this.socket.destroy();
       return;
     }
@@ -578,7 +585,8 @@ class Connection {
     s.off('drain', this.#onDrain);
     this.#resume(PAUSED_PIPELINE | PAUSED_BODY);
     (s as { readableFlowing: boolean | null }).readableFlowing = null;
-    this.server.emit('upgrade', req, s, head);
+    // As node:http: CONNECT is 'connect' (after the responses before it, here), anything else 'upgrade'.
+    this.server.emit(req.method === 'CONNECT' ? 'connect' : 'upgrade', req, s, head);
   }
 
   /**
@@ -665,6 +673,16 @@ class RequestBody extends Readable {
 
   override _read(): void {
     this.#conn.resumeBody();
+  }
+
+  /**
+   * As node:http's IncomingMessage: an error (the client went away mid-body)
+   * is emitted only to someone listening. A body that a local answer left
+   * unread has no reader, and its abort must not become an unhandled 'error'
+   * that ends the process (issue 20, F4 and the fuzz's chunked-body finding).
+   */
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    callback(this.listenerCount('error') === 0 ? null : err);
   }
 }
 

@@ -14,7 +14,7 @@ import { Router, stripPathPrefix } from './router';
 import { clientAddress, forwardRequestHeaders } from './headers';
 import { Exchange, type RequestObserver } from './exchange';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
-import { proxyUpgrade, refuseUpgrade } from './upgrade';
+import { localAnswer, proxyUpgrade, refuseUpgrade } from './upgrade';
 import { BodyLimit } from './body-limit';
 import { BODY_TIMEOUT } from './exchange';
 import { RateLimiter } from './rate-limit';
@@ -23,6 +23,7 @@ import { Http1Request, Http1Server } from './http1';
 import { llhttpAvailable } from './llhttp';
 import { bodyStream, type ProxyRequest, type ProxyResponse } from './message';
 import { reportInternalError } from '../internal-errors';
+import { deferClientError, trackChunkedBody, trackRequest } from './node-http1';
 import { PendingHandshakes } from './tls-handshake';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
@@ -35,8 +36,11 @@ export interface PoolTarget {
 
 const NO_KEY: PickContext = {};
 
-/** The methods of HTTP/1.1 requests that are forwarded (every one node's HTTP parser knows, none of RTSP's). */
-const HTTP1_METHODS: ReadonlySet<string> = new Set(http.METHODS);
+/** The method label of a request whose method is not forwarded (OpenTelemetry's spelling). */
+const OTHER_METHOD = '_OTHER';
+
+/** The methods that are forwarded: every one an HTTP/1.1 parser (llhttp) knows, none of RTSP's; CONNECT is refused by #connect. */
+const HTTP1_METHODS: ReadonlySet<string> = new Set(http.METHODS.filter((m) => m !== 'CONNECT'));
 
 /**
  * Marks a client connection refused for its framing. node:http parses every
@@ -104,6 +108,8 @@ export class ProxyListener {
   #limiter: RateLimiter | undefined;
   readonly #observer: RequestObserver;
   readonly #proto: 'http' | 'https';
+  /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see node-http1.ts. */
+  readonly #nodeHttp1: boolean;
 
   constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver) {
     this.name = config.name;
@@ -139,19 +145,27 @@ export class ProxyListener {
     } else {
       this.server = http.createServer(common, this.#handle);
     }
+    this.#nodeHttp1 = !(this.server instanceof Http1Server);
     this.handshakes = tls !== undefined ? new PendingHandshakes(this.server, () => this.config.limits.headersTimeoutMs) : undefined;
     if (limits.maxConnections > 0) this.server.maxConnections = limits.maxConnections;
     this.server.on('upgrade', this.#upgrade);
+    this.server.on('connect', this.#connect);
     // CONNECT is for forward proxies; a reverse proxy refuses it (no listener = socket closed).
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const text = status === 431 ? 'request header fields too large' : status === 408 ? LOCAL_MESSAGES[408] : LOCAL_MESSAGES[400];
+      const answer = localAnswer(status, text);
+      // node:http: answers to earlier pipelined requests go first (Http1Server orders them itself).
+      if (this.#nodeHttp1 && deferClientError(socket, answer)) {
+        (socket as Marked)[POISONED] = true;
+        return;
+      }
       if ((socket as Marked)[POISONED] === true) {
         socket.destroy(); // already answered: the rest of its bytes are not ours to read
         return;
       }
       if (!socket.writable) return;
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const text = status === 431 ? 'request header fields too large' : status === 408 ? LOCAL_MESSAGES[408] : LOCAL_MESSAGES[400];
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${text.length + 1}\r\nconnection: close\r\n\r\n${text}\n`);
+      socket.end(answer);
     });
   }
 
@@ -202,6 +216,7 @@ export class ProxyListener {
     const startedAt = performance.now();
     const ip = clientAddress(req.socket.remoteAddress);
     const h2 = isHttp2(req);
+    if (this.#nodeHttp1 && !h2) trackRequest(req, res);
     if (!h2) {
       // Decided by the transport: an HTTP/1.1 connection's "HTTP/2.0" request line is not HTTP/2 (RFC 9112 §2.3).
       if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) {
@@ -214,8 +229,9 @@ export class ProxyListener {
         return;
       }
     }
-    // A method the HTTP/1.1 parser knows but HTTP does not (an RTSP line's DESCRIBE) is refused, never rewritten.
-    if (req.method === undefined || (!h2 && !HTTP1_METHODS.has(req.method))) {
+    // A method the backends' HTTP/1.1 cannot carry (an RTSP line's DESCRIBE, an
+    // HTTP/2 client's lower-case "get") is refused, never rewritten.
+    if (req.method === undefined || !HTTP1_METHODS.has(req.method)) {
       this.#closeWith(req, res, ip, startedAt, 501, LOCAL_MESSAGES[501]);
       return;
     }
@@ -269,6 +285,30 @@ export class ProxyListener {
     exchange.start();
     if (body !== null && !h2) this.#watchBody(req, exchange);
   }
+
+  /**
+   * CONNECT is a forward proxy's method: 501, logged, and the connection (or,
+   * over HTTP/2, the stream) ends; nothing after it is read as a tunnel.
+   */
+  #connect = (req: ProxyRequest, socketOrRes: Duplex | ProxyResponse): void => {
+    const startedAt = performance.now();
+    const ip = clientAddress(req.socket.remoteAddress);
+    if ('writeHead' in socketOrRes) {
+      this.#answer(req, socketOrRes, ip, startedAt, 501, LOCAL_MESSAGES[501]);
+      return;
+    }
+    socketOrRes.on('error', () => undefined);
+    const status = req.httpVersionMajor !== 1 || req.httpVersionMinor > 1 ? 505 : 501;
+    // node:http hands CONNECT over at once, even behind answers still in flight: it goes after them.
+    if (!this.#nodeHttp1 || !deferClientError(socketOrRes, localAnswer(status, LOCAL_MESSAGES[status]))) {
+      refuseUpgrade(socketOrRes, status, LOCAL_MESSAGES[status]);
+    }
+    this.#observer.onRequestEnd({
+      // A CONNECT's target is an authority (RFC 9110 §9.3.6).
+      listener: this.name, method: 'CONNECT', url: req.url ?? '', requestId: requestIdOf(req),
+      remoteAddress: ip, pool: '', backend: '', status, durationMs: performance.now() - startedAt, bytes: 0, retries: 0, error: LOCAL_MESSAGES[status],
+    });
+  };
 
   #upgrade = (req: ProxyRequest, socket: Duplex, head: Buffer): void => {
     try {
@@ -342,7 +382,14 @@ export class ProxyListener {
       return false;
     }
     const body = bodyStream(req);
-    return maxBodySize > 0 && chunked ? body.pipe(new BodyLimit(maxBodySize)) : body;
+    // node:http's request cannot be failed alone when its chunked body breaks (see node-http1.ts): it goes through a stream that can.
+    const broken = chunked && this.#nodeHttp1 && !h2;
+    if (!chunked || (maxBodySize === 0 && !broken)) return body;
+    const limited = new BodyLimit(maxBodySize === 0 ? Infinity : maxBodySize);
+    // pipe() does not pass errors on: a body that breaks must still end the counting stream.
+    body.on('error', (err) => limited.destroy(err));
+    if (broken) trackChunkedBody(req, limited);
+    return body.pipe(limited);
   }
 
   /** While a body streams in, a client quiet for bodyTimeout gets a 408 and its connection closes. */
@@ -367,27 +414,38 @@ export class ProxyListener {
     incoming.once('close', disarm);
   }
 
-  /** An answer after which the connection closes (the rest of what the client sends is not read as requests). */
+  /**
+   * An answer after which an HTTP/1.x connection closes (the rest of what the
+   * client sends is not read as requests). Over HTTP/2 only the stream ends:
+   * the connection's other streams are not the bad request's.
+   */
   #closeWith(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string): void {
+    if (isHttp2(req)) {
+      this.#answer(req, res, ip, startedAt, status, message);
+      return;
+    }
     (req.socket as Marked)[POISONED] = true;
     this.#answer(req, res, ip, startedAt, status, message, ['connection', 'close']);
   }
 
-  /** 400 for ambiguous framing: answer, then nothing more from this connection. */
+  /** 400 for ambiguous framing: answer, then nothing more from this connection (HTTP/2: this stream). */
   #refuse(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, message: string): void {
-    (req.socket as Marked)[POISONED] = true;
-    this.#answer(req, res, ip, startedAt, 400, message, ['connection', 'close']);
-    res.once('finish', () => req.socket.destroy());
+    this.#closeWith(req, res, ip, startedAt, 400, message);
+    if (!isHttp2(req)) res.once('finish', () => req.socket.destroy());
   }
 
   /** Fulcrum answers itself (404, 400, 413, 429): logged and counted like any request. */
   #answer(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[]): void {
     const requestId = requestIdOf(req);
     const bytes = sendLocal(res, status, message, headers);
+    const method = req.method;
     this.#observer.onRequestEnd({
       listener: this.name,
-      method: req.method!,
-      url: req.url!,
+      // A method that is not forwarded is not a label either: an HTTP/2 client
+      // could make one series per made-up name.
+      method: method !== undefined && (HTTP1_METHODS.has(method) || method === 'CONNECT') ? method : OTHER_METHOD,
+      // A CONNECT's target (HTTP/2: :authority) is no path; an answer to one has a URL all the same.
+      url: req.url ?? '',
       requestId,
       remoteAddress: ip,
       pool: '',
@@ -438,13 +496,19 @@ function requestIdOf(req: ProxyRequest): string {
   return typeof sent === 'string' ? sent : randomUUID();
 }
 
-/** "http://host/a?b" → "/a?b"; "*" and anything unparsable → undefined. */
+/**
+ * "http://host/a?b" → "/a?b", "http://host?b" → "/?b"; "*" and a target with
+ * no authority → undefined. The path and query are taken as sent (RFC 9112
+ * §3.2.2), never normalised by a URL parser: "/a?" stays "/a?", "/a/../b"
+ * stays as it is, exactly as an origin-form target would reach the backend.
+ */
 function originForm(target: string): string | undefined {
-  if (!/^https?:\/\//i.test(target)) return undefined;
-  try {
-    const u = new URL(target);
-    return u.pathname + u.search;
-  } catch {
-    return undefined;
-  }
+  const scheme = /^https?:\/\//i.exec(target);
+  if (scheme === null) return undefined;
+  const from = scheme[0].length;
+  let end = from;
+  while (end < target.length && target[end] !== '/' && target[end] !== '?') end++;
+  if (end === from) return undefined;
+  const rest = target.slice(end);
+  return rest === '' ? '/' : rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest;
 }

@@ -10,8 +10,13 @@ import { LOCAL_MESSAGES } from './local-response';
 /** Answer an upgrade request on the raw socket (no ProxyResponse exists for it) and close. */
 export function refuseUpgrade(socket: Duplex, status: number, message: string, extra = ''): void {
   if (!socket.writable) return;
+  socket.end(localAnswer(status, message, extra));
+}
+
+/** A whole one-line answer after which the connection closes, as bytes to write on a socket. */
+export function localAnswer(status: number, message: string, extra = ''): string {
   const body = `${message}\n`;
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`);
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`;
 }
 
 export interface UpgradeInit {

@@ -8,6 +8,7 @@
  * `fulcrum_internal_errors_total` must be 0 at the end.
  */
 import http, { type IncomingMessage } from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { useTeardown } from '../helpers/teardown';
@@ -242,5 +243,83 @@ describe('issue 20, smaller findings', () => {
     const s = await setup();
     const samples = await metricsOf(s.adminUrl);
     expect(samples.filter((x) => x.name === 'fulcrum_internal_errors_total')).toEqual([{ name: 'fulcrum_internal_errors_total', labels: {}, value: 0 }]);
+  });
+});
+
+/**
+ * What the wire fuzz (tests/fuzz/wire.fuzz.test.ts) found beyond F1-F4, one
+ * test each, named after the finding, with the fuzz's minimised input.
+ */
+describe('issue 20, wire fuzz findings', () => {
+  test.each(LISTENERS)('fuzz: a chunked body that breaks mid-way ends neither the process nor the connection\'s order (%s)', async (listener) => {
+    const s = await setup();
+    const r = await send(s, listener, ['POST /broken HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nZZ\r\n']);
+    expect(r.responses.map((x) => x.status)).toEqual([400]);
+    expect(r.closed).toBe(true);
+    await stillServing(s);
+    await noInternalErrors(s);
+  });
+
+  test.each(LISTENERS)('fuzz: a parse error behind pipelined requests answers them first, in order (%s)', async (listener) => {
+    const s = await setup();
+    const r = await send(s, listener, ['GET /p/a HTTP/1.1\r\nHost: a\r\n\r\nGET /p/b HTTP/1.1\r\nHost: a\r\n\r\nGARBAGE\r\n\r\n']);
+    expect(r.responses.map((x) => [x.status, x.body.toString()])).toEqual([[200, 'GET /p/a'], [200, 'GET /p/b'], [400, 'bad request\n']]);
+    expect(r.closed).toBe(true);
+    await noInternalErrors(s);
+  });
+
+  test.each(LISTENERS)('fuzz: a broken chunked body behind a pipelined GET: the GET is answered, the broken one gets 400, no backend request is left open (%s)', async (listener) => {
+    const s = await setup();
+    const r = await send(s, listener, [`GET /q/a HTTP/1.1\r\nHost: a\r\n\r\nPOST /q/b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000ea60\r\n${'b'.repeat(3000)}`]);
+    expect(r.responses.map((x) => x.status)).toEqual([200, 400]);
+    expect(r.closed).toBe(true);
+    // The backend saw the GET, and nothing of the broken request is still open there.
+    expect(s.seen.map((x) => x.url)).toEqual(['/q/a']);
+    await stillServing(s);
+    await noInternalErrors(s);
+  });
+
+  test.each(LISTENERS)('fuzz: CONNECT, alone or pipelined, gets 501 after the answers before it (%s)', async (listener) => {
+    const s = await setup();
+    const alone = await send(s, listener, ['CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n']);
+    expect(alone.responses.map((x) => x.status)).toEqual([501]);
+    const piped = await send(s, listener, ['GET /c/a HTTP/1.1\r\nHost: a\r\n\r\nCONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\nGET /c/never HTTP/1.1\r\nHost: a\r\n\r\n']);
+    expect(piped.responses.map((x) => x.status)).toEqual([200, 501]);
+    expect(piped.closed).toBe(true);
+    expect(s.seen.map((x) => x.url)).toEqual(['/c/a']);
+    await noInternalErrors(s);
+  });
+
+  test.each(LISTENERS)('fuzz: an absolute-form target reaches the backend as its path and query were sent, a bare "?" included (%s)', async (listener) => {
+    const s = await setup();
+    for (const target of ['http://localhost/abs/a?', 'http://localhost/abs/b?x=1&y', 'HTTP://localhost?z', 'https://localhost/abs/%2e%2e/c']) {
+      const r = await send(s, listener, [`GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`]);
+      expect([target, r.responses.map((x) => x.status)]).toEqual([target, [200]]);
+    }
+    expect(s.seen.map((x) => x.url)).toEqual(['/abs/a?', '/abs/b?x=1&y', '/?z', '/abs/%2e%2e/c']);
+  });
+
+  test('fuzz: an HTTP/2 method HTTP/1.1 cannot carry (":method: get") gets 501, never reaches a backend, blames none', async () => {
+    const s = await setup();
+    const session = http2.connect(`https://127.0.0.1:${s.ports.h2}`, { rejectUnauthorized: false });
+    try {
+      for (const method of ['get', 'FOO', 'CONNECT']) {
+        const headers: http2.OutgoingHttpHeaders = method === 'CONNECT' ? { ':method': method, ':authority': 'example.test:443' } : { ':method': method, ':path': '/h2/m', ':scheme': 'https', ':authority': 'localhost' };
+        const status = await new Promise<number>((resolve, reject) => {
+          const st = session.request(headers, { endStream: method !== 'CONNECT' });
+          st.on('response', (h) => resolve(Number(h[':status'])));
+          st.on('error', reject);
+          st.resume();
+          if (method === 'CONNECT') st.end();
+        });
+        expect([method, status]).toEqual([method, 501]);
+      }
+    } finally {
+      session.close();
+    }
+    expect(s.seen).toEqual([]);
+    const failures = sum(await metricsOf(s.adminUrl), 'fulcrum_backend_failures_total');
+    expect(failures).toBe(0);
+    await noInternalErrors(s);
   });
 });
