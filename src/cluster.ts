@@ -19,7 +19,8 @@ type Conditions = { healthy: boolean; ejected: boolean; drained: boolean };
 
 /** Messages from the primary to a worker. */
 type ToWorker =
-  | { t: 'config'; config: Config }
+  /** `stickyKey`: the primary's key of sticky tokens (base64), so every worker sets the same cookies. */
+  | { t: 'config'; config: Config; stickyKey: string }
   | { t: 'backend'; pool: string; backend: string; conditions: Conditions; reason: string }
   | { t: 'weight'; pool: string; backend: string; weight: number }
   | { t: 'ask'; id: number; what: 'stats' | 'metrics' }
@@ -148,12 +149,12 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
   for (const p of fulcrum.pools.values()) follow(p);
   fulcrum.onApply(() => {
     for (const p of fulcrum.pools.values()) follow(p);
-    broadcast({ t: 'config', config: fulcrum.config });
+    broadcast({ t: 'config', config: fulcrum.config, stickyKey: fulcrum.stickyKey.toString('base64') });
   });
 
   /** A new worker learns the config and every backend's current conditions. */
   const welcome = (w: Worker) => {
-    w.send({ t: 'config', config: fulcrum.config } satisfies ToWorker);
+    w.send({ t: 'config', config: fulcrum.config, stickyKey: fulcrum.stickyKey.toString('base64') } satisfies ToWorker);
     for (const p of fulcrum.pools.values()) {
       for (const b of p.backends) {
         if (b.state !== 'up' || !b.healthy || b.ejected || b.drained) {
@@ -281,6 +282,7 @@ export function runWorker(onStopped: () => void): void {
             logger,
             role: 'worker',
             ejector,
+            stickyKey: Buffer.from(msg.stickyKey, 'base64'),
           });
           try {
             await fulcrum.start();

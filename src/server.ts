@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
 import type { Http2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -49,6 +50,8 @@ export interface FulcrumOptions {
   };
   /** Extra observers of finished requests (tests). */
   readonly onRequestEnd?: (r: RequestRecord) => void;
+  /** The key of sticky cookie tokens for pools without `sticky.secret` (a worker gets its primary's); random by default. */
+  readonly stickyKey?: Buffer;
 }
 
 export interface ReloadResult {
@@ -177,12 +180,15 @@ export class Fulcrum {
   #stopping = false;
   #reloading: Promise<ReloadResult> | undefined;
   readonly #unlogInternalErrors: () => void;
+  /** Kept across reloads, so a reload does not unstick every client. */
+  readonly stickyKey: Buffer;
 
   constructor(config: Config, options: FulcrumOptions) {
     const setting = http1SettingProblem();
     if (setting !== undefined) throw new FulcrumError('FULCRUM_ENV_INVALID', setting);
     this.#logger = options.logger;
     this.#unlogInternalErrors = logInternalErrors(this.#logger);
+    this.stickyKey = options.stickyKey ?? randomBytes(32);
     this.#alarm = new ResourceAlarm(this.#logger);
     this.#role = options.role ?? 'single';
     this.#ejector = options.ejector;
@@ -490,7 +496,7 @@ export class Fulcrum {
       const pool = new BackendPool(pc, { previous: (name) => before?.get(name) });
       this.#wire(pool, pc, health, before);
       pools.set(pc.name, pool);
-      targets.set(pc.name, poolTarget(pool));
+      targets.set(pc.name, poolTarget(pool, this.stickyKey));
     }
     return { config, pools, targets, health };
   }

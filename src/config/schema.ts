@@ -197,6 +197,13 @@ function cookieName(v: unknown): string | Invalid {
     : new Invalid(`invalid cookie name ${show(v)}: use letters, digits and !#$%&'*+-.^_\`|~`);
 }
 
+/** A sticky cookie's key: shared by replicas that must agree on tokens; long enough not to be guessed. */
+function stickySecret(v: unknown): string | Invalid {
+  return typeof v === 'string' && v.length >= 16
+    ? v
+    : new Invalid('must be a string of at least 16 characters (for example "${FULCRUM_STICKY_SECRET}")');
+}
+
 function dnsName(v: unknown): string | Invalid {
   return typeof v === 'string' && /^[A-Za-z0-9_.-]+$/.test(v)
     ? v
@@ -415,7 +422,7 @@ const pool = strict({
   }).prefault({}),
   maxConnectionsPerBackend: int(0).default(0),
   panicThreshold: z.number().min(0).max(100).default(0),
-  sticky: strict({ cookie: leaf(cookieName) }).optional(),
+  sticky: strict({ cookie: leaf(cookieName), secret: leaf(stickySecret).optional() }).optional(),
 });
 
 const route = strict({
@@ -555,7 +562,7 @@ export function configSchema(file: string) {
       timeouts: { connectMs: p.timeouts.connect, responseMs: p.timeouts.response, idleMs: p.timeouts.idle },
       maxConnectionsPerBackend: p.maxConnectionsPerBackend,
       panicThreshold: p.panicThreshold,
-      ...(p.sticky !== undefined ? { sticky: { cookie: p.sticky.cookie } } : {}),
+      ...(p.sticky !== undefined ? { sticky: { cookie: p.sticky.cookie, ...(p.sticky.secret !== undefined ? { secret: p.sticky.secret } : {}) } } : {}),
     })),
   }));
 }

@@ -161,7 +161,8 @@ export interface PoolConfig {
   readonly maxConnectionsPerBackend: number;
   /** Percent, 0 = off. */
   readonly panicThreshold: number;
-  readonly sticky?: { readonly cookie: string };
+  /** `secret`: the key of the cookie's tokens, for replicas that must agree; else each Fulcrum (with its workers) makes one. */
+  readonly sticky?: { readonly cookie: string; readonly secret?: string };
 }
 
 export interface Config {

@@ -1,21 +1,27 @@
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { Backend } from './backend';
 import type { BackendPool } from './pool';
 
 /**
  * Cookie affinity, a layer above the strategy (as in Traefik): the cookie holds
- * an opaque token per backend, never its address. Tokens are derived from the
- * pool and backend names, so every replica with the same config agrees on them.
+ * an opaque token per backend, never its address. A token is an HMAC of the
+ * pool and backend names under a key: `sticky.secret` when the config has one
+ * (replicas that must agree share it), else the running Fulcrum's own random
+ * key (the same in all its workers and across reloads). A plain hash of the
+ * names would not do: a backend's default name is its address, and the
+ * addresses of a /24 can be hashed in milliseconds to find the one that fits.
  */
 export class Sticky {
   readonly cookie: string;
   readonly #pool: BackendPool;
   readonly #byToken = new Map<string, Backend>();
   readonly #setCookie = new Map<Backend, string>();
+  readonly #key: string | Buffer;
 
-  constructor(pool: BackendPool, cookie: string) {
+  constructor(pool: BackendPool, cookie: string, key: string | Buffer) {
     this.cookie = cookie;
     this.#pool = pool;
+    this.#key = key;
     for (const b of pool.backends) this.#remember(b);
     // DNS discovery adds and removes backends at run time.
     pool.onMembership((b, change) => {
@@ -38,7 +44,7 @@ export class Sticky {
   }
 
   #remember(b: Backend): string {
-    const token = createHash('sha256').update(`fulcrum:${this.#pool.name}:${b.name}`).digest('base64url').slice(0, 16);
+    const token = createHmac('sha256', this.#key).update(`fulcrum:${this.#pool.name}:${b.name}`).digest('base64url').slice(0, 16);
     const header = `${this.cookie}=${token}; Path=/; HttpOnly; SameSite=Lax`;
     this.#byToken.set(token, b);
     this.#setCookie.set(b, header);

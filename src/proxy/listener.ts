@@ -51,12 +51,13 @@ const HTTP1_METHODS: ReadonlySet<string> = new Set(http.METHODS.filter((m) => m 
 const POISONED = Symbol('fulcrum.poisoned');
 type Marked = { [POISONED]?: true };
 
-export function poolTarget(pool: BackendPool): PoolTarget {
+/** `stickyKey`: the running Fulcrum's key for sticky tokens, used where a pool has no `sticky.secret`. */
+export function poolTarget(pool: BackendPool, stickyKey: Buffer): PoolTarget {
   const { config } = pool;
   return {
     pool,
     hashKey: config.strategy === 'consistent-hash' ? hashKeyExtractor(config.hashOn ?? { kind: 'ip' }) : null,
-    sticky: config.sticky !== undefined ? new Sticky(pool, config.sticky.cookie) : undefined,
+    sticky: config.sticky !== undefined ? new Sticky(pool, config.sticky.cookie, config.sticky.secret ?? stickyKey) : undefined,
   };
 }
 

@@ -141,6 +141,12 @@ describe('values', () => {
     ]);
   });
 
+  test('a sticky secret too short to be a key', () => {
+    expect(positions(withPool('    sticky: { cookie: S, secret: short }'))).toEqual([
+      '10:34: pools.web.sticky.secret: must be a string of at least 16 characters (for example "${FULCRUM_STICKY_SECRET}")',
+    ]);
+  });
+
   test('log level and workers', () => {
     expect(positions(yaml('workers: 0', 'log: { level: loud, access: yes }', ...MINIMAL))).toEqual([
       '1:10: workers: expected a whole number of at least 1 or "auto", got 0',

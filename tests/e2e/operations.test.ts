@@ -67,6 +67,21 @@ ${backends.map((b) => `      - { url: ${b.url}, name: ${b.name} }`).join('\n')}
 }
 
 describe('reload', () => {
+  test('a reload keeps sticky cookies valid (the key of their tokens is the running Fulcrum\'s, not the config generation\'s)', async () => {
+    const [a, b] = [await backend('a'), await backend('b')];
+    const port = await freePort();
+    const sticky = '    sticky: { cookie: FULCRUM_STICKY }';
+    const yaml = (extra: string) => reloadYaml(port, [a, b]).replace('  p:\n', `  p:\n${sticky}\n${extra}`);
+    const { f, file, url } = await fromFile(yaml(''));
+    const first = await request(`${url}/`);
+    const cookie = String(first.headers['set-cookie']?.[0]).split(';')[0];
+    writeFileSync(file, yaml('    maxConnectionsPerBackend: 100\n'));
+    expect((await f.reload()).ok).toBe(true);
+    const after = await request(`${url}/`, { headers: { cookie } });
+    expect(after.headers['x-backend']).toBe(first.headers['x-backend']);
+    expect(after.headers['set-cookie']).toBeUndefined();
+  });
+
   test('adding a backend under continuous load: zero failures, the new backend gets traffic, the old keep their counters', async () => {
     const a = await backend('a');
     const b = await backend('b');

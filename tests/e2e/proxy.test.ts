@@ -170,6 +170,28 @@ describe('strategies over real sockets', () => {
   });
 });
 
+describe('sticky tokens are keyed (units finding: a plain hash of the names gave the address away)', () => {
+  const cookieOf = (r: { headers: http.IncomingHttpHeaders }) => String(r.headers['set-cookie']?.[0]).split(';')[0];
+
+  test('replicas with the same sticky.secret honour each other\'s cookies; without one, each Fulcrum has its own key', async () => {
+    const bs = await backends(['a', 'b', 'c']);
+    const shared = '    sticky: { cookie: FULCRUM_STICKY, secret: "${SECRET}" }';
+    const env = { SECRET: 'replicas-share-this-secret' };
+    const one = await startFulcrum(poolYaml(bs, 'round-robin', shared), env);
+    const two = await startFulcrum(poolYaml(bs, 'round-robin', shared), env);
+    cleanups.push(() => one.stop(), () => two.stop());
+    for (let i = 0; i < 3; i++) {
+      const first = await request(`${one.url()}/`);
+      const there = await request(`${two.url()}/`, { headers: { cookie: cookieOf(first) } });
+      expect(there.headers['x-backend']).toBe(first.headers['x-backend']);
+      expect(there.headers['set-cookie']).toBeUndefined();
+    }
+    const own = [await fulcrum(poolYaml(bs, 'round-robin', '    sticky: { cookie: FULCRUM_STICKY }')), await fulcrum(poolYaml(bs, 'round-robin', '    sticky: { cookie: FULCRUM_STICKY }'))];
+    const tokens = await Promise.all(own.map(async (f) => cookieOf(await request(`${f.url()}/`))));
+    expect(tokens[0]).not.toBe(tokens[1]);
+  });
+});
+
 describe('routing', () => {
   test('by host and by path prefix, first match wins, stripPrefix, 404', async () => {
     const [api, web, v2] = await backends(['api', 'web', 'v2'], (name) => (req, res) => {

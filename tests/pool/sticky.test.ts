@@ -2,6 +2,7 @@
  * Cookie affinity alone (SPEC section 3, `sticky`): reading the Cookie
  * header, the token a backend gets, and when a pinned backend is honoured.
  */
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { BackendPool } from '../../src/pool/pool';
 import { Sticky, readCookie } from '../../src/pool/sticky';
 import { backendLines, namedPoolConfig, poolConfig } from '../helpers/pools';
@@ -11,10 +12,13 @@ afterEach(async () => {
   await Promise.all(pools.splice(0).map((p) => p.close()));
 });
 
-function stickyPool(lines: string[] = backendLines('abc', { c: 'backup: true' })): { pool: BackendPool; sticky: Sticky } {
+/** The running Fulcrum's key (one per Fulcrum and its workers). */
+const KEY = randomBytes(32);
+
+function stickyPool(lines: string[] = backendLines('abc', { c: 'backup: true' }), key: string | Buffer = KEY): { pool: BackendPool; sticky: Sticky } {
   const pool = new BackendPool(poolConfig(...lines, 'sticky: { cookie: FULCRUM_STICKY }'));
   pools.push(pool);
-  return { pool, sticky: new Sticky(pool, pool.config.sticky!.cookie) };
+  return { pool, sticky: new Sticky(pool, pool.config.sticky!.cookie, key) };
 }
 
 /** The cookie's value in a Set-Cookie header (the part a browser sends back). */
@@ -72,6 +76,33 @@ describe('the token', () => {
     }
   });
 
+  test('keyed: the same key (sticky.secret, or one Fulcrum and its workers) gives the same tokens, another key others', () => {
+    const secret = 'a-shared-secret-of-replicas';
+    const one = stickyPool(undefined, secret);
+    const two = stickyPool(undefined, secret);
+    const other = stickyPool(undefined, randomBytes(32));
+    const tokens = (x: { pool: BackendPool; sticky: Sticky }) => x.pool.backends.map((b) => tokenOf(x.sticky.setCookie(b)));
+    expect(tokens(two)).toEqual(tokens(one));
+    for (const [i, t] of tokens(other).entries()) expect(t).not.toBe(tokens(one)[i]);
+  });
+
+  test('units finding: a backend\'s address cannot be worked back from its token by hashing candidate addresses', () => {
+    const { pool, sticky } = stickyPool(['backends:', '  - url: http://10.0.0.57:8080']);
+    const token = tokenOf(sticky.setCookie(pool.backends[0]!));
+    expect(pool.backends[0]!.name).toBe('10.0.0.57:8080');
+    // What an attacker who knows the pool's name can try: every address of the /24 on common ports, unkeyed or with a guessable key.
+    const found: string[] = [];
+    for (let host = 0; host < 256; host++) {
+      for (const port of [80, 443, 3000, 8000, 8080]) {
+        const name = `10.0.0.${host}:${port}`;
+        const text = `fulcrum:${pool.name}:${name}`;
+        const guesses = [createHash('sha256').update(text), createHmac('sha256', '').update(text), createHmac('sha256', pool.name).update(text)];
+        if (guesses.some((h) => h.digest('base64url').slice(0, 16) === token)) found.push(name);
+      }
+    }
+    expect(found).toEqual([]);
+  });
+
   test('one per backend, the same every time and in every replica with the same config', () => {
     const one = stickyPool();
     const two = stickyPool();
@@ -85,7 +116,7 @@ describe('the token', () => {
     const web = stickyPool();
     const api = new BackendPool(namedPoolConfig('api', [...backendLines('abc', { c: 'backup: true' }), 'sticky: { cookie: FULCRUM_STICKY }']));
     pools.push(api);
-    const apiSticky = new Sticky(api, 'FULCRUM_STICKY');
+    const apiSticky = new Sticky(api, 'FULCRUM_STICKY', KEY);
     for (let i = 0; i < 3; i++) {
       expect(api.backends[i]!.name).toBe(web.pool.backends[i]!.name);
       expect(apiSticky.setCookie(api.backends[i]!)).not.toBe(web.sticky.setCookie(web.pool.backends[i]!));
