@@ -123,8 +123,10 @@ export class HealthChecker {
   }
 
   async #run(backend: Backend): Promise<void> {
+    // The round this run belongs to: unwatched and watched again meanwhile, a new round has started and this one ends here.
+    const round = this.#timers.get(backend);
     const outcome = await probe(backend.url, this.#config);
-    if (this.#stopped || !this.#timers.has(backend)) return;
+    if (this.#stopped || round === undefined || this.#timers.get(backend) !== round) return;
     this.#record(backend, outcome);
     const jitter = 1 + (this.#random() * 0.2 - 0.1);
     this.#schedule(backend, Math.max(1, Math.round(this.#config.intervalMs * jitter)));

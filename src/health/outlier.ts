@@ -42,8 +42,10 @@ export function mayEject(pool: BackendPool, maxEjectionPercent: number): boolean
 /**
  * Passive outlier detection (Envoy's consecutive-5xx detector): counts
  * consecutive failures on live traffic per backend, ejects at the threshold
- * for baseEjectionTime × times ejected (capped), never more than
- * maxEjectionPercent of the pool at once, and lets the backend back by itself.
+ * for baseEjectionTime × times ejected (capped), while less than
+ * maxEjectionPercent of the pool is ejected (Envoy's rule, see mayEject: the
+ * ejection that crosses the cap is allowed, the next one is not), and lets
+ * the backend back by itself.
  */
 export class OutlierDetector {
   readonly #pool: BackendPool;

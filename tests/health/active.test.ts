@@ -285,3 +285,21 @@ describe('when probes run', () => {
     expect(a.seen).toHaveLength(3);
   });
 });
+
+test('units finding: unwatched and watched again while a probe is in flight, a backend still has one round of probes (the old round\'s answer is dropped)', async () => {
+  // Probe 1 (old round) is held and then answers 500; probe 2 (new round) is held and answers 200; then 200s.
+  const x = await scripted('x', ['hold', 'hold']);
+  const t = check([x], '{ interval: 30ms, timeout: 5s, fall: 1 }');
+  t.checker.start();
+  await waitFor(() => x.held.length === 1, 5000, 'the first probe');
+  const b = t.pool.get('x')!;
+  t.checker.unwatch(b);
+  t.checker.watch(b);
+  await waitFor(() => x.held.length === 2, 5000, 'the new round\'s first probe');
+  x.held[0]!.writeHead(500).end();
+  x.held[1]!.writeHead(200).end();
+  // One round: the probes after these two come one at a time, and the old round's 500 was never taken into account.
+  await waitFor(() => t.probes('x') >= 4, 5000, 'more probes of the one round');
+  expect(t.events.filter((e) => e.includes('500'))).toEqual([]);
+  expect(b.state).toBe('up');
+});
