@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // HTTP/1.1 parsers, same process, same messages: Node's llhttp binding
-// (`_http_common.HTTPParser`, what src/proxy/llhttp.ts uses) against undici's
+// (`_http_common.HTTPParser`, what src/http1/parser.ts uses) against undici's
 // llhttp compiled to WebAssembly (node_modules/undici/lib/llhttp, driven the
 // way undici's lib/dispatcher/client-h1.js drives it). Issue 13.
 //

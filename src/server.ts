@@ -20,8 +20,8 @@ import { describeChanges } from './reload';
 import { DnsDiscovery } from './discovery';
 import { logInternalErrors } from './internal-errors';
 import { ResourceAlarm } from './resources';
-import { isLocalResourceError } from './proxy/upstream-errors';
-import { http1FallbackNotice, http1SettingProblem } from './proxy/llhttp';
+import { isLocalResourceError } from './upstream/errors';
+import { http1FallbackNotice, http1SettingProblem } from './http1/parser';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`

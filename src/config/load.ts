@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, FulcrumError, type ConfigProblem } from '../errors';
 import { interpolateDocument } from './env';
@@ -31,7 +31,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const lineCounter = new LineCounter();
   let doc: Document;
   try {
-    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    // Duplicate keys are found below, in one pass: the parser's own check
+    // compares each key with every earlier one of its map (20000 keys: 20 s).
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   } catch (err) {
     // The yaml parser recurses: thousands of nesting levels exhaust the stack.
     const why = err instanceof RangeError ? 'the document is nested too deeply' : firstLine(err instanceof Error ? err.message : String(err));
@@ -44,8 +46,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   };
 
   // Syntax errors make positions of everything after them unreliable: stop here.
-  if (doc.errors.length > 0) {
-    throw new ConfigError(sortProblems(doc.errors.map((e) => problemAt(e.pos[0], `YAML syntax error: ${firstLine(e.message)}`))));
+  const duplicates = doc.errors.length > 0 ? [] : duplicateKeys(doc);
+  if (doc.errors.length > 0 || duplicates.length > 0) {
+    throw new ConfigError(sortProblems([
+      ...doc.errors.map((e) => problemAt(e.pos[0], `YAML syntax error: ${firstLine(e.message)}`)),
+      ...duplicates.map((offset) => problemAt(offset, 'YAML syntax error: Map keys must be unique')),
+    ]));
   }
   if (!isMap(doc.contents)) {
     const what = doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)
@@ -140,6 +146,25 @@ const TYPE_NAMES: Record<string, string> = {
   int: 'a whole number',
   boolean: 'true or false',
 };
+
+/**
+ * Where a key repeats one before it in the same map (as the yaml parser's
+ * own check decides: scalar keys of the same value), in one pass per map.
+ */
+function duplicateKeys(doc: Document): number[] {
+  const found: number[] = [];
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        if (seen.has(pair.key.value)) found.push(pair.key.range?.[0] ?? 0);
+        else seen.add(pair.key.value);
+      }
+    },
+  });
+  return found;
+}
 
 function describe(v: unknown): string {
   if (v === null) return 'nothing (null)';

@@ -3,7 +3,7 @@ import https from 'node:https';
 import type { HealthCheckConfig } from '../config/types';
 import type { Backend } from '../pool/backend';
 import type { BackendPool } from '../pool/pool';
-import { isLocalResourceError } from '../proxy/upstream-errors';
+import { isLocalResourceError } from '../upstream/errors';
 
 /** Result of one probe: ok, or why not. */
 export interface ProbeOutcome {

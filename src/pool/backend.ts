@@ -1,7 +1,8 @@
 import { Pool as UndiciPool } from 'undici';
-import { llhttpAvailable } from '../proxy/llhttp';
-import { UpstreamClient, type Upstream } from './upstream';
-import { UndiciUpstream } from './undici-upstream';
+import { llhttpAvailable } from '../http1/parser';
+import { UpstreamClient } from '../http1/client';
+import type { Upstream } from '../upstream/types';
+import { UndiciUpstream } from '../upstream/undici';
 import type { BackendConfig, TimeoutsConfig } from '../config/types';
 import type { BackendView } from '../balancing/types';
 

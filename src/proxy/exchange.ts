@@ -1,11 +1,10 @@
 import type { ProxyRequest, ProxyResponse } from './message';
 import type { Backend } from '../pool/backend';
-import type { UpstreamCall, UpstreamHandler } from '../pool/upstream';
+import type { UpstreamCall, UpstreamHandler } from '../upstream/types';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
-import { blamesBackend, classifyUpstreamError, type FailureKind } from './upstream-errors';
+import { blamesBackend, classifyUpstreamError, type FailureKind } from '../upstream/errors';
 import { forwardResponseHeaders } from './headers';
-import { Http1Response } from './http1';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import type { Sticky } from '../pool/sticky';
 import type { Readable } from 'node:stream';
@@ -155,7 +154,7 @@ export class Exchange implements UpstreamHandler {
     this.#status = statusCode;
     this.#responding = true;
     // Our own server writes the backend's headers in one pass; node:http takes a filtered list.
-    if (res instanceof Http1Response && res.writeBackendHead(statusCode, rawHeaders, cookie)) return;
+    if (res.writeBackendHead !== undefined && res.writeBackendHead(statusCode, rawHeaders, cookie)) return;
     const headers = forwardResponseHeaders(rawHeaders);
     if (cookie !== undefined) headers.push(...cookie);
     res.writeHead(statusCode, headers);

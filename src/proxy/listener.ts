@@ -19,11 +19,11 @@ import { BodyLimit } from './body-limit';
 import { BODY_TIMEOUT } from './exchange';
 import { RateLimiter } from './rate-limit';
 import type { Readable } from 'node:stream';
-import { Http1Request, Http1Server } from './http1';
-import { llhttpAvailable } from './llhttp';
+import { Http1Server } from '../http1/server';
+import { llhttpAvailable } from '../http1/parser';
 import { bodyStream, type ProxyRequest, type ProxyResponse } from './message';
 import { reportInternalError } from '../internal-errors';
-import { deferClientError, trackChunkedBody, trackRequest } from './node-http1';
+import { deferClientError, trackChunkedBody, trackRequest } from '../http1/node-http';
 import { PendingHandshakes } from './tls-handshake';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
@@ -109,7 +109,7 @@ export class ProxyListener {
   #limiter: RateLimiter | undefined;
   readonly #observer: RequestObserver;
   readonly #proto: 'http' | 'https';
-  /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see node-http1.ts. */
+  /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see src/http1/node-http.ts. */
   readonly #nodeHttp1: boolean;
 
   constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver) {
@@ -146,7 +146,7 @@ export class ProxyListener {
     } else {
       this.server = http.createServer(common, this.#handle);
     }
-    this.#nodeHttp1 = !(this.server instanceof Http1Server);
+    this.#nodeHttp1 = tls !== undefined || !llhttpAvailable;
     this.handshakes = tls !== undefined ? new PendingHandshakes(this.server, () => this.config.limits.headersTimeoutMs) : undefined;
     if (limits.maxConnections > 0) this.server.maxConnections = limits.maxConnections;
     this.server.on('upgrade', this.#upgrade);
@@ -383,7 +383,7 @@ export class ProxyListener {
       return false;
     }
     const body = bodyStream(req);
-    // node:http's request cannot be failed alone when its chunked body breaks (see node-http1.ts): it goes through a stream that can.
+    // node:http's request cannot be failed alone when its chunked body breaks (see src/http1/node-http.ts): it goes through a stream that can.
     const broken = chunked && this.#nodeHttp1 && !h2;
     if (!chunked || (maxBodySize === 0 && !broken)) return body;
     const limited = new BodyLimit(maxBodySize === 0 ? Infinity : maxBodySize);
@@ -398,7 +398,7 @@ export class ProxyListener {
     const ms = this.config.limits.bodyTimeoutMs;
     if (ms === 0 || req.complete) return;
     const onTimeout = () => exchange.abort(Object.assign(new Error(`no body data for ${ms}ms`), { code: BODY_TIMEOUT }));
-    if (req instanceof Http1Request) {
+    if (req.watchBody !== undefined) {
       req.watchBody(ms, onTimeout);
       return;
     }

@@ -1,11 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { Http1Request } from './http1';
 
 /**
- * What the proxy reads off a client request. node:http's IncomingMessage,
- * node:http2's compatibility request and our Http1Request all have it.
+ * What the proxy reads off a client request: the one interface of the three
+ * servers (our Http1Server's Http1Request, node:http's IncomingMessage,
+ * node:http2's compatibility request). The optional members are our server's
+ * fast paths; the proxy takes them where they exist, never by asking which
+ * server a request came from.
  */
 export interface ProxyRequest {
   readonly method?: string;
@@ -16,6 +18,10 @@ export interface ProxyRequest {
   readonly httpVersionMinor: number;
   readonly socket: Socket;
   readonly complete: boolean;
+  /** The body as a stream, made on demand (node:http's requests are the stream themselves). */
+  body?(): Readable;
+  /** Calls `onTimeout` when no body byte arrives for `ms` (node:http's requests use their socket's timeout). */
+  watchBody?(ms: number, onTimeout: () => void): void;
 }
 
 /** What the proxy does with a response, on whichever server the request came in. */
@@ -29,9 +35,15 @@ export interface ProxyResponse {
   readonly headersSent: boolean;
   readonly writableFinished: boolean;
   readonly destroyed: boolean;
+  /**
+   * Writes a backend's response head from its raw header list in one pass,
+   * dropping hop-by-hop headers, `extra` after; false (nothing written) when
+   * the caller must filter the headers itself. Our server's fast path.
+   */
+  writeBackendHead?(status: number, raw: readonly string[], extra: readonly string[] | undefined): boolean;
 }
 
 /** The request body as a stream: node:http's request is one; ours makes one on demand. */
 export function bodyStream(req: ProxyRequest): Readable {
-  return req instanceof Http1Request ? req.body() : (req as unknown as Readable);
+  return req.body !== undefined ? req.body() : (req as unknown as Readable);
 }

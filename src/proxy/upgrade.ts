@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { PickContext } from '../balancing/types';
 import type { BackendPool } from '../pool/pool';
 import { forwardRequestHeaders } from './headers';
-import { blamesBackend, classifyUpstreamError } from './upstream-errors';
+import { blamesBackend, classifyUpstreamError } from '../upstream/errors';
 import { LOCAL_MESSAGES } from './local-response';
 
 /** Answer an upgrade request on the raw socket (no ProxyResponse exists for it) and close. */

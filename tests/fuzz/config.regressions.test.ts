@@ -82,12 +82,13 @@ describe('deep nesting', () => {
 });
 
 describe('time', () => {
-  test('5000 unknown keys are reported in under 2 s', () => {
-    // Today: 4 to 12 s under jest (with node dist/cli.js validate: 0.8 s for 8000 keys, 3 s for
-    // 20000), growing with the square of the key count: load.ts locate() scans the whole map
-    // (items.find + keyText) for every unknown key.
-    const text = `${MINIMAL_TEXT}${Array.from({ length: 5_000 }, (_, i) => `k${i}: ${i}`).join('\n')}\n`;
-    const outcome = checkedParse(text, FILE, BASE_ENV); // throws "parseConfig took N ms (limit 2000 ms)"
+  test('unknown keys cost time linear in their number: 20000 are reported in under 10 s', () => {
+    // Once 4 to 12 s for 5000 keys under jest, growing with the square of the key count: load.ts
+    // locate() scanned the whole map (items.find + keyText) for every unknown key. Linear, 20000
+    // take about 1 s alone and a few seconds on a loaded machine; quadratic they took minutes. The
+    // margin is wide on purpose: this guards the growth, speed is measured in benchmarks.
+    const text = `${MINIMAL_TEXT}${Array.from({ length: 20_000 }, (_, i) => `k${i}: ${i}`).join('\n')}\n`;
+    const outcome = checkedParse(text, FILE, BASE_ENV, 10_000); // throws "parseConfig took N ms (limit 10000 ms)"
     expect(outcome.kind).toBe('invalid');
   }, 60_000);
 });

@@ -19,7 +19,8 @@ import fc from 'fast-check';
 import { parseConfig, type Config } from '../../src/config';
 import { MINIMAL, yaml } from '../config/helpers';
 
-export const MAX_CALL_MS = 2000;
+/** A hang guard, wide enough for a loaded 2-core machine (CI runs two suites at once); speed is the benchmarks' job. */
+export const MAX_CALL_MS = 5000;
 
 const ROOT = path.join(__dirname, '..', '..');
 export const FIXTURES = path.join(ROOT, 'tests', 'config', 'fixtures');
@@ -72,7 +73,8 @@ function violation(what: string, text: string): never {
 }
 
 /** parseConfig(text, file, env), checked against the contract above. */
-export function checkedParse(text: string, file: string, env: NodeJS.ProcessEnv): Outcome {
+/** `limitMs`: past it, the call counts as hung (a guard against runaway growth, not a speed test). */
+export function checkedParse(text: string, file: string, env: NodeJS.ProcessEnv, limitMs = MAX_CALL_MS): Outcome {
   let config: Config | undefined;
   let thrown: { value: unknown } | undefined;
   const t0 = performance.now();
@@ -87,7 +89,7 @@ export function checkedParse(text: string, file: string, env: NodeJS.ProcessEnv)
     stats.maxMs = ms;
     stats.maxMsInput = text.length > 120 ? `${JSON.stringify(text.slice(0, 120))}... (${text.length} chars)` : JSON.stringify(text);
   }
-  if (ms > MAX_CALL_MS) violation(`parseConfig took ${ms.toFixed(0)} ms (limit ${MAX_CALL_MS} ms)`, text);
+  if (ms > limitMs) violation(`parseConfig took ${ms.toFixed(0)} ms (limit ${limitMs} ms)`, text);
 
   if (thrown === undefined) {
     const c = config as Config;

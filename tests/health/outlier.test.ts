@@ -98,7 +98,7 @@ describe('consecutive failures', () => {
   test('every failure the pool is told of counts, whatever its words; outcomes the proxy does not count never arrive', () => {
     // The proxy passes counted=false for what says nothing about the backend:
     // 'unavailable' (our dispatcher closed), 'invalid-request', a client that left
-    // (src/proxy/exchange.ts with blamesBackend, pinned in tests/proxy/upstream-errors.test.ts).
+    // (src/proxy/exchange.ts with blamesBackend, pinned in tests/upstream/errors.test.ts).
     const t = setup('ab', '{ consecutiveFailures: 2 }');
     for (let i = 0; i < 10; i++) t.request('a', undefined, false);
     t.request('a', 'connect-failure');

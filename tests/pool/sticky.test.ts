@@ -70,7 +70,8 @@ describe('the token', () => {
     for (const b of pool.backends) {
       const token = tokenOf(sticky.setCookie(b));
       const { hostname, port } = new URL(b.url);
-      for (const part of [b.url, hostname, port, b.name, Buffer.from(b.url).toString('base64url').slice(0, 8)]) {
+      // The test backends are named a, b, c: one letter turns up in a random token by chance, so names count from 4 characters.
+      for (const part of [b.url, hostname, port, b.name, Buffer.from(b.url).toString('base64url').slice(0, 8)].filter((x) => x.length >= 4)) {
         expect(token).not.toContain(part);
       }
     }

@@ -1,5 +1,5 @@
 /**
- * UpstreamClient (src/pool/upstream.ts), the HTTP/1.1 client that carries
+ * UpstreamClient (src/http1/client.ts), the HTTP/1.1 client that carries
  * proxied requests to plain-HTTP backends, on real loopback sockets only:
  * node:http backends where a real server is the point, raw `net` servers where
  * the bytes are (malformed responses, a FIN mid-body, stalls, the exact bytes
@@ -25,10 +25,8 @@ import { Pool, type Dispatcher } from 'undici';
 import { parseForwarded, type ForwardedRequest } from '../helpers/raw';
 import { useTeardown } from '../helpers/teardown';
 import { stalled, waitFor } from '../helpers/wait';
-import {
-  UPSTREAM_ERRORS, UpstreamClient,
-  type UpstreamCall, type UpstreamHandler, type UpstreamOptions, type UpstreamRequest,
-} from '../../src/pool/upstream';
+import { UpstreamClient } from '../../src/http1/client';
+import { UPSTREAM_ERRORS, type UpstreamCall, type UpstreamHandler, type UpstreamOptions, type UpstreamRequest } from '../../src/upstream/types';
 
 const { cleanups, backend } = useTeardown();
 

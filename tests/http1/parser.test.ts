@@ -1,9 +1,9 @@
 /**
- * The self-test of Node's parser binding (src/proxy/llhttp.ts) and the choice
+ * The self-test of Node's parser binding (src/http1/parser.ts) and the choice
  * of HTTP/1.1 engine it feeds: the binding of this Node passes; a binding
  * that behaves differently, or FULCRUM_HTTP1=node, means the fallback.
  */
-import { HTTPParser, http1FallbackNotice, http1SettingProblem, methods, selfTest, type Http1Engine, type ParserModule } from '../../src/proxy/llhttp';
+import { HTTPParser, http1FallbackNotice, http1SettingProblem, methods, selfTest, type Http1Engine, type ParserModule } from '../../src/http1/parser';
 
 const real = { HTTPParser: HTTPParser!, methods: [...methods] } as ParserModule;
 
@@ -45,14 +45,14 @@ describe('selfTest', () => {
 });
 
 describe('the engine', () => {
-  const isolated = (value: string | undefined): typeof import('../../src/proxy/llhttp') => {
+  const isolated = (value: string | undefined): typeof import('../../src/http1/parser') => {
     const saved = process.env.FULCRUM_HTTP1;
     if (value === undefined) delete process.env.FULCRUM_HTTP1;
     else process.env.FULCRUM_HTTP1 = value;
     try {
-      let m!: typeof import('../../src/proxy/llhttp');
+      let m!: typeof import('../../src/http1/parser');
       jest.isolateModules(() => {
-        m = require('../../src/proxy/llhttp');
+        m = require('../../src/http1/parser');
       });
       return m;
     } finally {

@@ -1,5 +1,5 @@
 import { Pool as UndiciPool, errors as undiciErrors, type Dispatcher } from 'undici';
-import type { Upstream, UpstreamCall, UpstreamHandler, UpstreamRequest } from './upstream';
+import type { Upstream, UpstreamCall, UpstreamHandler, UpstreamRequest } from './types';
 
 /**
  * undici checks `headersTimeout` with its coarse timers (ticks of about half a

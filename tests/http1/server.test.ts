@@ -1,5 +1,5 @@
 /**
- * Http1Server (src/proxy/http1.ts) on its own terms: what the byte-for-byte
+ * Http1Server (src/http1/server.ts) on its own terms: what the byte-for-byte
  * comparison with node:http (http1-differential.test.ts) cannot show, because
  * it is about flow control, timing, load or the proxy around it. Real loopback
  * sockets only; every wait polls state against a deadline (no fixed sleeps).
@@ -12,7 +12,7 @@ import { parseResponses, type ParsedResponse } from '../helpers/raw';
 import { startFulcrum } from '../helpers/fulcrum';
 import { useTeardown } from '../helpers/teardown';
 import { stalled, waitFor } from '../helpers/wait';
-import { Http1Server, type Http1Handler, type Http1Options, type Http1Request, type Http1Response } from '../../src/proxy/http1';
+import { Http1Server, type Http1Handler, type Http1Options, type Http1Request, type Http1Response } from '../../src/http1/server';
 
 const { cleanups } = useTeardown();
 

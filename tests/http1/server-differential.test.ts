@@ -1,5 +1,5 @@
 /**
- * Differential tests: src/proxy/http1.ts (Http1Server, on `net` + llhttp) must
+ * Differential tests: src/http1/server.ts (Http1Server, on `net` + llhttp) must
  * behave on the wire exactly like node:http's server. Each case starts the same
  * handler on both, sends the same raw bytes over real loopback sockets, and
  * compares everything each server sent back (the Date value normalised) plus
@@ -20,7 +20,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { waitFor } from '../helpers/wait';
-import { Http1Request, Http1Server, type Http1Handler } from '../../src/proxy/http1';
+import { Http1Request, Http1Server, type Http1Handler } from '../../src/http1/server';
 
 const ORACLE_ONLY = process.env.HTTP1_ORACLE_ONLY === '1';
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);

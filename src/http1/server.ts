@@ -1,10 +1,12 @@
 import net, { type Socket } from 'node:net';
-import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
-import { Readable } from 'node:stream';
-import { RESPONSE_DROP, connectionTokens } from './headers';
-import { HTTPParser, consume, createParser, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser, type ParserCallbacks } from './llhttp';
+import { HTTPParser, consume, createParser, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser, type ParserCallbacks } from './parser';
 import { reportInternalError } from '../internal-errors';
-import { LOCAL_MESSAGES } from './local-response';
+import { LOCAL_MESSAGES } from '../proxy/local-response';
+import { Http1Request } from './request';
+import { Http1Response } from './response';
+
+export { Http1Request } from './request';
+export { Http1Response } from './response';
 
 /**
  * A lean HTTP/1.1 server for plain-HTTP listeners: node:net sockets read
@@ -14,7 +16,7 @@ import { LOCAL_MESSAGES } from './local-response';
  * response of one chunk, one write(2) of head and body together; a body
  * stream exists only for requests that have a body.
  *
- * On the wire it answers as node:http does (tests/proxy/http1-differential
+ * On the wire it answers as node:http does (tests/http1/server-differential
  * compares the two byte for byte): keep-alive and HTTP/1.0 rules, chunked or
  * close-delimited bodies, 100-continue and 417, 400 without Host, the
  * 'clientError' event for parse errors (431 for headers over 16 KiB) and for
@@ -64,70 +66,8 @@ function methodCodes(): (string | undefined)[] {
 
 const CONNECT = METHOD_BY_CODE.indexOf('CONNECT');
 
-// node:http's own patterns for these header values.
-const CLOSE_TOKEN = /(?:^|\W)close(?:$|\W)/i;
-const CHUNKED_TOKEN = /(?:^|\W)chunked(?:$|\W)/i;
+// node:http's own pattern for this header value.
 const CONTINUE_TOKEN = /(?:^|\W)100-continue(?:$|\W)/i;
-
-/** Headers whose repeats node:http drops (the first one wins); every other repeat is joined. */
-const SINGLE_VALUED = new Set([
-  'content-type', 'content-length', 'user-agent', 'referer', 'host', 'authorization', 'proxy-authorization',
-  'if-modified-since', 'if-unmodified-since', 'from', 'location', 'max-forwards', 'retry-after', 'etag',
-  'last-modified', 'server', 'age', 'expires',
-]);
-
-/** The object node:http builds from raw headers, with the same rules for repeats. */
-function headerObject(raw: readonly string[]): IncomingHttpHeaders {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    const value = raw[i + 1];
-    const seen = out[name];
-    if (name === 'set-cookie') {
-      if (seen === undefined) out[name] = [value];
-      else (seen as string[]).push(value);
-    } else if (seen === undefined) {
-      out[name] = value;
-    } else if (name === 'cookie') {
-      out[name] = `${seen as string}; ${value}`;
-    } else if (!SINGLE_VALUED.has(name)) {
-      out[name] = `${seen as string}, ${value}`;
-    }
-  }
-  return out as IncomingHttpHeaders;
-}
-
-const STATUS_LINES: string[] = [];
-/** "HTTP/1.1 200 OK\r\n", as node:http words it; made once per status. */
-function statusLine(status: number): string {
-  return (STATUS_LINES[status] ??= `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`);
-}
-
-/** RESPONSE_DROP (the one list of hop-by-hop response headers) by name length. */
-const DROP_BY_LENGTH: (string[] | undefined)[] = [];
-for (const name of RESPONSE_DROP) (DROP_BY_LENGTH[name.length] ??= []).push(name);
-
-/** The RESPONSE_DROP name that `name` spells, if any; lower-cases only names of a dropped length. */
-function droppedName(name: string): string | undefined {
-  const candidates = DROP_BY_LENGTH[name.length];
-  if (candidates === undefined) return undefined;
-  const lower = name.toLowerCase();
-  for (const c of candidates) if (c === lower) return c;
-  return undefined;
-}
-
-let dateSecond = -1;
-let dateText = '';
-/** The Date header's value, formatted once a second. */
-function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateText = new Date(now).toUTCString();
-  }
-  return dateText;
-}
 
 /** Why a connection's socket is not being read (bits; reading resumes when none is left). */
 const PAUSED_PIPELINE = 1;
@@ -138,10 +78,6 @@ const PAUSED_BODY = 2;
  * Reading goes on below it, so a client that hangs up is noticed at once.
  */
 const PIPELINE_MAX = 16;
-/** Head and body up to this size go out in one buffer, one write(2). */
-const COALESCE_MAX = 16 * 1024;
-/** Body bytes held for a request whose handler has not taken its body yet, before reading pauses. */
-const PENDING_BODY_MAX = 64 * 1024;
 
 export interface Http1Options {
   /** ms from the first byte of a request (or the connection) to the end of its headers; 0 = none. */
@@ -357,7 +293,7 @@ const GUARDED: ParserCallbacks<Connection> = {
 } as ParserCallbacks<Connection>;
 
 /** One client connection: its parser, the request being answered and those waiting behind it. */
-class Connection {
+export class Connection {
   readonly server: Http1Server;
   readonly socket: Socket;
   #parser: Parser | null;
@@ -662,364 +598,3 @@ function aborted(): Error {
   return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
 }
 
-/** The request body as a stream, made only when the handler asks for it. */
-class RequestBody extends Readable {
-  readonly #conn: Connection;
-
-  constructor(conn: Connection) {
-    super();
-    this.#conn = conn;
-  }
-
-  override _read(): void {
-    this.#conn.resumeBody();
-  }
-
-  /**
-   * As node:http's IncomingMessage: an error (the client went away mid-body)
-   * is emitted only to someone listening. A body that a local answer left
-   * unread has no reader, and its abort must not become an unhandled 'error'
-   * that ends the process (issue 20, F4 and the fuzz's chunked-body finding).
-   */
-  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    callback(this.listenerCount('error') === 0 ? null : err);
-  }
-}
-
-export class Http1Request {
-  /** Undefined for a method the parser knows by a code this server cannot name (the listener answers 501). */
-  readonly method: string | undefined;
-  readonly url: string;
-  readonly rawHeaders: string[];
-  readonly httpVersionMajor: number;
-  readonly httpVersionMinor: number;
-  readonly socket: Socket;
-  /** The whole message, body included, has been read. */
-  complete = false;
-  /** @internal */
-  res: Http1Response | null = null;
-  /** @internal the client's wish, from the parser (HTTP version and Connection). */
-  readonly keepAlive: boolean;
-  readonly #conn: Connection;
-  #headers: IncomingHttpHeaders | undefined;
-  #body: RequestBody | null = null;
-  #pending: Buffer[] | null = null;
-  #pendingBytes = 0;
-  #dumped = false;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(conn: Connection, method: string | undefined, url: string, rawHeaders: string[], major: number, minor: number, keepAlive: boolean) {
-    this.#conn = conn;
-    this.socket = conn.socket;
-    this.method = method;
-    this.url = url;
-    this.rawHeaders = rawHeaders;
-    this.httpVersionMajor = major;
-    this.httpVersionMinor = minor;
-    this.keepAlive = keepAlive;
-  }
-
-  /** Lower-cased names, repeats joined as node:http joins them; built on first use. */
-  get headers(): IncomingHttpHeaders {
-    return (this.#headers ??= headerObject(this.rawHeaders));
-  }
-
-  /** The body as a stream with backpressure (reading the socket pauses while it is full). */
-  body(): Readable {
-    if (this.#body !== null) return this.#body;
-    const body = new RequestBody(this.#conn);
-    this.#body = body;
-    if (this.#pending !== null) {
-      for (const chunk of this.#pending) body.push(chunk);
-      this.#pending = null;
-      this.#conn.resumeBody();
-    }
-    if (this.complete && !this.#dumped) body.push(null);
-    return body;
-  }
-
-  /** Calls `onTimeout` when no body byte arrives for `ms` (until the body is complete). */
-  watchBody(ms: number, onTimeout: () => void): void {
-    if (this.complete || this.#dumped) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(onTimeout, ms);
-  }
-
-  /** @internal */
-  pushBody(chunk: Buffer): void {
-    if (this.#dumped) return;
-    this.#timer?.refresh();
-    if (this.#body !== null) {
-      if (!this.#body.push(chunk)) this.#conn.pauseBody();
-      return;
-    }
-    (this.#pending ??= []).push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#pendingBytes > PENDING_BODY_MAX) this.#conn.pauseBody();
-  }
-
-  /** @internal */
-  endBody(): void {
-    this.complete = true;
-    clearTimeout(this.#timer);
-    if (!this.#dumped) this.#body?.push(null);
-  }
-
-  /** @internal the client went away mid-body. */
-  abortBody(err: Error): void {
-    // Dumped: answered before the body was read, and its stream (if any) already ended; nobody is left to hear an error.
-    if (this.complete || this.#dumped) return;
-    clearTimeout(this.#timer);
-    this.#dumped = true;
-    this.#pending = null;
-    this.#body?.destroy(err);
-  }
-
-  /** @internal answered before the body was read: the rest of it is read and dropped. */
-  dump(): void {
-    clearTimeout(this.#timer);
-    this.#dumped = true;
-    this.#pending = null;
-    this.#body?.push(null);
-    this.#conn.resumeBody();
-  }
-}
-
-type Listener = () => void;
-
-/** Buffer's own latin1 writer (what buf.write(s, 0, 'latin1') ends up calling, without the argument parsing). */
-type Latin1Writable = Buffer & { latin1Write(s: string, offset: number): number };
-
-export class Http1Response {
-  statusCode = 200;
-  headersSent = false;
-  /** end() was called: everything is handed to the socket. */
-  writableFinished = false;
-  /** False: "Connection: close", and the connection closes after this response. */
-  shouldKeepAlive: boolean;
-  readonly #conn: Connection;
-  readonly #req: Http1Request;
-  /** The head, until it goes out with the first body bytes (or at end). */
-  #head: string | null = null;
-  #chunked = false;
-  #hasBody = true;
-  /** Close after this response (decided by writeHead). */
-  #last = false;
-  /** The client left before this response ended. */
-  #gone = false;
-  /** end(data) without writeHead: the length node:http would announce; -1 otherwise. */
-  #implicitLength = -1;
-  #onClose: Listener[] | null = null;
-  #onFinish: Listener[] | null = null;
-  #onDrain: Listener[] | null = null;
-
-  constructor(conn: Connection, req: Http1Request) {
-    this.#conn = conn;
-    this.#req = req;
-    this.shouldKeepAlive = req.keepAlive;
-  }
-
-  get destroyed(): boolean {
-    return this.#gone || this.#conn.socket.destroyed;
-  }
-
-  /** @internal */
-  get keepAlive(): boolean {
-    return !this.#last && this.shouldKeepAlive;
-  }
-
-  on(event: 'close' | 'finish' | 'drain', fn: Listener): this {
-    if (event === 'close') (this.#onClose ??= []).push(fn);
-    else if (event === 'finish') (this.#onFinish ??= []).push(fn);
-    else (this.#onDrain ??= []).push(fn);
-    return this;
-  }
-
-  /** The same as `on`: each of these events fires at most once per listener here ('drain' listeners are dropped once run). */
-  once(event: 'close' | 'finish' | 'drain', fn: Listener): this {
-    return this.on(event, fn);
-  }
-
-  /** `headers`: flat [name, value, ...], sent as given, in order. */
-  writeHead(status: number, headers: readonly string[]): this {
-    this.#begin(status);
-    let head = statusLine(status);
-    let length = false;
-    let date = false;
-    let connection = false;
-    let te = false;
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i];
-      const value = headers[i + 1];
-      switch (name.length) {
-        case 4:
-          if (name.toLowerCase() === 'date') date = true;
-          break;
-        case 10:
-          if (name.toLowerCase() === 'connection') {
-            connection = true;
-            if (CLOSE_TOKEN.test(value)) this.#last = true;
-            else this.shouldKeepAlive = true;
-          }
-          break;
-        case 14:
-          if (name.toLowerCase() === 'content-length') length = true;
-          break;
-        case 17:
-          if (name.toLowerCase() === 'transfer-encoding') {
-            te = true;
-            if (CHUNKED_TOKEN.test(value)) this.#chunked = true;
-          }
-          break;
-      }
-      head += `${name}: ${value}\r\n`;
-    }
-    this.#head = head + this.#closingLines(length, date, connection, te);
-    return this;
-  }
-
-  /**
-   * A backend's answer as the upstream parser hands it (flat latin1 strings),
-   * written in one pass, without node:http's per-header checks (the parser
-   * already held them to RFC 9112). Hop-by-hop headers go, as forwardResponseHeaders drops them;
-   * `extra` ([name, value, ...]) follows. Returns false, having written
-   * nothing, when a Connection header names further headers to drop: the
-   * caller then uses forwardResponseHeaders and writeHead.
-   */
-  writeBackendHead(status: number, raw: readonly string[], extra: readonly string[] | undefined): boolean {
-    let length = false;
-    let date = false;
-    let text = statusLine(status);
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i];
-      const dropped = droppedName(name);
-      if (dropped !== undefined) {
-        if (dropped === 'connection' && connectionTokens(raw[i + 1]) !== undefined) return false;
-        continue;
-      }
-      if (name.length === 4) date ||= name.toLowerCase() === 'date';
-      else if (name.length === 14) length ||= name.toLowerCase() === 'content-length';
-      text += `${name}: ${raw[i + 1]}\r\n`;
-    }
-    this.#begin(status);
-    if (extra !== undefined) for (let i = 0; i < extra.length; i += 2) text += `${extra[i]}: ${extra[i + 1]}\r\n`;
-    this.#head = text + this.#closingLines(length, date, false, false);
-    return true;
-  }
-
-  #begin(status: number): void {
-    if (this.headersSent) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
-    this.statusCode = status;
-    this.headersSent = true;
-    this.#hasBody = this.#req.method !== 'HEAD' && status !== 204 && status !== 304 && !(status >= 100 && status < 200);
-  }
-
-  /** What node:http adds after the handler's headers (Date, Connection, framing), and the blank line. */
-  #closingLines(length: boolean, date: boolean, connection: boolean, te: boolean): string {
-    const req = this.#req;
-    const chunkedByDefault = (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) || CHUNKED_TOKEN.test(String(req.headers.te ?? ''));
-    let lines = date ? '' : `Date: ${httpDate()}\r\n`;
-    if (!connection) {
-      if (this.shouldKeepAlive && (length || chunkedByDefault)) {
-        lines += this.#conn.server.keepAliveLines;
-      } else {
-        this.#last = true;
-        lines += 'Connection: close\r\n';
-      }
-    }
-    if (!length && !te && this.#hasBody) {
-      if (!chunkedByDefault) {
-        this.#last = true; // the body ends when the connection does
-      } else if (this.#implicitLength >= 0) {
-        lines += `Content-Length: ${this.#implicitLength}\r\n`;
-      } else {
-        lines += 'Transfer-Encoding: chunked\r\n';
-        this.#chunked = true;
-      }
-    }
-    if (!this.#hasBody) this.#chunked = false;
-    return `${lines}\r\n`;
-  }
-
-  write(chunk: Buffer | string): boolean {
-    if (this.writableFinished) return true;
-    if (!this.headersSent) this.writeHead(this.statusCode, []);
-    const socket = this.#conn.socket;
-    if (!this.#hasBody || !socket.writable) return true;
-    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    const n = data.length;
-    if (n === 0) return true;
-    const head = this.#head;
-    this.#head = null;
-    const sizeLine = this.#chunked ? `${n.toString(16)}\r\n` : '';
-    const suffix = this.#chunked ? 2 : 0;
-    if (n <= COALESCE_MAX) {
-      const buf = Buffer.allocUnsafe((head === null ? 0 : head.length) + sizeLine.length + n + suffix) as Latin1Writable;
-      let at = head === null ? 0 : buf.latin1Write(head, 0);
-      if (suffix !== 0) at += buf.latin1Write(sizeLine, at);
-      at += data.copy(buf, at);
-      if (suffix !== 0) {
-        buf[at] = 13;
-        buf[at + 1] = 10;
-      }
-      return socket.write(buf);
-    }
-    socket.cork();
-    if (head !== null) socket.write(head, 'latin1');
-    if (suffix !== 0) socket.write(sizeLine, 'latin1');
-    socket.write(data);
-    const ok = suffix === 0 ? !socket.writableNeedDrain : socket.write('\r\n', 'latin1');
-    socket.uncork();
-    return ok;
-  }
-
-  end(data?: string | Buffer): this {
-    if (this.writableFinished) return this;
-    if (!this.headersSent) {
-      this.#implicitLength = data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-      this.writeHead(this.statusCode, []);
-    }
-    if (data !== undefined && data.length > 0) this.write(data);
-    this.writableFinished = true;
-    const head = this.#head;
-    this.#head = null;
-    const last = this.#chunked ? '0\r\n\r\n' : '';
-    const tail = head === null ? last : head + last;
-    const socket = this.#conn.socket;
-    const finish = this.#onFinish;
-    if (tail.length > 0 && socket.writable) {
-      if (finish === null) socket.write(tail, 'latin1');
-      else socket.write(tail, 'latin1', () => run(finish));
-    } else if (finish !== null) {
-      process.nextTick(run, finish);
-    }
-    this.#conn.responseDone(this);
-    return this;
-  }
-
-  /** Cut the connection (a response that broke half-way). */
-  destroy(err?: Error): void {
-    this.#conn.socket.destroy(err);
-  }
-
-  /** @internal */
-  drained(): void {
-    const waiting = this.#onDrain;
-    if (waiting === null) return;
-    this.#onDrain = null;
-    run(waiting);
-  }
-
-  /** @internal the connection closed before this response ended. */
-  clientClosed(): void {
-    if (this.writableFinished) return;
-    this.#gone = true;
-    const listeners = this.#onClose;
-    this.#onClose = null;
-    if (listeners !== null) run(listeners);
-  }
-}
-
-function run(listeners: readonly Listener[]): void {
-  for (const fn of listeners) fn();
-}

@@ -1,4 +1,4 @@
-import { UPSTREAM_ERRORS } from '../pool/upstream';
+import { UPSTREAM_ERRORS } from './types';
 
 /**
  * The one place where an upstream failure becomes a status code. Projects
@@ -26,7 +26,7 @@ const INTERNAL: UpstreamFailure = { kind: 'internal', status: 500, message: 'int
 const LOCAL: UpstreamFailure = { kind: 'local-resource', status: 503, message: 'service unavailable: the proxy is out of file descriptors or memory' };
 const OTHER: UpstreamFailure = { kind: 'error', status: 502, message: 'bad gateway: the backend failed' };
 
-// Codes of our own HTTP/1.1 client (pool/upstream) and of undici (https:// backends, WebSocket).
+// Codes of our own HTTP/1.1 client (src/http1/client.ts) and of undici (https:// backends, WebSocket).
 const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
   // Nothing reached the backend: always safe to try another one.
   ECONNREFUSED: CONNECT_FAILURE,

@@ -1,4 +1,4 @@
-import { blamesBackend, classifyUpstreamError, isLocalResourceError } from '../../src/proxy/upstream-errors';
+import { blamesBackend, classifyUpstreamError, isLocalResourceError } from '../../src/upstream/errors';
 
 // The one mapping from upstream failure to status (SPEC section 4), as a table.
 describe('classifyUpstreamError', () => {

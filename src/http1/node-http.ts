@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ProxyRequest, ProxyResponse } from './message';
-import { UPSTREAM_ERRORS } from '../pool/upstream';
+import type { ProxyRequest, ProxyResponse } from '../proxy/message';
+import { UPSTREAM_ERRORS } from '../upstream/types';
 
 /**
  * What listeners served by node:http's HTTP/1.1 code (TLS listeners, and the

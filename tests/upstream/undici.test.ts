@@ -1,5 +1,5 @@
 /**
- * UndiciUpstream (src/pool/undici-upstream.ts): the Upstream that https://
+ * UndiciUpstream (src/upstream/undici.ts): the Upstream that https://
  * backends use, and plain ones when Node's parser binding is not supported.
  * It is the same interface as UpstreamClient, so the same handler must see
  * the same things through it: headers as strings, bodies, backpressure,
@@ -9,9 +9,9 @@
 import { Pool } from 'undici';
 import { Readable } from 'node:stream';
 import { useTeardown } from '../helpers/teardown';
-import { UndiciUpstream } from '../../src/pool/undici-upstream';
-import type { UpstreamCall, UpstreamRequest } from '../../src/pool/upstream';
-import { classifyUpstreamError } from '../../src/proxy/upstream-errors';
+import { UndiciUpstream } from '../../src/upstream/undici';
+import type { UpstreamCall, UpstreamRequest } from '../../src/upstream/types';
+import { classifyUpstreamError } from '../../src/upstream/errors';
 
 const { cleanups, backend } = useTeardown();
 

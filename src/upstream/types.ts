@@ -1,0 +1,76 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * What carries requests to one backend, whatever speaks the protocol: our own
+ * HTTP/1.1 client (src/http1/client.ts) for http:// backends, undici
+ * (undici.ts) for https:// ones and for the fallback path. The proxy
+ * (src/proxy/exchange.ts) knows only this.
+ */
+
+/** What the proxy hears of one request. After onComplete or onError nothing more is called. */
+export interface UpstreamHandler {
+  /** The final response's status and headers, flat [name, value, ...] as sent. Never called for 1xx. */
+  onHeaders(status: number, headers: readonly string[]): void;
+  /** A piece of the response body; false stops reading until `resume()`. */
+  onData(chunk: Buffer): boolean;
+  onComplete(): void;
+  /** The attempt failed or was aborted; `err.code` says why (see errors.ts). */
+  onError(err: Error): void;
+}
+
+export interface UpstreamRequest {
+  readonly method: string;
+  /** Origin-form target, as it goes on the request line. */
+  readonly path: string;
+  /** Flat [name, value, ...]; Content-Length, if any, describes `body`. Hop-by-hop headers already gone. */
+  readonly headers: readonly string[];
+  readonly body: Readable | null;
+}
+
+/** A request in flight. */
+export interface UpstreamCall {
+  /** End the attempt: the handler's onError gets `err` (unless it already ended). */
+  abort(err: Error): void;
+  /** Read on after onData returned false. */
+  resume(): void;
+}
+
+/** What carries requests to one backend: this client for http://, undici for https://. */
+export interface Upstream {
+  /** Never calls the handler before it returns. */
+  dispatch(request: UpstreamRequest, handler: UpstreamHandler): UpstreamCall;
+  /** No new requests; resolves when those in flight or waiting are done and every connection is closed. */
+  close(): Promise<void>;
+}
+
+export interface UpstreamOptions {
+  /** Most connections at once; 0 = no limit. */
+  readonly connections: number;
+  /** ms an unused connection is kept; 0 = a new connection per request. */
+  readonly idleMs: number;
+  readonly connectMs: number;
+  /** ms from the end of the request to the response headers; 0 = no limit. */
+  readonly responseMs: number;
+}
+
+/** Error codes of our own clients, classified in errors.ts (one table with Node's and undici's). */
+export const UPSTREAM_ERRORS = {
+  CONNECT_TIMEOUT: 'FULCRUM_CONNECT_TIMEOUT',
+  RESPONSE_TIMEOUT: 'FULCRUM_RESPONSE_TIMEOUT',
+  /** The backend closed the connection before the response was complete. */
+  CLOSED: 'FULCRUM_UPSTREAM_CLOSED',
+  /** The backend's bytes are not HTTP/1.1 (llhttp's HPE_* reason in the message). */
+  BAD_RESPONSE: 'FULCRUM_BAD_RESPONSE',
+  /** The client's body did not match its Content-Length. */
+  BODY_LENGTH: 'FULCRUM_BODY_LENGTH',
+  /** The request cannot be written as HTTP/1.1 (a target with spaces or control characters). */
+  INVALID_REQUEST: 'FULCRUM_INVALID_REQUEST',
+  /** The client was closed (reload, removal, shutdown). */
+  POOL_CLOSED: 'FULCRUM_POOL_CLOSED',
+  /** A bug in Fulcrum while this response was read (reported as an internal error; never the backend's fault). */
+  INTERNAL: 'FULCRUM_INTERNAL_ERROR',
+} as const;
+
+export function upstreamError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
