@@ -1,7 +1,8 @@
 /**
  * Reading the config file: YAML with positions, `${NAME}` interpolation, the zod
- * schema, the cross-reference checks, then a deep freeze. Every problem is
- * reported at once, each at its line and column, sorted by position.
+ * schema (schema.ts) and its normaliser (normalise.ts), the cross-reference
+ * checks (checks.ts), then a deep freeze. Every problem is reported at once,
+ * each at its line and column, sorted by position.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,7 +10,10 @@ import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, vi
 import type { z } from 'zod';
 import { ConfigError, FulcrumError, type ConfigProblem } from '../errors';
 import { interpolateDocument } from './env';
-import { configSchema, crossCheck, fsReason, type PathSegment } from './schema';
+import { crossCheck, type PathSegment } from './checks';
+import { normalise } from './normalise';
+import { fileSchema } from './schema';
+import { fsReason } from './values';
 import type { Config } from './types';
 
 /** Reads and validates `file`. Throws FulcrumError FULCRUM_CONFIG_UNREADABLE or ConfigError. */
@@ -75,7 +79,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     throw new ConfigError([{ file, line: 1, col: 1, message: `YAML error: ${firstLine(err instanceof Error ? err.message : String(err))}` }]);
   }
   const absolute = path.resolve(file);
-  const result = configSchema(absolute).safeParse(raw, { error: humanize });
+  const schema = fileSchema(path.dirname(absolute)).transform((c) => normalise(c, absolute));
+  const result = schema.safeParse(raw, { error: humanize });
 
   if (!result.success) {
     for (const issue of result.error.issues) {

@@ -1,7 +1,7 @@
 import { formatProblem } from '../../src/errors';
 import { parseConfig } from '../../src/config';
 import { MINIMAL, positions, problemsOf, yaml } from './helpers';
-import { DEFAULT_CIPHERS } from '../../src/config/schema';
+import { DEFAULT_CIPHERS } from '../../src/config/values';
 import { selfSigned } from '../helpers/tls';
 
 /** MINIMAL (9 lines) with `lines` appended: they start at line 10, inside pools.web. */

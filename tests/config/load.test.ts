@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, parseConfig, type Config } from '../../src/config';
-import { DEFAULT_CIPHERS } from '../../src/config/schema';
+import { DEFAULT_CIPHERS } from '../../src/config/values';
 import { MINIMAL, yaml } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures');

@@ -1,0 +1,175 @@
+/**
+ * Checks across parts of the file: a route's pool must exist, two sockets
+ * cannot share a port, the admin API needs a token off loopback, names are
+ * usable in URLs and metric labels. They read the raw (interpolated) data, so
+ * they run, and report, even when zod found problems elsewhere; each one only
+ * looks at values of the right type and leaves the rest to the schema.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { DEFAULT_ADMIN } from './schema';
+import type { Address } from './types';
+import { Invalid, parseBackendUrl, parseListen } from './values';
+
+/** Pool and listener names appear in URLs of the admin API and in metric labels. */
+const NAME = /^[A-Za-z0-9._-]+$/;
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
+/**
+ * Readable files can still hold no usable PEM, or a key that does not match
+ * the certificate: catch that at validation, not at startup.
+ */
+function unusableKeyPair(baseDir: string, cert: unknown, key: unknown): string | undefined {
+  if (typeof cert !== 'string' || typeof key !== 'string' || cert === '' || key === '') return undefined;
+  let pair: { cert: Buffer; key: Buffer };
+  try {
+    const certPath = path.resolve(baseDir, cert);
+    const keyPath = path.resolve(baseDir, key);
+    // Only regular files: reading a FIFO or a device would block validation.
+    if (!fs.statSync(certPath).isFile() || !fs.statSync(keyPath).isFile()) return undefined;
+    pair = { cert: fs.readFileSync(certPath), key: fs.readFileSync(keyPath) };
+  } catch {
+    return undefined; // reported on the file itself
+  }
+  try {
+    tls.createSecureContext(pair);
+    return undefined;
+  } catch (err) {
+    return `tls cert and key cannot be used together: ${(err as Error).message.split('\n')[0]}`;
+  }
+}
+
+export type PathSegment = string | number;
+
+export interface CrossProblem {
+  readonly path: readonly PathSegment[];
+  readonly message: string;
+  /** Point at the key of the last path segment rather than at its value. */
+  readonly atKey?: boolean;
+}
+
+type RawMap = Record<string, unknown>;
+
+function isMap(v: unknown): v is RawMap {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A map keyed by "__proto__" loses the entry in JavaScript (the schema's records drop it). */
+const RESERVED = new Set(['__proto__']);
+
+export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
+  const problems: CrossProblem[] = [];
+  const pools = isMap(raw.pools) ? raw.pools : undefined;
+  const listeners = isMap(raw.listeners) ? raw.listeners : undefined;
+  const addresses: { label: string; address: Address; path: PathSegment[] }[] = [];
+
+  // Admin: a token is required once the API is reachable from other hosts.
+  const admin = isMap(raw.admin) ? raw.admin : {};
+  const adminAddress = admin.listen === undefined ? DEFAULT_ADMIN : parseListen(admin.listen);
+  if (!(adminAddress instanceof Invalid)) {
+    addresses.push({ label: 'admin.listen', address: adminAddress, path: ['admin', 'listen'] });
+    const token = admin.token;
+    if (!isLoopback(adminAddress.host) && (token === undefined || token === null || token === '')) {
+      problems.push({ path: ['admin', 'listen'], message: 'admin.listen is not a loopback address: set admin.token' });
+    }
+  }
+
+  if (listeners !== undefined) {
+    if (Object.keys(listeners).length === 0) {
+      problems.push({ path: ['listeners'], message: 'at least one listener is required' });
+    }
+    for (const [name, l] of Object.entries(listeners)) {
+      if (!NAME.test(name)) {
+        problems.push({ path: ['listeners', name], atKey: true, message: `invalid listener name ${JSON.stringify(name)}: use letters, digits and . _ -` });
+      } else if (RESERVED.has(name)) {
+        problems.push({ path: ['listeners', name], atKey: true, message: `${JSON.stringify(name)} cannot be a listener name` });
+      }
+      if (!isMap(l)) continue;
+      if (l.http2 === true && (l.tls === undefined || l.tls === null)) {
+        problems.push({ path: ['listeners', name, 'http2'], message: 'http2 needs tls: HTTP/2 is offered over TLS (ALPN) only' });
+      }
+      const tlsProblem = isMap(l.tls) ? unusableKeyPair(baseDir, l.tls.cert, l.tls.key) : undefined;
+      if (tlsProblem !== undefined) problems.push({ path: ['listeners', name, 'tls'], message: tlsProblem });
+      const address = parseListen(l.listen);
+      if (!(address instanceof Invalid)) {
+        addresses.push({ label: `listener "${name}"`, address, path: ['listeners', name, 'listen'] });
+      }
+      if (pools !== undefined && Array.isArray(l.routes)) {
+        l.routes.forEach((r, i) => {
+          if (isMap(r) && typeof r.pool === 'string' && r.pool !== '' && !Object.hasOwn(pools, r.pool)) {
+            const known = Object.keys(pools);
+            problems.push({
+              path: ['listeners', name, 'routes', i, 'pool'],
+              message: `route points to unknown pool ${JSON.stringify(r.pool)}${known.length > 0 ? ` (pools: ${known.join(', ')})` : ''}`,
+            });
+          }
+        });
+      }
+    }
+  }
+
+  // Two sockets on one port: the second bind would fail at start-up (EADDRINUSE).
+  for (let i = 0; i < addresses.length; i++) {
+    const a = addresses[i]!;
+    if (a.address.port === 0) continue;
+    const clash = addresses.slice(0, i).find((b) => b.address.port === a.address.port
+      && (b.address.host === a.address.host || isWildcard(b.address.host) || isWildcard(a.address.host)));
+    if (clash !== undefined) {
+      problems.push({ path: a.path, message: `port ${a.address.port} is already used by ${clash.label}` });
+    }
+  }
+
+  if (pools !== undefined) {
+    for (const [name, p] of Object.entries(pools)) {
+      if (!NAME.test(name)) {
+        problems.push({ path: ['pools', name], atKey: true, message: `invalid pool name ${JSON.stringify(name)}: use letters, digits and . _ -` });
+      } else if (RESERVED.has(name)) {
+        problems.push({ path: ['pools', name], atKey: true, message: `${JSON.stringify(name)} cannot be a pool name` });
+      }
+      if (!isMap(p)) continue;
+      const strategy = p.strategy ?? 'round-robin';
+      if (p.hashOn !== undefined && typeof strategy === 'string' && strategy !== 'consistent-hash') {
+        problems.push({
+          path: ['pools', name, 'hashOn'],
+          message: `hashOn only applies to strategy consistent-hash (this pool uses ${strategy})`,
+        });
+      }
+      const backends = Array.isArray(p.backends) ? p.backends : [];
+      const hasDns = isMap(p.discovery) && p.discovery.dns !== undefined && p.discovery.dns !== null;
+      if (backends.length === 0 && !hasDns && (p.backends === undefined || Array.isArray(p.backends))) {
+        problems.push({
+          path: p.backends === undefined ? ['pools', name] : ['pools', name, 'backends'],
+          atKey: p.backends === undefined,
+          message: `pool "${name}" needs at least one backend or a discovery block`,
+        });
+      }
+      const seen = new Set<string>();
+      backends.forEach((b, i) => {
+        if (!isMap(b)) return;
+        let backendName: string | undefined;
+        if (typeof b.name === 'string') backendName = b.name;
+        else if (b.name === undefined) {
+          const u = parseBackendUrl(b.url);
+          if (!(u instanceof Invalid)) backendName = u.name;
+        }
+        if (backendName === undefined) return;
+        if (seen.has(backendName)) {
+          problems.push({
+            path: ['pools', name, 'backends', i, b.name !== undefined ? 'name' : 'url'],
+            message: `duplicate backend name ${JSON.stringify(backendName)} in pool "${name}": give each backend a unique name`,
+          });
+        }
+        seen.add(backendName);
+      });
+    }
+  }
+  return problems;
+}
