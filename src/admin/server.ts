@@ -50,6 +50,15 @@ function listenerJson(l: ListenerConfig, bound: string | undefined): ListenerJso
   };
 }
 
+/** A path segment's %-escapes decoded; undefined when one is malformed ("b1%", "%ZZ"): the client's error, not ours. */
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -193,8 +202,9 @@ export class AdminServer {
     }
     const m = /^\/api\/pools\/([^/]+)\/backends\/([^/]+?)(\/drain|\/enable)?$/.exec(path);
     if (m !== null) {
-      const poolName = decodeURIComponent(m[1]);
-      const backendName = decodeURIComponent(m[2]);
+      const poolName = decodeSegment(m[1]);
+      const backendName = decodeSegment(m[2]);
+      if (poolName === undefined || backendName === undefined) return sendError(res, 400, 'bad request: malformed percent-encoding in the path');
       const pool = this.#target.pools().find((p) => p.name === poolName);
       if (pool === undefined) return sendError(res, 404, `unknown pool "${poolName}"`);
       const backend = pool.get(backendName);

@@ -32,10 +32,12 @@ import { reportInternalError } from '../internal-errors';
 type Parser = LlhttpParser<Connection>;
 
 /**
- * What a request target may not hold (undici's rule): HTTP/1.1 clients' are
- * already held to it by the server's parser, HTTP/2 clients' :path is not.
+ * What a request target may not hold: anything but visible ASCII (undici
+ * allows bytes up to 0xff, which llhttp-based backends refuse). HTTP/1.1
+ * clients' targets are already held to it by the server's parser; the
+ * listener holds HTTP/2 clients' :path to it too.
  */
-const INVALID_TARGET = /[^\u0021-\u00ff]/;
+const INVALID_TARGET = /[^\u0021-\u007e]/;
 
 /** Methods whose requests carry a body by definition: an empty one is sent as Content-Length: 0 (as undici does). */
 const PAYLOAD_METHODS = new Set(['POST', 'PUT', 'PATCH', 'QUERY']);

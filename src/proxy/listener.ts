@@ -36,6 +36,9 @@ export interface PoolTarget {
 
 const NO_KEY: PickContext = {};
 
+/** A request-target HTTP/1.1 can carry (RFC 9112 §3.2, RFC 3986): visible ASCII only; anything else is percent-encoded by the client. */
+const HTTP1_TARGET = /^[\x21-\x7e]*$/;
+
 /** The method label of a request whose method is not forwarded (OpenTelemetry's spelling). */
 const OTHER_METHOD = '_OTHER';
 
@@ -242,7 +245,9 @@ export class ProxyListener {
       return;
     }
     const url = ProxyListener.#pathOf(req);
-    if (url === undefined) {
+    // An HTTP/2 :path is not held to HTTP/1.1's request-target by any parser
+    // on its way in; what a backend's parser would refuse is refused here.
+    if (url === undefined || (h2 && !HTTP1_TARGET.test(url))) {
       this.#answer(req, res, ip, startedAt, 400, LOCAL_MESSAGES[400]);
       return;
     }

@@ -299,6 +299,34 @@ describe('issue 20, wire fuzz findings', () => {
     expect(s.seen.map((x) => x.url)).toEqual(['/abs/a?', '/abs/b?x=1&y', '/?z', '/abs/%2e%2e/c']);
   });
 
+  test('campaign: an HTTP/2 :path with bytes HTTP/1.1 cannot carry ("/x/ÿ") gets 400, never reaches a backend, blames none', async () => {
+    const s = await setup();
+    const session = http2.connect(`https://127.0.0.1:${s.ports.h2}`, { rejectUnauthorized: false });
+    try {
+      for (const path of ['/h2/\u00ff', '/h2/caf\u00e9']) {
+        const status = await new Promise<number>((resolve, reject) => {
+          const st = session.request({ ':method': 'GET', ':path': path, ':scheme': 'https', ':authority': 'localhost' }, { endStream: true });
+          st.on('response', (h) => resolve(Number(h[':status'])));
+          st.on('error', reject);
+          st.resume();
+        });
+        expect([path, status]).toEqual([path, 400]);
+      }
+    } finally {
+      session.close();
+    }
+    expect(s.seen).toEqual([]);
+    expect(sum(await metricsOf(s.adminUrl), 'fulcrum_backend_failures_total')).toBe(0);
+  });
+
+  test('campaign: a malformed %-escape in an admin API path is a 400, not a 500', async () => {
+    const s = await setup();
+    for (const path of ['/api/pools/web/backends/b1%', '/api/pools/%ZZ/backends/b1', '/api/pools/web/backends/b1%/drain']) {
+      const r = await request(`${s.adminUrl}${path}`);
+      expect([path, r.status, r.body]).toEqual([path, 400, JSON.stringify({ error: 'bad request: malformed percent-encoding in the path' })]);
+    }
+  });
+
   test('fuzz: an HTTP/2 method HTTP/1.1 cannot carry (":method: get") gets 501, never reaches a backend, blames none', async () => {
     const s = await setup();
     const session = http2.connect(`https://127.0.0.1:${s.ports.h2}`, { rejectUnauthorized: false });
