@@ -5,7 +5,7 @@ import type { Config } from './config/types';
 import { createLogger, flushLogs, type Logger } from './log';
 import { Fulcrum } from './server';
 import type { BackendPool } from './pool/pool';
-import type { Backend, FailureRecord } from './pool/backend';
+import type { Backend, BackendStats, Conditions } from './pool/backend';
 
 /**
  * `workers: N` with node:cluster. The primary owns the config, the health
@@ -14,8 +14,6 @@ import type { Backend, FailureRecord } from './pool/backend';
  * workers every backend's conditions; workers tell the primary the ejections
  * they decide; /api/pools and /metrics ask every worker and add up.
  */
-
-type Conditions = { healthy: boolean; ejected: boolean; drained: boolean };
 
 /** Messages from the primary to a worker. */
 type ToWorker =
@@ -37,15 +35,6 @@ type ToPrimary =
 
 type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 
-/** What a worker knows of one backend from its own traffic. */
-interface BackendStats {
-  readonly requests: number;
-  readonly failures: number;
-  readonly inFlight: number;
-  readonly latency: { p50: number; p99: number } | null;
-  readonly recentFailures: readonly FailureRecord[];
-}
-
 /** pool → backend → what the worker saw. */
 type Stats = Record<string, Record<string, BackendStats>>;
 
@@ -55,10 +44,6 @@ export function workerCount(config: Config): number {
 
 export function isWorker(): boolean {
   return cluster.isWorker && process.env.FULCRUM_WORKER === '1';
-}
-
-function conditions(b: Backend): Conditions {
-  return { healthy: b.healthy, ejected: b.ejected, drained: b.drained };
 }
 
 // ---------------------------------------------------------------- primary
@@ -114,18 +99,19 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
               const s = a.t === 'answer' ? a.stats?.[pool.name]?.[b.name] : undefined;
               return s === undefined ? [] : [s];
             });
-            b.requests = seen.reduce((n, s) => n + s.requests, 0);
-            b.failures = seen.reduce((n, s) => n + s.failures, 0);
-            b.inFlight = seen.reduce((n, s) => n + s.inFlight, 0);
             // Each worker's window of latencies: the median of their p50s is
             // close enough for a dashboard; the worst p99 is the honest one.
             const lat = seen.flatMap((s) => (s.latency === null ? [] : [s.latency]));
-            b.externalLatency = lat.length === 0 ? null : {
-              p50: lat.map((l) => l.p50).sort((x, y) => x - y)[Math.floor(lat.length / 2)]!,
-              p99: Math.max(...lat.map((l) => l.p99)),
-            };
-            const failures = seen.flatMap((s) => s.recentFailures).sort((x, y) => x.time - y.time);
-            b.recentFailures.splice(0, b.recentFailures.length, ...failures.slice(-10));
+            pool.applyStats(b, {
+              requests: seen.reduce((n, s) => n + s.requests, 0),
+              failures: seen.reduce((n, s) => n + s.failures, 0),
+              inFlight: seen.reduce((n, s) => n + s.inFlight, 0),
+              latency: lat.length === 0 ? null : {
+                p50: lat.map((l) => l.p50).sort((x, y) => x - y)[Math.floor(lat.length / 2)]!,
+                p99: Math.max(...lat.map((l) => l.p99)),
+              },
+              recentFailures: seen.flatMap((s) => s.recentFailures).sort((x, y) => x.time - y.time),
+            });
           }
         }
       },
@@ -142,7 +128,7 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
   // Every state or weight change in the primary goes to every worker.
   const follow = (pool: BackendPool) => {
     pool.onStateChange((b, _from, _to, reason) => {
-      broadcast({ t: 'backend', pool: pool.name, backend: b.name, conditions: conditions(b), reason });
+      broadcast({ t: 'backend', pool: pool.name, backend: b.name, conditions: b.conditions, reason });
     });
     pool.onWeightChange((b, weight) => broadcast({ t: 'weight', pool: pool.name, backend: b.name, weight }));
   };
@@ -158,7 +144,7 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
     for (const p of fulcrum.pools.values()) {
       for (const b of p.backends) {
         if (b.state !== 'up' || !b.healthy || b.ejected || b.drained) {
-          w.send({ t: 'backend', pool: p.name, backend: b.name, conditions: conditions(b), reason: 'state from the primary' } satisfies ToWorker);
+          w.send({ t: 'backend', pool: p.name, backend: b.name, conditions: b.conditions, reason: 'state from the primary' } satisfies ToWorker);
         }
         if (b.configuredWeight !== p.config.backends.find((x) => x.name === b.name)?.weight) {
           w.send({ t: 'weight', pool: p.name, backend: b.name, weight: b.configuredWeight } satisfies ToWorker);
@@ -307,7 +293,7 @@ export function runWorker(onStopped: () => void): void {
           returns.get(key)?.();
           returns.delete(key);
         }
-        pool.sync(b, msg.conditions, msg.reason);
+        pool.setConditions(b, msg.conditions, msg.reason);
         return;
       }
       case 'ejected':
@@ -329,7 +315,7 @@ export function runWorker(onStopped: () => void): void {
           for (const p of fulcrum.pools.values()) {
             const s: Stats[string] = {};
             for (const b of p.backends) {
-              s[b.name] = { requests: b.requests, failures: b.failures, inFlight: b.inFlight, latency: b.latencyQuantiles(), recentFailures: b.recentFailures };
+              s[b.name] = b.stats();
             }
             stats[p.name] = s;
           }
