@@ -165,7 +165,7 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
           startupFailed?.(msg.message);
           break;
         case 'eject':
-          w.send({ t: 'ejected', id: msg.id, ok: fulcrum.eject(msg.pool, msg.backend, msg.ms, msg.reason) } satisfies ToWorker);
+          w.send({ t: 'ejected', id: msg.id, ok: fulcrum.ejections.eject(msg.pool, msg.backend, msg.ms, msg.reason) } satisfies ToWorker);
           break;
         case 'answer': {
           const entry = pending.get(msg.id);

@@ -13,7 +13,8 @@ import { FulcrumError, isFulcrumError, ConfigError } from './errors';
 import { accessLogObserver, combineObservers, type Logger } from './log';
 import type { RequestObserver, RequestRecord } from './proxy/exchange';
 import { HealthChecker } from './health/active';
-import { OutlierDetector, mayEject } from './health/outlier';
+import { OutlierDetector } from './health/outlier';
+import { Ejections, type RemoteEjector } from './health/ejections';
 import { SlowStart } from './health/slow-start';
 import { Metrics } from './metrics';
 import { describeChanges } from './reload';
@@ -38,7 +39,7 @@ export interface FulcrumOptions {
    * resolves with whether the primary ejected it. `onReturn` is for when the
    * primary lets it back.
    */
-  readonly ejector?: (pool: BackendPool, backend: Backend, ms: number, reason: string, onReturn: () => void) => Promise<boolean>;
+  readonly ejector?: RemoteEjector;
   /** Primary with workers: how to see what the workers see. */
   readonly cluster?: {
     /** Bring each backend's counters up to the workers' sums. */
@@ -164,7 +165,6 @@ export class Fulcrum {
   readonly metrics: Metrics;
   readonly #logger: Logger;
   readonly #role: FulcrumRole;
-  readonly #ejector: FulcrumOptions['ejector'];
   readonly #cluster: FulcrumOptions['cluster'];
   readonly #applied: (() => void)[] = [];
   readonly #observer: RequestObserver;
@@ -173,8 +173,8 @@ export class Fulcrum {
   #accessLog: boolean;
   readonly #listeners = new Map<string, ProxyListener>();
   readonly #connections = new Map<NetServer, Connections>();
-  /** Outlier ejections in progress, by pool and backend name; they outlive reloads. */
-  readonly #ejections = new Map<string, NodeJS.Timeout>();
+  /** Outlier ejections in progress and their timers; they outlive reloads. */
+  readonly ejections: Ejections;
   #gen: Generation;
   #bound = false;
   #stopping = false;
@@ -191,7 +191,7 @@ export class Fulcrum {
     this.stickyKey = options.stickyKey ?? randomBytes(32);
     this.#alarm = new ResourceAlarm(this.#logger);
     this.#role = options.role ?? 'single';
-    this.#ejector = options.ejector;
+    this.ejections = new Ejections(() => this.#gen.pools, options.ejector);
     this.#cluster = options.cluster;
     this.metrics = new Metrics(() => this.#gen.pools.values(), { role: this.#role });
     this.#gen = this.#build(config, undefined);
@@ -397,33 +397,6 @@ export class Fulcrum {
   }
 
   /**
-   * Eject a backend for `ms` (outlier detection here, or a worker's verdict in
-   * the primary). The timer outlives a reload: when it ends, it lets back the
-   * backend of that name in the pool of that name in the config of the moment.
-   * Returns whether it ejected: not when the backend already is, or when
-   * `maxEjectionPercent` is reached (two workers may each decide on a
-   * different backend at the same time; the cap is checked here, once).
-   */
-  eject(poolName: string, backendName: string, ms: number, reason: string, onReturn?: () => void): boolean {
-    const pool = this.#gen.pools.get(poolName);
-    const backend = pool?.get(backendName);
-    const cap = pool?.config.outlierDetection?.maxEjectionPercent;
-    if (pool === undefined || backend === undefined || backend.ejected || cap === undefined || !mayEject(pool, cap)) return false;
-    const key = `${poolName}\n${backendName}`;
-    pool.transition(backend, 'eject', reason);
-    const timer = setTimeout(() => {
-      this.#ejections.delete(key);
-      onReturn?.();
-      const now = this.#gen.pools.get(poolName);
-      const b = now?.get(backendName);
-      if (now !== undefined && b !== undefined) now.transition(b, 'uneject', `ejection time of ${ms}ms over`);
-    }, ms);
-    timer.unref();
-    this.#ejections.set(key, timer);
-    return true;
-  }
-
-  /**
    * Graceful stop: readiness fails, listeners stop accepting, idle keep-alive
    * connections close, in-flight requests get up to `timeoutMs` to finish.
    */
@@ -431,7 +404,7 @@ export class Fulcrum {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const h of this.#gen.health) h.stop();
-    for (const t of this.#ejections.values()) clearTimeout(t);
+    this.ejections.stop();
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
     this.admin.server.closeAllConnections();
@@ -519,12 +492,9 @@ export class Fulcrum {
       health.push(checker);
     }
     if (pc.outlierDetection !== undefined && this.#role !== 'primary') {
-      const ejector = this.#ejector;
       health.push(new OutlierDetector(pool, pc.outlierDetection, {
         onEject: metrics.onEject,
-        ejector: ejector === undefined
-          ? (b, ms, reason, onReturn) => this.eject(pool.name, b.name, ms, reason, onReturn)
-          : (b, ms, reason, onReturn) => ejector(pool, b, ms, reason, onReturn),
+        ejector: this.ejections.ejectorFor(pool),
       }));
     }
     if (pc.slowStartMs > 0) health.push(new SlowStart(pool, pc.slowStartMs));
