@@ -18,7 +18,7 @@ interface Ejection {
   readonly backend: string;
   readonly ms: number;
   readonly reason: string;
-  /** Ends it, as the server's timer does: uneject, then the detector's onReturn. */
+  /** Ends it, as Ejections' timer does: uneject, then the detector's onReturn. */
   end(): void;
 }
 
