@@ -1,52 +1,19 @@
 import cluster, { type Worker } from 'node:cluster';
-import { availableParallelism } from 'node:os';
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { Config } from './config/types';
-import { createLogger, flushLogs, type Logger } from './log';
-import { Fulcrum } from './server';
-import type { BackendPool } from './pool/pool';
-import type { Backend, BackendStats, Conditions } from './pool/backend';
+import { AggregatorRegistry } from 'prom-client';
+import type { Config } from '../config/types';
+import type { Logger } from '../log';
+import { Fulcrum } from '../server';
+import type { BackendPool } from '../pool/pool';
+import { WORKER_ENV, type MetricJson, type ToPrimary, type ToWorker } from './protocol';
+import { workerCount } from './role';
 
 /**
- * `workers: N` with node:cluster. The primary owns the config, the health
- * checks, ejection timers and the admin API; the workers serve the listeners
- * (node:cluster shares each listening socket among them). The primary tells
- * workers every backend's conditions; workers tell the primary the ejections
- * they decide; /api/pools and /metrics ask every worker and add up.
+ * The primary of `workers: N`: owns the config, the health checks, the
+ * ejection timers and the admin API, and binds no listener. It forks the
+ * workers (and a new one for each that dies), tells them every backend's
+ * conditions and weight, carries out the ejections they decide, and sums what
+ * they saw for /api/pools and /metrics.
  */
-
-/** Messages from the primary to a worker. */
-type ToWorker =
-  /** `stickyKey`: the primary's key of sticky tokens (base64), so every worker sets the same cookies. */
-  | { t: 'config'; config: Config; stickyKey: string }
-  | { t: 'backend'; pool: string; backend: string; conditions: Conditions; reason: string }
-  | { t: 'weight'; pool: string; backend: string; weight: number }
-  | { t: 'ask'; id: number; what: 'stats' | 'metrics' }
-  | { t: 'ejected'; id: number; ok: boolean }
-  | { t: 'stop' };
-
-/** Messages from a worker to the primary. */
-type ToPrimary =
-  | { t: 'listening' }
-  | { t: 'listen-failed'; message: string }
-  | { t: 'applied'; ok: boolean; errors: string[] }
-  | { t: 'eject'; id: number; pool: string; backend: string; ms: number; reason: string }
-  | { t: 'answer'; id: number; stats?: Stats; metrics?: MetricJson[] };
-
-type MetricJson = MetricObjectWithValues<MetricValue<string>>;
-
-/** pool → backend → what the worker saw. */
-type Stats = Record<string, Record<string, BackendStats>>;
-
-export function workerCount(config: Config): number {
-  return config.workers === 'auto' ? availableParallelism() : config.workers;
-}
-
-export function isWorker(): boolean {
-  return cluster.isWorker && process.env.FULCRUM_WORKER === '1';
-}
-
-// ---------------------------------------------------------------- primary
 
 export interface Primary {
   readonly fulcrum: Fulcrum;
@@ -155,7 +122,7 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
 
   let startupFailed: ((message: string) => void) | undefined;
   const spawn = () => {
-    const w = cluster.fork({ FULCRUM_WORKER: '1' });
+    const w = cluster.fork({ [WORKER_ENV]: '1' });
     w.on('message', (msg: ToPrimary) => {
       switch (msg.t) {
         case 'listening':
@@ -223,110 +190,4 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
       await fulcrum.stop();
     },
   };
-}
-
-// ---------------------------------------------------------------- worker
-
-/** A worker: waits for its config from the primary, serves, follows, answers. */
-export function runWorker(onStopped: () => void): void {
-  let fulcrum: Fulcrum | undefined;
-  let logger: Logger = createLogger({ level: 'info', access: false });
-  const send = (msg: ToPrimary) => process.send?.(msg);
-  /** Ejections asked of the primary, by message id: what to do with its answer. */
-  const asked = new Map<number, (ok: boolean) => void>();
-  let nextId = 1;
-  /** Ejections the primary carried out, by pool and backend: told when it lets the backend back. */
-  const returns = new Map<string, () => void>();
-  const ejector = (pool: BackendPool, b: Backend, ms: number, reason: string, onReturn: () => void) => new Promise<boolean>((resolve) => {
-    const id = nextId++;
-    asked.set(id, (ok) => {
-      if (ok) returns.set(`${pool.name}\n${b.name}`, onReturn);
-      resolve(ok);
-    });
-    send({ t: 'eject', id, pool: pool.name, backend: b.name, ms, reason });
-  });
-  // Config, state and weight messages are handled one at a time, in order: a
-  // state for a backend that a config adds must not overtake that config
-  // while it is being applied (binding a new listener takes a while).
-  let ordered: Promise<void> = Promise.resolve();
-  process.on('message', (msg: ToWorker) => {
-    const run = () => handle(msg).catch((err: Error) => logger.error({ err }, 'worker message failed'));
-    if (msg.t === 'config' || msg.t === 'backend' || msg.t === 'weight') ordered = ordered.then(run);
-    else void run();
-  });
-  // The primary decides when to stop; a terminal's Ctrl-C reaches the whole
-  // process group, so these are ignored here and the primary's 'stop' drains.
-  process.on('SIGINT', () => undefined);
-  process.on('SIGTERM', () => undefined);
-
-  async function handle(msg: ToWorker): Promise<void> {
-    switch (msg.t) {
-      case 'config': {
-        if (fulcrum === undefined) {
-          logger = createLogger(msg.config.log);
-          fulcrum = new Fulcrum(msg.config, {
-            logger,
-            role: 'worker',
-            ejector,
-            stickyKey: Buffer.from(msg.stickyKey, 'base64'),
-          });
-          try {
-            await fulcrum.start();
-          } catch (err) {
-            send({ t: 'listen-failed', message: (err as Error).message });
-            return;
-          }
-          send({ t: 'listening' });
-        } else {
-          const r = await fulcrum.apply(msg.config);
-          send({ t: 'applied', ok: r.ok, errors: r.errors });
-        }
-        return;
-      }
-      case 'backend': {
-        const pool = fulcrum?.pools.get(msg.pool);
-        const b = pool?.get(msg.backend);
-        if (pool === undefined || b === undefined) return;
-        if (!msg.conditions.ejected) {
-          // The primary let it back: the detector that asked learns when (its next ejection is shorter after a quiet spell).
-          const key = `${msg.pool}\n${msg.backend}`;
-          returns.get(key)?.();
-          returns.delete(key);
-        }
-        pool.setConditions(b, msg.conditions, msg.reason);
-        return;
-      }
-      case 'ejected':
-        asked.get(msg.id)?.(msg.ok);
-        asked.delete(msg.id);
-        return;
-      case 'weight': {
-        const pool = fulcrum?.pools.get(msg.pool);
-        const b = pool?.get(msg.backend);
-        if (pool !== undefined && b !== undefined) pool.setWeight(b, msg.weight);
-        return;
-      }
-      case 'ask': {
-        if (fulcrum === undefined) return;
-        if (msg.what === 'metrics') {
-          send({ t: 'answer', id: msg.id, metrics: await fulcrum.metrics.registry.getMetricsAsJSON() });
-        } else {
-          const stats: Stats = {};
-          for (const p of fulcrum.pools.values()) {
-            const s: Stats[string] = {};
-            for (const b of p.backends) {
-              s[b.name] = b.stats();
-            }
-            stats[p.name] = s;
-          }
-          send({ t: 'answer', id: msg.id, stats });
-        }
-        return;
-      }
-      case 'stop':
-        await fulcrum?.stop();
-        await flushLogs();
-        onStopped();
-    }
-  }
 }
