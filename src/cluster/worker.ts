@@ -1,7 +1,6 @@
 import { createLogger, flushLogs, type Logger } from '../log';
 import { Fulcrum } from '../server';
-import type { BackendPool } from '../pool/pool';
-import type { Backend } from '../pool/backend';
+import type { RemoteEjector } from '../health/ejections';
 import type { Stats, ToPrimary, ToWorker } from './protocol';
 
 /**
@@ -21,7 +20,7 @@ export function runWorker(onStopped: () => void): void {
   let nextId = 1;
   /** Ejections the primary carried out, by pool and backend: told when it lets the backend back. */
   const returns = new Map<string, () => void>();
-  const ejector = (pool: BackendPool, b: Backend, ms: number, reason: string, onReturn: () => void) => new Promise<boolean>((resolve) => {
+  const ejector: RemoteEjector = (pool, b, ms, reason, onReturn) => new Promise<boolean>((resolve) => {
     const id = nextId++;
     asked.set(id, (ok) => {
       if (ok) returns.set(`${pool.name}\n${b.name}`, onReturn);
