@@ -7,6 +7,8 @@
  *                                                 ES module, DOM types, to
  *                                                 dist/admin/dashboard/dashboard.js
  *   3. copy src/admin/dashboard/index.html and dashboard.css next to it
+ *   4. delete what tsc wrote before for a source that is gone: a stale
+ *      dist/cluster.js would shadow dist/cluster/index.js for require('./cluster')
  *
  * At startup dist/admin/dashboard.js puts the three files together into the
  * one page the admin port serves. No bundler: the browser code is one file
@@ -41,3 +43,22 @@ tsc(path.relative(ROOT, path.join(DASHBOARD_SRC, 'tsconfig.json')));
 for (const file of ['index.html', 'dashboard.css']) {
   fs.copyFileSync(path.join(DASHBOARD_SRC, file), path.join(DASHBOARD_OUT, file));
 }
+
+/** Removes X.js, X.js.map and X.d.ts under dist/ when src/ has no X.ts any more (moved or deleted). */
+function pruneStale(dir) {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      pruneStale(p);
+      if (fs.readdirSync(p).length === 0) fs.rmdirSync(p);
+      continue;
+    }
+    const stem = entry.name.match(/^(.*?)(\.js|\.js\.map|\.d\.ts|\.d\.ts\.map)$/)?.[1];
+    if (stem === undefined) continue;
+    const source = path.join(ROOT, 'src', path.relative(DIST, dir), `${stem}.ts`);
+    if (!fs.existsSync(source)) fs.rmSync(p);
+  }
+}
+
+const DIST = path.join(ROOT, 'dist');
+pruneStale(DIST);

@@ -1,27 +1,22 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
-import type { Http2Session } from 'node:http2';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Config, ListenerConfig, PoolConfig } from './config/types';
+import { createServer, type Server as NetServer, type AddressInfo } from 'node:net';
+import type { Config, ListenerConfig } from './config/types';
 import { loadConfig } from './config';
-import { BackendPool } from './pool/pool';
-import type { Backend } from './pool/backend';
-import { ProxyListener, poolTarget, type PoolTarget } from './proxy/listener';
-import type { PendingHandshakes } from './proxy/tls-handshake';
+import type { BackendPool } from './pool/pool';
+import { ProxyListener } from './proxy/listener';
 import { AdminServer } from './admin/server';
 import { FulcrumError, isFulcrumError, ConfigError } from './errors';
 import { accessLogObserver, combineObservers, type Logger } from './log';
 import type { RequestObserver, RequestRecord } from './proxy/exchange';
-import { HealthChecker } from './health/active';
-import { OutlierDetector, mayEject } from './health/outlier';
-import { SlowStart } from './health/slow-start';
+import { Ejections, type RemoteEjector } from './health/ejections';
 import { Metrics } from './metrics';
 import { describeChanges } from './reload';
-import { DnsDiscovery } from './discovery';
 import { logInternalErrors } from './internal-errors';
 import { ResourceAlarm } from './resources';
 import { isLocalResourceError } from './upstream/errors';
 import { http1FallbackNotice, http1SettingProblem } from './http1/parser';
+import { Connections, close, closeGracefully, formatAddress, listen, sameAddress, sameListenerSocket, sameProtocol } from './listen';
+import { buildGeneration, reusedBackends, type Generation, type GenerationDeps } from './generation';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -38,7 +33,7 @@ export interface FulcrumOptions {
    * resolves with whether the primary ejected it. `onReturn` is for when the
    * primary lets it back.
    */
-  readonly ejector?: (pool: BackendPool, backend: Backend, ms: number, reason: string, onReturn: () => void) => Promise<boolean>;
+  readonly ejector?: RemoteEjector;
   /** Primary with workers: how to see what the workers see. */
   readonly cluster?: {
     /** Bring each backend's counters up to the workers' sums. */
@@ -62,99 +57,6 @@ export interface ReloadResult {
   readonly errors: string[];
 }
 
-function listen(server: NetServer, host: string, port: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      const why = err.code === 'EADDRINUSE' ? 'address already in use'
-        : err.code === 'EACCES' ? 'permission denied'
-          : err.code === 'EADDRNOTAVAIL' ? 'address not available on this machine'
-            : err.message;
-      reject(new FulcrumError('FULCRUM_LISTEN_FAILED', `cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port} (${what}): ${why}`));
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-/** While draining, how often HTTP/1.1 connections are checked for a finished last response. */
-const DRAIN_POLL_MS = 50;
-
-/**
- * Connections of one server, so a stop can close idle ones now and the rest
- * at the deadline, for HTTP/1.1 and HTTP/2 alike.
- */
-class Connections {
-  readonly #sockets = new Set<Socket>();
-  readonly #sessions = new Set<Http2Session>();
-  readonly #handshakes: PendingHandshakes | undefined;
-
-  constructor(server: NetServer, handshakes?: PendingHandshakes) {
-    this.#handshakes = handshakes;
-    const track = (s: Socket) => {
-      this.#sockets.add(s);
-      s.once('close', () => this.#sockets.delete(s));
-    };
-    server.on('connection', track);
-    server.on('session', (session: Http2Session) => {
-      this.#sessions.add(session);
-      session.once('close', () => this.#sessions.delete(session));
-    });
-  }
-
-  /**
-   * Stop serving more than what is in flight. HTTP/2: GOAWAY, open streams
-   * finish. HTTP/1.1: idle keep-alive sockets close now, busy ones as soon as
-   * their response is done (a request that arrives meanwhile is answered with
-   * `Connection: close`), as HAProxy and nginx do on a graceful stop; else a
-   * keep-alive client would hold the process until the deadline. Connections
-   * that never asked for anything close now too: those that sent no byte yet
-   * and TLS ones still in their handshake (issue 20: idle TLS sockets held a
-   * drain for the whole shutdownTimeout). Returns the function that stops the
-   * polling.
-   */
-  drain(server: NetServer): () => void {
-    for (const s of this.#sessions) s.close();
-    this.#handshakes?.closeAll();
-    // bytesRead is the TCP handle's count, whoever reads it (our parser, TLS).
-    for (const s of this.#sockets) if (s.bytesRead === 0) s.destroy();
-    const h1 = server as { closeIdleConnections?: () => void };
-    const lastOnItsConnection = (_req: IncomingMessage, res: ServerResponse) => {
-      res.shouldKeepAlive = false;
-    };
-    server.prependListener('request', lastOnItsConnection);
-    h1.closeIdleConnections?.();
-    const poll = setInterval(() => h1.closeIdleConnections?.(), DRAIN_POLL_MS);
-    poll.unref();
-    return () => {
-      clearInterval(poll);
-      server.off('request', lastOnItsConnection);
-    };
-  }
-
-  destroyAll(): void {
-    for (const s of this.#sessions) s.destroy();
-    for (const s of this.#sockets) s.destroy();
-  }
-}
-
-function close(server: NetServer): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) resolve();
-    else server.close(() => resolve());
-  });
-}
-
-/** One config's pools, their targets and health machinery. Reload builds the next beside it. */
-interface Generation {
-  readonly config: Config;
-  readonly pools: Map<string, BackendPool>;
-  readonly targets: Map<string, PoolTarget>;
-  readonly health: { start?(): void; stop(): void }[];
-}
-
 /**
  * The composition root: builds pools, listeners and the admin API from one
  * config and wires them together. Nothing else knows how the parts connect.
@@ -164,7 +66,6 @@ export class Fulcrum {
   readonly metrics: Metrics;
   readonly #logger: Logger;
   readonly #role: FulcrumRole;
-  readonly #ejector: FulcrumOptions['ejector'];
   readonly #cluster: FulcrumOptions['cluster'];
   readonly #applied: (() => void)[] = [];
   readonly #observer: RequestObserver;
@@ -173,8 +74,8 @@ export class Fulcrum {
   #accessLog: boolean;
   readonly #listeners = new Map<string, ProxyListener>();
   readonly #connections = new Map<NetServer, Connections>();
-  /** Outlier ejections in progress, by pool and backend name; they outlive reloads. */
-  readonly #ejections = new Map<string, NodeJS.Timeout>();
+  /** Outlier ejections in progress and their timers; they outlive reloads. */
+  readonly ejections: Ejections;
   #gen: Generation;
   #bound = false;
   #stopping = false;
@@ -191,10 +92,10 @@ export class Fulcrum {
     this.stickyKey = options.stickyKey ?? randomBytes(32);
     this.#alarm = new ResourceAlarm(this.#logger);
     this.#role = options.role ?? 'single';
-    this.#ejector = options.ejector;
+    this.ejections = new Ejections(() => this.#gen.pools, options.ejector);
     this.#cluster = options.cluster;
     this.metrics = new Metrics(() => this.#gen.pools.values(), { role: this.#role });
-    this.#gen = this.#build(config, undefined);
+    this.#gen = buildGeneration(config, undefined, this.#deps());
     this.#accessLog = config.log.access;
     const access = accessLogObserver(this.#logger);
     const onEnd = [this.metrics.onRequestEnd, (r: RequestRecord) => {
@@ -348,7 +249,7 @@ export class Fulcrum {
     }
     let next: Generation;
     try {
-      next = this.#build(config, old);
+      next = buildGeneration(config, old, this.#deps());
     } catch (err) {
       return fail([(err as Error).message]);
     }
@@ -397,33 +298,6 @@ export class Fulcrum {
   }
 
   /**
-   * Eject a backend for `ms` (outlier detection here, or a worker's verdict in
-   * the primary). The timer outlives a reload: when it ends, it lets back the
-   * backend of that name in the pool of that name in the config of the moment.
-   * Returns whether it ejected: not when the backend already is, or when
-   * `maxEjectionPercent` is reached (two workers may each decide on a
-   * different backend at the same time; the cap is checked here, once).
-   */
-  eject(poolName: string, backendName: string, ms: number, reason: string, onReturn?: () => void): boolean {
-    const pool = this.#gen.pools.get(poolName);
-    const backend = pool?.get(backendName);
-    const cap = pool?.config.outlierDetection?.maxEjectionPercent;
-    if (pool === undefined || backend === undefined || backend.ejected || cap === undefined || !mayEject(pool, cap)) return false;
-    const key = `${poolName}\n${backendName}`;
-    pool.transition(backend, 'eject', reason);
-    const timer = setTimeout(() => {
-      this.#ejections.delete(key);
-      onReturn?.();
-      const now = this.#gen.pools.get(poolName);
-      const b = now?.get(backendName);
-      if (now !== undefined && b !== undefined) now.transition(b, 'uneject', `ejection time of ${ms}ms over`);
-    }, ms);
-    timer.unref();
-    this.#ejections.set(key, timer);
-    return true;
-  }
-
-  /**
    * Graceful stop: readiness fails, listeners stop accepting, idle keep-alive
    * connections close, in-flight requests get up to `timeoutMs` to finish.
    */
@@ -431,7 +305,7 @@ export class Fulcrum {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const h of this.#gen.health) h.stop();
-    for (const t of this.#ejections.values()) clearTimeout(t);
+    this.ejections.stop();
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
     this.admin.server.closeAllConnections();
@@ -454,20 +328,7 @@ export class Fulcrum {
 
   async #closeListener(l: ProxyListener, timeoutMs: number): Promise<void> {
     l.stop();
-    const conns = this.#connections.get(l.server);
-    const closing = close(l.server);
-    const stopDraining = conns?.drain(l.server);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        conns?.destroyAll();
-        resolve();
-      }, timeoutMs);
-      timer.unref();
-    });
-    await Promise.race([closing, deadline]);
-    clearTimeout(timer);
-    stopDraining?.();
+    await closeGracefully(l.server, this.#connections.get(l.server), timeoutMs);
     this.#connections.delete(l.server);
   }
 
@@ -486,63 +347,9 @@ export class Fulcrum {
     this.#accessLog = config.log.access;
   }
 
-  /** Pools, targets and health for `config`, reusing `previous`'s backends where they stay the same. */
-  #build(config: Config, previous: Generation | undefined): Generation {
-    const pools = new Map<string, BackendPool>();
-    const targets = new Map<string, PoolTarget>();
-    const health: Generation['health'] = [];
-    for (const pc of config.pools) {
-      const before = previous?.pools.get(pc.name);
-      const pool = new BackendPool(pc, { previous: (name) => before?.get(name) });
-      this.#wire(pool, pc, health, before);
-      pools.set(pc.name, pool);
-      targets.set(pc.name, poolTarget(pool, this.stickyKey));
-    }
-    return { config, pools, targets, health };
-  }
-
-  #wire(pool: BackendPool, pc: PoolConfig, health: Generation['health'], before?: BackendPool): void {
-    const metrics = this.metrics;
-    metrics.registerPool(pool);
-    // The primary logs state changes; its workers only follow them.
-    if (this.#role !== 'worker') {
-      pool.onStateChange((b, from, to, reason) => {
-        this.#logger.info({ pool: pool.name, backend: b.name, from, to, reason }, 'backend state changed');
-      });
-    }
-    let checker: HealthChecker | undefined;
-    if (pc.healthCheck !== undefined && this.#role !== 'worker') {
-      const alarm = this.#alarm;
-      checker = new HealthChecker(pool, pc.healthCheck, {
-        onProbe: (p, b, o) => (o.localCode !== undefined ? alarm.raise(o.localCode, 'health probe') : metrics.onProbe(p, b, o.ok)),
-      });
-      health.push(checker);
-    }
-    if (pc.outlierDetection !== undefined && this.#role !== 'primary') {
-      const ejector = this.#ejector;
-      health.push(new OutlierDetector(pool, pc.outlierDetection, {
-        onEject: metrics.onEject,
-        ejector: ejector === undefined
-          ? (b, ms, reason, onReturn) => this.eject(pool.name, b.name, ms, reason, onReturn)
-          : (b, ms, reason, onReturn) => ejector(pool, b, ms, reason, onReturn),
-      }));
-    }
-    if (pc.slowStartMs > 0) health.push(new SlowStart(pool, pc.slowStartMs));
-    pool.onMembership((b, change) => {
-      if (change === 'added') {
-        metrics.registerBackend(pool, b);
-        checker?.watch(b);
-      } else {
-        checker?.unwatch(b);
-      }
-      this.#logger.debug({ pool: pool.name, backend: b.name, url: b.url }, `backend ${change}`);
-    });
-    // DNS discovery resolves in the primary and in each worker alike (the
-    // same answers give the same backend names everywhere); on reload it
-    // adopts the addresses the previous config had found.
-    if (pc.discovery?.dns !== undefined) {
-      health.push(new DnsDiscovery(pool, pc.discovery.dns, { logger: this.#logger, adoptFrom: before }));
-    }
+  /** What each generation is wired to. */
+  #deps(): GenerationDeps {
+    return { role: this.#role, logger: this.#logger, metrics: this.metrics, alarm: this.#alarm, ejections: this.ejections, stickyKey: this.stickyKey };
   }
 
   async #closeServers(): Promise<void> {
@@ -552,29 +359,4 @@ export class Fulcrum {
       return close(s);
     }));
   }
-}
-
-function reusedBackends(next: Generation, old: Generation): Set<Backend> {
-  const keep = new Set<Backend>();
-  for (const p of next.pools.values()) {
-    for (const b of p.backends) if (old.pools.get(p.name)?.get(b.name) === b) keep.add(b);
-  }
-  return keep;
-}
-
-function sameAddress(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
-  return a.host === b.host && a.port === b.port;
-}
-
-function sameProtocol(a: ListenerConfig, b: ListenerConfig): boolean {
-  return (a.tls === undefined) === (b.tls === undefined) && a.http2 === b.http2;
-}
-
-/** Same socket and protocol: the server stays; routes, certificates and limits change in place. */
-function sameListenerSocket(a: ListenerConfig, b: ListenerConfig): boolean {
-  return sameAddress(a, b) && sameProtocol(a, b);
-}
-
-function formatAddress(a: AddressInfo): string {
-  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }

@@ -134,7 +134,7 @@ export class HealthChecker {
 
   #record(backend: Backend, o: ProbeOutcome): void {
     const pool = this.#pool;
-    backend.recordProbe({ time: pool.now(), ok: o.ok, status: o.status, error: o.error, latencyMs: o.latencyMs });
+    pool.recordProbe(backend, { time: pool.now(), ok: o.ok, status: o.status, error: o.error, latencyMs: o.latencyMs });
     this.#onProbe?.(pool, backend, o);
     // Issue 20, F3: Fulcrum's own exhaustion says nothing about the backend;
     // the state stays as it was, and so do the runs of passes and failures.

@@ -59,9 +59,28 @@ function pushBounded<T>(list: T[], item: T, limit: number): void {
   if (list.length > limit) list.shift();
 }
 
+/** The conditions a backend's state is derived from (see StateEvent). */
+export interface Conditions {
+  readonly healthy: boolean;
+  readonly ejected: boolean;
+  readonly drained: boolean;
+}
+
+/** What one process saw of a backend on its own traffic (a worker answering its primary). */
+export interface BackendStats {
+  readonly requests: number;
+  readonly failures: number;
+  readonly inFlight: number;
+  readonly latency: { p50: number; p99: number } | null;
+  readonly recentFailures: readonly FailureRecord[];
+}
+
 /**
- * One backend of one pool. Strategies see it through `BackendView` (read-only);
- * the pool is the only writer of its state, weight and in-flight count.
+ * One backend of one pool. Strategies see it through `BackendView`, everyone
+ * else through the read-only getters below. Its state, conditions, weights and
+ * counters are private: the one way in is its pool (`BackendPool`: transition(),
+ * setConditions(), setWeight(), acquire(), release(), applyStats()...), which
+ * calls the writers at the end of this class and nothing else does.
  */
 export class Backend implements BackendView {
   readonly name: string;
@@ -73,36 +92,34 @@ export class Backend implements BackendView {
   /** What the upstream was built with (a reload with other values needs a new one). */
   readonly timeouts: TimeoutsConfig;
   readonly maxConnections: number;
-  /** Weight from the config or the admin API. */
-  configuredWeight: number;
-  /** What strategies read: the configured weight, scaled during slow start. */
-  weight: number;
-  inFlight = 0;
-  latencyEwmaMs = 0;
-  lastLatencyAt = 0;
-  /** Requests sent here (each retry counts where it went). */
-  requests = 0;
-  /** Requests here that ended in a connect error, a reset, a timeout or a 5xx. */
-  failures = 0;
-  state: BackendState = 'up';
-  readonly history: StateChange[] = [];
-  readonly probes: ProbeRecord[] = [];
+  #configuredWeight: number;
+  #weight: number;
+  #inFlight = 0;
+  #latencyEwmaMs = 0;
+  #lastLatencyAt = 0;
+  #requests = 0;
+  #failures = 0;
+  #state: BackendState = 'up';
+  readonly #history: StateChange[] = [];
+  readonly #probes: ProbeRecord[] = [];
   /** Ring of the last LATENCY_WINDOW times to response headers (ms), for p50/p99 in the API. */
   readonly #latencies = new Float64Array(LATENCY_WINDOW);
   #latencyCount = 0;
-  readonly recentFailures: FailureRecord[] = [];
+  readonly #recentFailures: FailureRecord[] = [];
+  /** Set in a primary with workers: the workers' view (the primary serves no traffic). */
+  #externalLatency: { p50: number; p99: number } | null | undefined;
 
   // The conditions the state is derived from (see StateEvent).
-  healthy = true;
-  ejected = false;
-  drained = false;
+  #healthy = true;
+  #ejected = false;
+  #drained = false;
 
   constructor(config: BackendConfig, timeouts: TimeoutsConfig, maxConnections: number) {
     this.name = config.name;
     this.url = config.url;
     this.backup = config.backup;
-    this.configuredWeight = config.weight;
-    this.weight = config.weight;
+    this.#configuredWeight = config.weight;
+    this.#weight = config.weight;
     this.timeouts = timeouts;
     this.maxConnections = maxConnections;
     if (config.url.startsWith('http:') && llhttpAvailable) {
@@ -147,49 +164,40 @@ export class Backend implements BackendView {
     ]);
   }
 
-  /**
-   * Take over what `previous` (the backend of the same name in the config
-   * before a reload) knew: its conditions, state, counters and history. Used
-   * when the new config needs a new connection pool (other timeouts, say).
-   */
-  inherit(previous: Backend): void {
-    this.healthy = previous.healthy;
-    this.ejected = previous.ejected;
-    this.drained = previous.drained;
-    this.state = previous.state;
-    this.requests = previous.requests;
-    this.failures = previous.failures;
-    this.latencyEwmaMs = previous.latencyEwmaMs;
-    this.lastLatencyAt = previous.lastLatencyAt;
-    this.history.push(...previous.history);
-    this.probes.push(...previous.probes);
-    this.recentFailures.push(...previous.recentFailures);
-    this.#latencies.set(previous.#latencies);
-    this.#latencyCount = previous.#latencyCount;
+  /** Weight from the config or the admin API. */
+  get configuredWeight(): number { return this.#configuredWeight; }
+  /** What strategies read: the configured weight, scaled during slow start. */
+  get weight(): number { return this.#weight; }
+  get inFlight(): number { return this.#inFlight; }
+  get latencyEwmaMs(): number { return this.#latencyEwmaMs; }
+  /** Epoch ms of the last latency sample (the EWMA's decay). */
+  get lastLatencyAt(): number { return this.#lastLatencyAt; }
+  /** Requests sent here (each retry counts where it went). */
+  get requests(): number { return this.#requests; }
+  /** Requests here that ended in a connect error, a reset, a timeout or a 5xx. */
+  get failures(): number { return this.#failures; }
+  get state(): BackendState { return this.#state; }
+  get healthy(): boolean { return this.#healthy; }
+  get ejected(): boolean { return this.#ejected; }
+  get drained(): boolean { return this.#drained; }
+  get conditions(): Conditions {
+    return { healthy: this.#healthy, ejected: this.#ejected, drained: this.#drained };
   }
+  get history(): readonly StateChange[] { return this.#history; }
+  get probes(): readonly ProbeRecord[] { return this.#probes; }
+  get recentFailures(): readonly FailureRecord[] { return this.#recentFailures; }
 
   /** Derived state; see StateEvent for the precedence. */
   deriveState(): BackendState {
-    if (this.drained) return 'draining';
-    if (this.ejected) return 'ejected';
-    if (!this.healthy) return 'down';
+    if (this.#drained) return 'draining';
+    if (this.#ejected) return 'ejected';
+    if (!this.#healthy) return 'down';
     return 'up';
   }
 
-  recordStateChange(from: BackendState, to: BackendState, reason: string, time: number): void {
-    pushBounded(this.history, { time, from, to, reason }, HISTORY_LIMIT);
-  }
-
-  recordLatency(ms: number): void {
-    this.#latencies[this.#latencyCount++ % LATENCY_WINDOW] = ms;
-  }
-
   /** p50 and p99 of the recent window (null before the first response). */
-  /** Set in a primary with workers: the workers' view (the primary serves no traffic). */
-  externalLatency: { p50: number; p99: number } | null | undefined;
-
   latencyQuantiles(): { p50: number; p99: number } | null {
-    if (this.externalLatency !== undefined) return this.externalLatency;
+    if (this.#externalLatency !== undefined) return this.#externalLatency;
     const n = Math.min(this.#latencyCount, LATENCY_WINDOW);
     if (n === 0) return null;
     const sorted = this.#latencies.slice(0, n).sort();
@@ -197,11 +205,103 @@ export class Backend implements BackendView {
     return { p50: at(0.5), p99: at(0.99) };
   }
 
-  recordProbe(probe: ProbeRecord): void {
-    pushBounded(this.probes, probe, PROBE_LIMIT);
+  /** What this process saw of the backend, for a primary that sums its workers' (see applyStats). */
+  stats(): BackendStats {
+    return { requests: this.#requests, failures: this.#failures, inFlight: this.#inFlight, latency: this.latencyQuantiles(), recentFailures: this.#recentFailures };
   }
 
-  recordFailure(failure: FailureRecord): void {
-    pushBounded(this.recentFailures, failure, FAILURE_LIMIT);
+  // ------------------------------------------------------------------
+  // Writers. BackendPool's alone: every other module changes a backend
+  // through its pool, which keeps the available set and listeners in step.
+
+  /** @internal BackendPool: set some conditions; the state follows in settle(). */
+  setConditions(c: Partial<Conditions>): void {
+    if (c.healthy !== undefined) this.#healthy = c.healthy;
+    if (c.ejected !== undefined) this.#ejected = c.ejected;
+    if (c.drained !== undefined) this.#drained = c.drained;
+  }
+
+  /**
+   * @internal BackendPool: derive the state from the conditions and record
+   * why it changed. Returns the state it had, or undefined when it stays.
+   */
+  settle(reason: string, time: number): BackendState | undefined {
+    const from = this.#state;
+    const to = this.deriveState();
+    if (from === to) return undefined;
+    this.#state = to;
+    pushBounded(this.#history, { time, from, to, reason }, HISTORY_LIMIT);
+    return from;
+  }
+
+  /** @internal BackendPool: the configured weight (admin API, reload). */
+  setConfiguredWeight(weight: number): void {
+    this.#configuredWeight = weight;
+  }
+
+  /** @internal BackendPool: the weight strategies see (slow start ramps it). */
+  setWeight(weight: number): void {
+    this.#weight = weight;
+  }
+
+  /** @internal BackendPool: a request starts here. */
+  countStart(): void {
+    this.#inFlight++;
+    this.#requests++;
+  }
+
+  /** @internal BackendPool: a request here ended; `failure` when it failed. */
+  countEnd(failure: FailureRecord | undefined): void {
+    this.#inFlight--;
+    if (failure !== undefined) {
+      this.#failures++;
+      pushBounded(this.#recentFailures, failure, FAILURE_LIMIT);
+    }
+  }
+
+  /** @internal BackendPool: a time to response headers, and the average it moved to. */
+  recordLatency(ms: number, ewmaMs: number, time: number): void {
+    this.#latencies[this.#latencyCount++ % LATENCY_WINDOW] = ms;
+    this.#latencyEwmaMs = ewmaMs;
+    this.#lastLatencyAt = time;
+  }
+
+  /** @internal BackendPool: one active health probe, for the explain view. */
+  recordProbe(probe: ProbeRecord): void {
+    pushBounded(this.#probes, probe, PROBE_LIMIT);
+  }
+
+  /**
+   * @internal BackendPool: a primary with workers serves no traffic; its
+   * counters are what its workers saw, summed (see cluster/primary.ts).
+   */
+  applyStats(stats: BackendStats): void {
+    this.#requests = stats.requests;
+    this.#failures = stats.failures;
+    this.#inFlight = stats.inFlight;
+    this.#externalLatency = stats.latency;
+    this.#recentFailures.splice(0, this.#recentFailures.length, ...stats.recentFailures.slice(-FAILURE_LIMIT));
+  }
+
+  /**
+   * @internal BackendPool: take over what `previous` (the backend of the same
+   * name in the config before a reload) knew: its conditions, state, counters
+   * and history. Used when the new config needs a new connection pool (other
+   * timeouts, say).
+   */
+  inherit(previous: Backend): void {
+    this.#healthy = previous.#healthy;
+    this.#ejected = previous.#ejected;
+    this.#drained = previous.#drained;
+    this.#state = previous.#state;
+    this.#requests = previous.#requests;
+    this.#failures = previous.#failures;
+    this.#latencyEwmaMs = previous.#latencyEwmaMs;
+    this.#lastLatencyAt = previous.#lastLatencyAt;
+    this.#history.push(...previous.#history);
+    this.#probes.push(...previous.#probes);
+    this.#recentFailures.push(...previous.#recentFailures);
+    this.#latencies.set(previous.#latencies);
+    this.#latencyCount = previous.#latencyCount;
   }
 }

@@ -2,7 +2,7 @@ import type { BackendConfig, PoolConfig } from '../config/types';
 import type { BalancingStrategy, PickContext } from '../balancing/types';
 import { createStrategy, defaultStrategyDeps } from '../balancing';
 import { updateEwma } from '../balancing/ewma';
-import { Backend, type BackendState, type StateEvent } from './backend';
+import { Backend, type BackendState, type BackendStats, type Conditions, type ProbeRecord, type StateEvent } from './backend';
 
 export type StateListener = (backend: Backend, from: BackendState, to: BackendState, reason: string) => void;
 
@@ -105,17 +105,15 @@ export class BackendPool {
     if (previous === undefined) return this.#create(bc);
     let b = previous;
     if (canReuse(previous, bc, this.config)) {
-      b.configuredWeight = bc.weight;
-      b.weight = bc.weight;
+      b.setConfiguredWeight(bc.weight);
+      b.setWeight(bc.weight);
     } else {
       b = this.#create(bc);
       b.inherit(previous);
     }
-    const from = b.state;
-    if (this.config.healthCheck === undefined) b.healthy = true;
-    if (this.config.outlierDetection === undefined) b.ejected = false;
-    b.state = b.deriveState();
-    if (b.state !== from) b.recordStateChange(from, b.state, 'reload: its health checks or outlier detection are off', this.#now());
+    if (this.config.healthCheck === undefined) b.setConditions({ healthy: true });
+    if (this.config.outlierDetection === undefined) b.setConditions({ ejected: false });
+    b.settle('reload: its health checks or outlier detection are off', this.#now());
     return b;
   }
 
@@ -151,22 +149,20 @@ export class BackendPool {
    */
   transition(backend: Backend, event: StateEvent, reason: string): boolean {
     switch (event) {
-      case 'health-up': backend.healthy = true; break;
-      case 'health-down': backend.healthy = false; break;
-      case 'eject': backend.ejected = true; break;
-      case 'uneject': backend.ejected = false; break;
-      case 'drain': backend.drained = true; break;
-      case 'enable': backend.drained = false; break;
+      case 'health-up': backend.setConditions({ healthy: true }); break;
+      case 'health-down': backend.setConditions({ healthy: false }); break;
+      case 'eject': backend.setConditions({ ejected: true }); break;
+      case 'uneject': backend.setConditions({ ejected: false }); break;
+      case 'drain': backend.setConditions({ drained: true }); break;
+      case 'enable': backend.setConditions({ drained: false }); break;
     }
     return this.#derive(backend, reason);
   }
 
   #derive(backend: Backend, reason: string): boolean {
-    const from = backend.state;
-    const to = backend.deriveState();
-    if (from === to) return false;
-    backend.state = to;
-    backend.recordStateChange(from, to, reason, this.#now());
+    const from = backend.settle(reason, this.#now());
+    if (from === undefined) return false;
+    const to = backend.state;
     this.#recompute();
     for (const l of this.#listeners) l(backend, from, to, reason);
     return true;
@@ -174,7 +170,7 @@ export class BackendPool {
 
   /** Set the configured weight (admin API, reload). */
   setWeight(backend: Backend, weight: number): void {
-    backend.configuredWeight = weight;
+    backend.setConfiguredWeight(weight);
     this.setEffectiveWeight(backend, weight);
     for (const l of this.#weightListeners) l(backend, weight);
   }
@@ -188,17 +184,28 @@ export class BackendPool {
    * Take over another process's view of a backend's conditions (a worker
    * following the primary). Goes through the same derivation as transition().
    */
-  sync(backend: Backend, conditions: { healthy: boolean; ejected: boolean; drained: boolean }, reason: string): void {
-    backend.healthy = conditions.healthy;
-    backend.ejected = conditions.ejected;
-    backend.drained = conditions.drained;
+  setConditions(backend: Backend, conditions: Conditions, reason: string): void {
+    backend.setConditions(conditions);
     this.#derive(backend, reason);
+  }
+
+  /**
+   * A primary with workers serves no traffic: before it answers about a
+   * backend, its counters become what the workers saw (cluster/primary.ts sums them).
+   */
+  applyStats(backend: Backend, stats: BackendStats): void {
+    backend.applyStats(stats);
+  }
+
+  /** One active health probe's outcome, for the explain view (the verdict goes through transition()). */
+  recordProbe(backend: Backend, probe: ProbeRecord): void {
+    backend.recordProbe(probe);
   }
 
   /** Set the weight strategies see (slow start ramps it). */
   setEffectiveWeight(backend: Backend, weight: number): void {
     if (backend.weight === weight) return;
-    backend.weight = weight;
+    backend.setWeight(weight);
     this.#recompute();
   }
 
@@ -227,8 +234,7 @@ export class BackendPool {
 
   /** A request starts on `backend`. */
   acquire(backend: Backend): void {
-    backend.inFlight++;
-    backend.requests++;
+    backend.countStart();
   }
 
   /**
@@ -239,17 +245,11 @@ export class BackendPool {
    * client left, our own dispatcher closed).
    */
   release(backend: Backend, latencyMs: number | undefined, failure: string | undefined, counted = true): void {
-    backend.inFlight--;
-    if (failure !== undefined) {
-      backend.failures++;
-      backend.recordFailure({ time: this.#now(), reason: failure });
-    }
+    backend.countEnd(failure === undefined ? undefined : { time: this.#now(), reason: failure });
     if (counted && this.#onResult !== null) this.#onResult(backend, failure);
     if (latencyMs !== undefined) {
-      backend.recordLatency(latencyMs);
       const now = this.#now();
-      backend.latencyEwmaMs = updateEwma(backend.latencyEwmaMs, latencyMs, now - backend.lastLatencyAt);
-      backend.lastLatencyAt = now;
+      backend.recordLatency(latencyMs, updateEwma(backend.latencyEwmaMs, latencyMs, now - backend.lastLatencyAt), now);
     }
   }
 

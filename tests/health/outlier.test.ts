@@ -1,7 +1,7 @@
 /**
  * Passive outlier detection alone: the detector is fed through the pool's
  * release() (as the proxy feeds it), the clock is the pool's, and the ejector
- * (in production the server's timer, or the primary's) is a recorder, so
+ * (in production health/ejections.ts, here or in the primary) is a recorder, so
  * ejections end when the test says.
  */
 import { OutlierDetector, mayEject, type Ejector } from '../../src/health/outlier';
@@ -18,7 +18,7 @@ interface Ejection {
   readonly backend: string;
   readonly ms: number;
   readonly reason: string;
-  /** Ends it, as the server's timer does: uneject, then the detector's onReturn. */
+  /** Ends it, as Ejections' timer does: uneject, then the detector's onReturn. */
   end(): void;
 }
 

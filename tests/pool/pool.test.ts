@@ -81,14 +81,14 @@ describe('state: derived from every condition, draining > ejected > down > up', 
     expect(at(pool, 'b').history).toEqual([]);
   });
 
-  test('sync() takes over another process\'s conditions through the same derivation', () => {
+  test('setConditions() takes over another process\'s conditions through the same derivation', () => {
     const pool = makePool(backendLines('ab'));
     const seen: string[] = [];
     pool.onStateChange((b, from, to, reason) => seen.push(`${b.name} ${from}->${to} ${reason}`));
     const a = at(pool, 'a');
-    pool.sync(a, { healthy: false, ejected: true, drained: false }, 'primary');
-    pool.sync(a, { healthy: false, ejected: true, drained: false }, 'primary again');
-    pool.sync(a, { healthy: false, ejected: false, drained: false }, 'primary: time over');
+    pool.setConditions(a, { healthy: false, ejected: true, drained: false }, 'primary');
+    pool.setConditions(a, { healthy: false, ejected: true, drained: false }, 'primary again');
+    pool.setConditions(a, { healthy: false, ejected: false, drained: false }, 'primary: time over');
     expect(seen).toEqual(['a up->ejected primary', 'a ejected->down primary: time over']);
     expect(names(pool.available)).toBe('b');
   });

@@ -1,0 +1,36 @@
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { Config } from '../config/types';
+import type { BackendStats, Conditions } from '../pool/backend';
+
+/**
+ * What a primary and its workers say to each other over node:cluster's IPC
+ * channel. The primary tells workers the config and every backend's
+ * conditions and weight; workers tell the primary the ejections they decide,
+ * and answer when it asks what they saw.
+ */
+
+/** Messages from the primary to a worker. */
+export type ToWorker =
+  /** `stickyKey`: the primary's key of sticky tokens (base64), so every worker sets the same cookies. */
+  | { t: 'config'; config: Config; stickyKey: string }
+  | { t: 'backend'; pool: string; backend: string; conditions: Conditions; reason: string }
+  | { t: 'weight'; pool: string; backend: string; weight: number }
+  | { t: 'ask'; id: number; what: 'stats' | 'metrics' }
+  | { t: 'ejected'; id: number; ok: boolean }
+  | { t: 'stop' };
+
+/** Messages from a worker to the primary. */
+export type ToPrimary =
+  | { t: 'listening' }
+  | { t: 'listen-failed'; message: string }
+  | { t: 'applied'; ok: boolean; errors: string[] }
+  | { t: 'eject'; id: number; pool: string; backend: string; ms: number; reason: string }
+  | { t: 'answer'; id: number; stats?: Stats; metrics?: MetricJson[] };
+
+export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
+
+/** pool → backend → what the worker saw. */
+export type Stats = Record<string, Record<string, BackendStats>>;
+
+/** The environment variable that marks a forked process as a Fulcrum worker. */
+export const WORKER_ENV = 'FULCRUM_WORKER';
