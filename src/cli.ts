@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { parseCommand, USAGE, type Command } from './cli/args';
 import { startDemoBackend } from './cli/demo';
 import { loadConfig } from './config';
-import { isFulcrumError, ConfigError } from './errors';
+import { exitCodeOf, isFulcrumError, ConfigError } from './errors';
 import { createLogger, flushLogs } from './log';
 import { Fulcrum } from './server';
 import type { Config } from './config/types';
@@ -20,12 +20,9 @@ function version(): string {
 /** Print a user error as lines on stderr and exit with its code; never a stack trace. */
 function fail(err: unknown): never {
   if (err instanceof Error && isFulcrumError(err)) {
-    if (err.code === 'FULCRUM_USAGE') {
-      process.stderr.write(`fulcrum: ${err.message}\n${USAGE.split('\n')[0]}\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`${err.message}\n`);
-    process.exit(1);
+    if (err.code === 'FULCRUM_USAGE') process.stderr.write(`fulcrum: ${err.message}\n${USAGE.split('\n')[0]}\n`);
+    else process.stderr.write(`${err.message}\n`);
+    process.exit(exitCodeOf(err));
   }
   process.stderr.write(`fulcrum: unexpected error: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);

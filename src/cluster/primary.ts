@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
+import { FulcrumError } from '../errors';
 import type { Config } from '../config/types';
 import type { Logger } from '../log';
 import { Fulcrum } from '../server';
@@ -165,7 +166,7 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
     startupFailed = (message) => {
       stopping = true;
       for (const w of workers()) w.kill('SIGKILL');
-      void fulcrum.stop(0).then(() => reject(Object.assign(new Error(message), { code: 'FULCRUM_LISTEN_FAILED' })));
+      void fulcrum.stop(0).then(() => reject(new FulcrumError('FULCRUM_LISTEN_FAILED', message)));
     };
     const check = setInterval(() => {
       if (listening.size >= count) {

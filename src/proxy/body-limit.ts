@@ -1,5 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 
+import { fulcrumError } from '../errors';
+
 export const BODY_TOO_LARGE = 'FULCRUM_BODY_TOO_LARGE';
 
 /**
@@ -19,7 +21,7 @@ export class BodyLimit extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.#seen += chunk.length;
     if (this.#seen > this.#max) {
-      done(Object.assign(new Error(`request body larger than ${this.#max} bytes`), { code: BODY_TOO_LARGE }));
+      done(fulcrumError(BODY_TOO_LARGE, `request body larger than ${this.#max} bytes`));
       return;
     }
     done(null, chunk);

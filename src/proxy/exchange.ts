@@ -1,3 +1,4 @@
+import { ERRORS, fulcrumError } from '../errors';
 import type { ProxyRequest, ProxyResponse } from './message';
 import type { Backend } from '../pool/backend';
 import type { UpstreamCall, UpstreamHandler } from '../upstream/types';
@@ -54,7 +55,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** SPEC section 4: a 503 says when to come back. */
 const RETRY_AFTER = ['retry-after', '1'] as const;
 
-const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'FULCRUM_CLIENT_GONE' });
+const CLIENT_GONE = fulcrumError('FULCRUM_CLIENT_GONE', ERRORS.FULCRUM_CLIENT_GONE.message);
 
 export interface ExchangeInit {
   readonly listener: string;
@@ -210,8 +211,8 @@ export class Exchange implements UpstreamHandler {
         this.#finish(err.message);
         return;
       }
-      const status = code === BODY_TOO_LARGE ? 413 : 408;
-      this.#local(status, status === 413 ? LOCAL_MESSAGES[413] : 'request timeout: the body stopped arriving', ['connection', 'close'], err.message);
+      const row = ERRORS[code];
+      this.#local(row.status, row.message, ['connection', 'close'], err.message);
       return;
     }
     const failure = classifyUpstreamError(err);

@@ -23,6 +23,7 @@ import { Http1Server } from '../http1/server';
 import { llhttpAvailable } from '../http1/parser';
 import { bodyStream, type ProxyRequest, type ProxyResponse } from './message';
 import { reportInternalError } from '../internal-errors';
+import { fulcrumError } from '../errors';
 import { deferClientError, trackChunkedBody, trackRequest } from '../http1/node-http';
 import { PendingHandshakes } from './tls-handshake';
 
@@ -402,7 +403,7 @@ export class ProxyListener {
   #watchBody(req: ProxyRequest, exchange: Exchange): void {
     const ms = this.config.limits.bodyTimeoutMs;
     if (ms === 0 || req.complete) return;
-    const onTimeout = () => exchange.abort(Object.assign(new Error(`no body data for ${ms}ms`), { code: BODY_TIMEOUT }));
+    const onTimeout = () => exchange.abort(fulcrumError(BODY_TIMEOUT, `no body data for ${ms}ms`));
     if (req.watchBody !== undefined) {
       req.watchBody(ms, onTimeout);
       return;

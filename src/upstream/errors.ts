@@ -1,3 +1,4 @@
+import { ERRORS, type FulcrumErrorCode } from '../errors';
 import { UPSTREAM_ERRORS } from './types';
 
 /**
@@ -16,15 +17,22 @@ export interface UpstreamFailure {
   readonly message: string;
 }
 
+/** A row of src/errors.ts as the failure table holds it. */
+function ours(code: FulcrumErrorCode): UpstreamFailure {
+  const row = ERRORS[code] as { kind: FailureKind; status: UpstreamFailure['status']; message: string };
+  return { kind: row.kind, status: row.status, message: row.message };
+}
+
+// Node's and undici's codes share the rows of ours that mean the same.
 const CONNECT_FAILURE: UpstreamFailure = { kind: 'connect-failure', status: 502, message: 'bad gateway: could not connect to the backend' };
-const CONNECT_TIMEOUT: UpstreamFailure = { kind: 'connect-failure', status: 504, message: 'gateway timeout: the backend did not accept the connection in time' };
-const RESET: UpstreamFailure = { kind: 'reset', status: 502, message: 'bad gateway: the backend closed the connection' };
-const RESPONSE_TIMEOUT: UpstreamFailure = { kind: 'timeout', status: 504, message: 'gateway timeout: the backend did not answer in time' };
-const UNAVAILABLE: UpstreamFailure = { kind: 'unavailable', status: 503, message: 'service unavailable: the backend is shutting down' };
-const INVALID: UpstreamFailure = { kind: 'invalid-request', status: 400, message: 'bad request: the request cannot be forwarded as sent' };
-const INTERNAL: UpstreamFailure = { kind: 'internal', status: 500, message: 'internal error' };
+const CONNECT_TIMEOUT = ours('FULCRUM_CONNECT_TIMEOUT');
+const RESET = ours('FULCRUM_UPSTREAM_CLOSED');
+const RESPONSE_TIMEOUT = ours('FULCRUM_RESPONSE_TIMEOUT');
+const UNAVAILABLE = ours('FULCRUM_POOL_CLOSED');
+const INVALID = ours('FULCRUM_INVALID_REQUEST');
+const INTERNAL = ours('FULCRUM_INTERNAL_ERROR');
 const LOCAL: UpstreamFailure = { kind: 'local-resource', status: 503, message: 'service unavailable: the proxy is out of file descriptors or memory' };
-const OTHER: UpstreamFailure = { kind: 'error', status: 502, message: 'bad gateway: the backend failed' };
+const OTHER = ours('FULCRUM_BAD_RESPONSE');
 
 // Codes of our own HTTP/1.1 client (src/http1/client.ts) and of undici (https:// backends, WebSocket).
 const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { fulcrumError, type FulcrumErrorCode } from '../errors';
 
 /**
  * What carries requests to one backend, whatever speaks the protocol: our own
@@ -53,7 +54,7 @@ export interface UpstreamOptions {
   readonly responseMs: number;
 }
 
-/** Error codes of our own clients, classified in errors.ts (one table with Node's and undici's). */
+/** The codes (src/errors.ts) our own clients fail an attempt with; upstream/errors.ts classifies them with Node's and undici's. */
 export const UPSTREAM_ERRORS = {
   CONNECT_TIMEOUT: 'FULCRUM_CONNECT_TIMEOUT',
   RESPONSE_TIMEOUT: 'FULCRUM_RESPONSE_TIMEOUT',
@@ -69,8 +70,8 @@ export const UPSTREAM_ERRORS = {
   POOL_CLOSED: 'FULCRUM_POOL_CLOSED',
   /** A bug in Fulcrum while this response was read (reported as an internal error; never the backend's fault). */
   INTERNAL: 'FULCRUM_INTERNAL_ERROR',
-} as const;
+} as const satisfies Record<string, FulcrumErrorCode>;
 
-export function upstreamError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
+export function upstreamError(code: FulcrumErrorCode, message: string): Error {
+  return fulcrumError(code, message);
 }
