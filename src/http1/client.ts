@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { HTTPParser, consume, createParser, readStart, readStop, releaseParser, type Parser as LlhttpParser, type ParserCallbacks } from './parser';
+import { HTTPParser, consume, createParser, readStart, readStop, releaseParser, type Parser as LlhttpParser, guarded } from './parser';
 import { UPSTREAM_ERRORS, upstreamError, type Upstream, type UpstreamCall, type UpstreamHandler, type UpstreamOptions, type UpstreamRequest } from '../upstream/types';
 import { reportInternalError } from '../internal-errors';
 
@@ -331,52 +331,8 @@ function onExecute(this: Parser, ret: number | Error): void {
   }
 }
 
-/**
- * The callbacks inside the connection boundary (as the server side's): the
- * binding calls them from a socket read, where an exception would reach the
- * process. A bug ends this backend connection and its call instead.
- */
-const GUARDED: ParserCallbacks<Connection> = {
-  onHeaders(this: Parser, headers: string[]): void {
-    try {
-      onHeaders.call(this, headers);
-    } catch (err) {
-      this.conn?.fault(err);
-    }
-  },
-  onHeadersComplete(
-    this: Parser, major: number, minor: number, headers: string[] | undefined, method: unknown, url: unknown,
-    status: number, message: unknown, upgrade: boolean, keepAlive: boolean,
-  ): number {
-    try {
-      return onHeadersComplete.call(this, major, minor, headers, method, url, status, message, upgrade, keepAlive);
-    } catch (err) {
-      this.conn?.fault(err);
-      return 0;
-    }
-  },
-  onBody(this: Parser, chunk: Buffer): void {
-    try {
-      onBody.call(this, chunk);
-    } catch (err) {
-      this.conn?.fault(err);
-    }
-  },
-  onMessageComplete(this: Parser): void {
-    try {
-      onMessageComplete.call(this);
-    } catch (err) {
-      this.conn?.fault(err);
-    }
-  },
-  onExecute(this: Parser, ret: number | Error): void {
-    try {
-      onExecute.call(this, ret);
-    } catch (err) {
-      this.conn?.fault(err);
-    }
-  },
-} as ParserCallbacks<Connection>;
+/** The callbacks inside the connection boundary (see guarded). */
+const GUARDED = guarded<Connection>({ onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
 
 /** One connection to the backend. */
 class Connection {

@@ -1,5 +1,5 @@
 import net, { type Socket } from 'node:net';
-import { HTTPParser, consume, createParser, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser, type ParserCallbacks } from './parser';
+import { HTTPParser, consume, createParser, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser, guarded } from './parser';
 import { reportInternalError } from '../internal-errors';
 import { LOCAL_MESSAGES } from '../proxy/local-response';
 import { Http1Request } from './request';
@@ -237,60 +237,8 @@ function onExecute(this: Parser, ret: number | Error): void {
   else if (c.upgrading !== null) c.upgrade(ret);
 }
 
-/*
- * The same callbacks inside the connection boundary: the binding calls them
- * from a socket read, where an exception would reach the process. A bug ends
- * its own connection (Connection.fault) instead. Fixed arity and .call, so
- * nothing is allocated per call.
- */
-const GUARDED: ParserCallbacks<Connection> = {
-  onMessageBegin(this: Parser): void {
-    try {
-      onMessageBegin.call(this);
-    } catch (err) {
-      this.conn?.fault(err);
-    }
-  },
-  onHeaders(this: Parser, headers: string[], url: string): void {
-    try {
-      onHeaders.call(this, headers, url);
-    } catch (err) {
-      this.conn?.fault(err);
-    }
-  },
-  onHeadersComplete(
-    this: Parser, major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
-    status: unknown, message: unknown, upgrade: boolean, keepAlive: boolean,
-  ): number {
-    try {
-      return onHeadersComplete.call(this, major, minor, headers, method, url, status, message, upgrade, keepAlive);
-    } catch (err) {
-      this.conn?.fault(err);
-      return 0;
-    }
-  },
-  onBody(this: Parser, chunk: Buffer): void {
-    try {
-      onBody.call(this, chunk);
-    } catch (err) {
-      this.conn?.fault(err);
-    }
-  },
-  onMessageComplete(this: Parser): void {
-    try {
-      onMessageComplete.call(this);
-    } catch (err) {
-      this.conn?.fault(err);
-    }
-  },
-  onExecute(this: Parser, ret: number | Error): void {
-    try {
-      onExecute.call(this, ret);
-    } catch (err) {
-      this.conn?.fault(err);
-    }
-  },
-} as ParserCallbacks<Connection>;
+/** The callbacks inside the connection boundary (see guarded). */
+const GUARDED = guarded<Connection>({ onMessageBegin, onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
 
 /** One client connection: its parser, the request being answered and those waiting behind it. */
 export class Connection {
