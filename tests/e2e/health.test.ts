@@ -213,7 +213,8 @@ describe('slow start', () => {
     const f = await fulcrum(config([a, b], `
     strategy: weighted-round-robin
     slowStart: 3s
-    healthCheck: { path: /healthz, interval: 30ms, timeout: 300ms, rise: 1, fall: 1 }`));
+    # b goes down by its status; a generous timeout keeps a loaded machine's slow probe from taking a down too.
+    healthCheck: { path: /healthz, interval: 30ms, timeout: 2s, rise: 1, fall: 1 }`));
     const backendB = f.fulcrum.pools.get('p')!.get('b')!;
     await waitFor(() => backendB.state === 'down', 3000, 'b down');
     b.health.status = 200;
