@@ -371,7 +371,8 @@ export class Connection {
       this.server.emit('clientError', err, this.socket);
       return;
     }
-    if (this.#pendingUpgrade !== null) {
+    // An upgrade waits for every request before it (active and queued), not only the one in flight.
+    if (this.#pendingUpgrade !== null && this.queue.length === 0) {
       const { req: up, head } = this.#pendingUpgrade;
       this.#pendingUpgrade = null;
       this.#emitUpgrade(up, head);
@@ -457,7 +458,10 @@ export class Connection {
       this.socket.destroy();
       return;
     }
-    if (this.active !== null) this.#pendingUpgrade = { req, head };
+    // RFC 9112 §9.3.2: answers go out in request order. Pipelined requests
+    // still queued behind the one in flight come before the upgrade too (the
+    // wire fuzz campaign found their answers replaced by the upgrade's 400).
+    if (this.active !== null || this.queue.length > 0) this.#pendingUpgrade = { req, head };
     else this.#emitUpgrade(req, head);
   }
 

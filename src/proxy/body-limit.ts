@@ -11,11 +11,19 @@ export const BODY_TOO_LARGE = 'FULCRUM_BODY_TOO_LARGE';
  */
 export class BodyLimit extends Transform {
   readonly #max: number;
+  /** Decides, once the source has ended, whether the body really is complete (an error fails it instead). */
+  readonly #beforeEnd: ((done: (err: Error | null) => void) => void) | undefined;
   #seen = 0;
 
-  constructor(max: number) {
+  constructor(max: number, beforeEnd?: (done: (err: Error | null) => void) => void) {
     super();
     this.#max = max;
+    this.#beforeEnd = beforeEnd;
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.#beforeEnd === undefined) done();
+    else this.#beforeEnd((err) => done(err));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {

@@ -336,14 +336,33 @@ export class ProxyListener {
     // Refused here: the client's id, or one made up for the log line (as #answer does).
     const refused = (status: number, error: string) => record(status, '', '', requestIdOf(req), error);
     socket.on('error', () => undefined);
+    // node:http hands an upgrade over at once, even behind answers to earlier
+    // pipelined requests still in flight: a refusal goes after them (as
+    // #connect's does), or it would answer the wrong request and close the
+    // connection under them (found by the wire fuzz campaign).
+    const refuseInOrder = (s: Duplex, status: number, message: string, extra = '') => {
+      if (!this.#nodeHttp1 || !deferClientError(s, localAnswer(status, message, extra))) refuseUpgrade(s, status, message, extra);
+    };
     if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) {
-      refuseUpgrade(socket, 505, LOCAL_MESSAGES[505]);
+      refuseInOrder(socket, 505, LOCAL_MESSAGES[505]);
       refused(505, 'unsupported HTTP version');
+      return;
+    }
+    // What #serve refuses in every request is refused in an upgrade too (the
+    // wire fuzz campaign found WebSocket upgrades without Host, with two, or
+    // with Transfer-Encoding in HTTP/1.0 handed to a backend).
+    const framing = badFraming(req);
+    const bad = req.httpVersionMinor === 1 && req.headers.host === undefined ? 'bad request: no Host header'
+      : hostCount(req.rawHeaders) > 1 ? 'bad request: more than one Host header'
+      : framing !== undefined ? `bad request: ${framing}` : undefined;
+    if (bad !== undefined) {
+      refuseInOrder(socket, 400, bad);
+      refused(400, bad);
       return;
     }
     // Only WebSocket (RFC 6455) is proxied; h2c and anything else is refused.
     if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || req.method !== 'GET') {
-      refuseUpgrade(socket, 400, 'only WebSocket upgrades are supported');
+      refuseInOrder(socket, 400, 'only WebSocket upgrades are supported');
       refused(400, 'unsupported upgrade');
       return;
     }
@@ -351,13 +370,13 @@ export class ProxyListener {
     const route = url === undefined ? undefined : this.#router.match(hostOf(req), url);
     if (url === undefined || route === undefined) {
       const status = url === undefined ? 400 : 404;
-      refuseUpgrade(socket, status, LOCAL_MESSAGES[status]);
+      refuseInOrder(socket, status, LOCAL_MESSAGES[status]);
       refused(status, LOCAL_MESSAGES[status]);
       return;
     }
     const wait = this.#limiter?.take(req, ip) ?? 0;
     if (wait > 0) {
-      refuseUpgrade(socket, 429, LOCAL_MESSAGES[429], `retry-after: ${wait}\r\n`);
+      refuseInOrder(socket, 429, LOCAL_MESSAGES[429], `retry-after: ${wait}\r\n`);
       refused(429, 'rate limited');
       return;
     }
@@ -391,10 +410,24 @@ export class ProxyListener {
     const body = bodyStream(req);
     // node:http's request cannot be failed alone when its chunked body breaks (see src/http1/node-http.ts): it goes through a stream that can.
     const broken = chunked && this.#nodeHttp1 && !h2;
-    if (!chunked || (maxBodySize === 0 && !broken)) return body;
-    const limited = new BodyLimit(maxBodySize === 0 ? Infinity : maxBodySize);
+    // HTTP/2: a client's RST_STREAM (no END_STREAM) ends node:http2's
+    // compatibility request as if its body were complete: 'end' comes first,
+    // 'aborted' a turn of the event loop later, so the upstream request was
+    // finished with a truncated body (found by the wire fuzz campaign).
+    // Every HTTP/2 body goes through a stream that holds its end back one
+    // turn (setImmediate) and fails instead if the stream was reset: the
+    // upstream request is then aborted, never completed.
+    if (!h2 && (!chunked || (maxBodySize === 0 && !broken))) return body;
+    const stream = h2 ? (req as unknown as Http2ServerRequest).stream : undefined;
+    const wasReset = () => (req as unknown as Http2ServerRequest).aborted || (stream!.rstCode ?? 0) !== 0;
+    const resetError = () => Object.assign(new Error('the client reset the stream before its body ended'), { code: 'ECONNRESET' });
+    const limited = new BodyLimit(
+      maxBodySize === 0 || !chunked ? Infinity : maxBodySize,
+      h2 ? (done) => setImmediate(() => done(wasReset() ? resetError() : null)) : undefined,
+    );
     // pipe() does not pass errors on: a body that breaks must still end the counting stream.
     body.on('error', (err) => limited.destroy(err));
+    if (h2) body.once('aborted', () => limited.destroy(resetError()));
     if (broken) trackChunkedBody(req, limited);
     return body.pipe(limited);
   }
@@ -478,6 +511,13 @@ function badFraming(req: ProxyRequest): string | undefined {
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return 'Transfer-Encoding in an HTTP/1.0 request';
   if (te.trim().toLowerCase() !== 'chunked') return `unsupported transfer coding "${te}"`;
   return undefined;
+}
+
+/** How many Host fields a raw header list holds. */
+function hostCount(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
+  return n;
 }
 
 /** HTTP/2 is a transport, never a request line's claim: node:http2's requests have their stream. */
