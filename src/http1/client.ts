@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { HTTPParser, consume, createParser, readStart, readStop, releaseParser, type Parser as LlhttpParser, guarded } from './parser';
+import { HTTPParser, consume, createParser, readStart, readStop, releaseParser, type Parser as LlhttpParser } from './parser';
 import { UPSTREAM_ERRORS, upstreamError, type Upstream, type UpstreamCall, type UpstreamHandler, type UpstreamOptions, type UpstreamRequest } from '../upstream/types';
 import { reportInternalError } from '../internal-errors';
 
@@ -260,79 +260,104 @@ class Call implements UpstreamCall {
 }
 
 // ---- parser callbacks: called by the binding with `this` = the parser ------
+//
+// Each runs its body inside the connection boundary: the binding calls them
+// from a socket read, where an exception would reach the process; a bug ends
+// its own connection (Connection.fault) instead.
 
 function onHeaders(this: Parser, headers: string[]): void {
-  const c = this.conn;
-  if (c !== null) for (let i = 0; i < headers.length; i++) c.headerPieces.push(headers[i]);
+  try {
+    const c = this.conn;
+    if (c !== null) for (let i = 0; i < headers.length; i++) c.headerPieces.push(headers[i]);
+  } catch (err) {
+    this.conn?.fault(err);
+  }
 }
 
 function onHeadersComplete(
   this: Parser, _major: number, _minor: number, headers: string[] | undefined, _method: unknown, _url: unknown,
   status: number, _message: unknown, _upgrade: boolean, keepAlive: boolean,
 ): number {
-  const c = this.conn;
-  if (c === null) return 0;
-  if (headers === undefined) {
-    headers = c.headerPieces;
-    c.headerPieces = [];
-  }
-  const call = c.call;
-  if (call === null || (c.phase !== Phase.Waiting && c.phase !== Phase.Sending)) {
-    // A response nobody asked for.
-    c.fail(upstreamError(UPSTREAM_ERRORS.BAD_RESPONSE, 'the backend sent a response to no request'));
-    return 0;
-  }
-  if (status < 200) {
-    if (status === 101) {
-      c.fail(upstreamError(UPSTREAM_ERRORS.BAD_RESPONSE, 'the backend switched protocols unasked'));
+  try {
+    const c = this.conn;
+    if (c === null) return 0;
+    if (headers === undefined) {
+      headers = c.headerPieces;
+      c.headerPieces = [];
+    }
+    const call = c.call;
+    if (call === null || (c.phase !== Phase.Waiting && c.phase !== Phase.Sending)) {
+      // A response nobody asked for.
+      c.fail(upstreamError(UPSTREAM_ERRORS.BAD_RESPONSE, 'the backend sent a response to no request'));
       return 0;
     }
-    c.informational = true;
-    return 1; // 1xx has no body; the final response follows
+    if (status < 200) {
+      if (status === 101) {
+        c.fail(upstreamError(UPSTREAM_ERRORS.BAD_RESPONSE, 'the backend switched protocols unasked'));
+        return 0;
+      }
+      c.informational = true;
+      return 1; // 1xx has no body; the final response follows
+    }
+    c.phase = Phase.Receiving;
+    c.keepAlive = keepAlive;
+    call.handler.onHeaders(status, headers);
+    // A response to HEAD has no body, whatever its Content-Length says.
+    return c.head ? 1 : 0;
+  } catch (err) {
+    this.conn?.fault(err);
+    return 0;
   }
-  c.phase = Phase.Receiving;
-  c.keepAlive = keepAlive;
-  call.handler.onHeaders(status, headers);
-  // A response to HEAD has no body, whatever its Content-Length says.
-  return c.head ? 1 : 0;
 }
 
 function onBody(this: Parser, chunk: Buffer): void {
-  const c = this.conn;
-  const call = c?.call;
-  if (call == null) return; // aborted inside an earlier callback for these same bytes
-  if (!call.handler.onData(chunk)) readStop(c!.socket);
+  try {
+    const c = this.conn;
+    const call = c?.call;
+    if (call == null) return; // aborted inside an earlier callback for these same bytes
+    if (!call.handler.onData(chunk)) readStop(c!.socket);
+  } catch (err) {
+    this.conn?.fault(err);
+  }
 }
 
 function onMessageComplete(this: Parser): void {
-  const c = this.conn;
-  if (c === null) return;
-  // Trailers came to onHeaders: dropped, never the next response's headers.
-  c.headerPieces = [];
-  if (c.informational) {
-    c.informational = false;
-    return;
+  try {
+    const c = this.conn;
+    if (c === null) return;
+    // Trailers came to onHeaders: dropped, never the next response's headers.
+    c.headerPieces = [];
+    if (c.informational) {
+      c.informational = false;
+      return;
+    }
+    // Aborted inside an earlier callback for these same bytes.
+    if (c.call !== null) c.complete();
+  } catch (err) {
+    this.conn?.fault(err);
   }
-  // Aborted inside an earlier callback for these same bytes.
-  if (c.call !== null) c.complete();
 }
 
 /** After the parser has gone through one read's bytes. */
 function onExecute(this: Parser, ret: number | Error): void {
-  const c = this.conn;
-  if (c === null) return;
-  // Not `instanceof Error`: the binding's errors come from Node's own realm.
-  if (typeof ret !== 'number') {
-    const reason = (ret as { code?: string }).code ?? ret.message;
-    c.fail(upstreamError(UPSTREAM_ERRORS.BAD_RESPONSE, `the backend's response is not valid HTTP/1.1 (${reason})`));
-  } else if (c.reusable) {
-    c.reusable = false;
-    c.client.release(c, true);
+  try {
+    const c = this.conn;
+    if (c === null) return;
+    // Not `instanceof Error`: the binding's errors come from Node's own realm.
+    if (typeof ret !== 'number') {
+      const reason = (ret as { code?: string }).code ?? ret.message;
+      c.fail(upstreamError(UPSTREAM_ERRORS.BAD_RESPONSE, `the backend's response is not valid HTTP/1.1 (${reason})`));
+    } else if (c.reusable) {
+      c.reusable = false;
+      c.client.release(c, true);
+    }
+  } catch (err) {
+    this.conn?.fault(err);
   }
 }
 
-/** The callbacks inside the connection boundary (see guarded). */
-const GUARDED = guarded<Connection>({ onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
+/** Every callback runs inside the connection boundary (a try in its own body: no extra call per callback on the request path). */
+const CALLBACKS = { onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute };
 
 /** One connection to the backend. */
 class Connection {
@@ -363,7 +388,7 @@ class Connection {
     this.client = client;
     this.socket = socket;
     this.since = client.tick;
-    this.#parser = createParser('RESPONSE', this, GUARDED);
+    this.#parser = createParser('RESPONSE', this, CALLBACKS);
     socket.on('connect', this.#onConnect);
     socket.on('error', this.#onError);
     socket.on('end', this.#onEnd);
@@ -466,7 +491,7 @@ class Connection {
     }
   }
 
-  /** A bug while this connection's response was handled: reported; the connection and its call end (see GUARDED). */
+  /** A bug while this connection's response was handled: reported; the connection and its call end (see CALLBACKS). */
   fault(err: unknown): void {
     reportInternalError(err, 'upstream connection');
     if (this.#parser !== null) {

@@ -227,63 +227,6 @@ export interface ParserCallbacks<Conn> {
   onExecute(this: Parser<Conn>, ret: number | Error): void;
 }
 
-/**
- * `callbacks` inside the connection boundary: the binding calls them from a
- * socket read, where an exception would reach the process; a bug ends its
- * own connection (`conn.fault`) instead. Made once per module: fixed arity
- * and .call, nothing allocated per call.
- */
-export function guarded<Conn extends { fault(err: unknown): void }>(callbacks: ParserCallbacks<Conn>): ParserCallbacks<Conn> {
-  const { onMessageBegin, onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute } = callbacks;
-  type Args = [unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown];
-  const complete = onHeadersComplete as (this: Parser<Conn>, ...args: Args) => number;
-  return {
-    onMessageBegin: onMessageBegin === undefined ? undefined : function (this: Parser<Conn>): void {
-      try {
-        onMessageBegin.call(this);
-      } catch (err) {
-        this.conn?.fault(err);
-      }
-    },
-    onHeaders(this: Parser<Conn>, headers: string[], url: string): void {
-      try {
-        onHeaders.call(this, headers, url);
-      } catch (err) {
-        this.conn?.fault(err);
-      }
-    },
-    onHeadersComplete(this: Parser<Conn>, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown, h: unknown, i: unknown): number {
-      try {
-        return complete.call(this, a, b, c, d, e, f, g, h, i);
-      } catch (err) {
-        this.conn?.fault(err);
-        return 0;
-      }
-    },
-    onBody(this: Parser<Conn>, chunk: Buffer): void {
-      try {
-        onBody.call(this, chunk);
-      } catch (err) {
-        this.conn?.fault(err);
-      }
-    },
-    onMessageComplete(this: Parser<Conn>): void {
-      try {
-        onMessageComplete.call(this);
-      } catch (err) {
-        this.conn?.fault(err);
-      }
-    },
-    onExecute(this: Parser<Conn>, ret: number | Error): void {
-      try {
-        onExecute.call(this, ret);
-      } catch (err) {
-        this.conn?.fault(err);
-      }
-    },
-  } as ParserCallbacks<Conn>;
-}
-
 /** A parser for requests or responses (strict, default header size limit) owned by `conn`. */
 export function createParser<Conn>(type: 'REQUEST' | 'RESPONSE', conn: Conn, callbacks: ParserCallbacks<Conn>): Parser<Conn> {
   const P = HTTPParser!;

@@ -1,5 +1,5 @@
 import net, { type Socket } from 'node:net';
-import { HTTPParser, consume, createParser, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser, guarded } from './parser';
+import { HTTPParser, consume, createParser, methods, readStart, readStop, releaseParser, type Parser as LlhttpParser } from './parser';
 import { reportInternalError } from '../internal-errors';
 import { LOCAL_MESSAGES } from '../proxy/local-response';
 import { Http1Request } from './request';
@@ -170,75 +170,104 @@ export class Http1Server extends net.Server {
 }
 
 // ---- parser callbacks: called by the binding with `this` = the parser ------
+//
+// Each runs its body inside the connection boundary: the binding calls them
+// from a socket read, where an exception would reach the process; a bug ends
+// its own connection (Connection.fault) instead.
 
 function onMessageBegin(this: Parser): void {
-  const c = this.conn;
-  if (c === null) return;
-  c.inMessage = true;
-  c.idleSince = 0;
-  c.headersStart = c.server.tick;
+  try {
+    const c = this.conn;
+    if (c === null) return;
+    c.inMessage = true;
+    c.idleSince = 0;
+    c.headersStart = c.server.tick;
+  } catch (err) {
+    this.conn?.fault(err);
+  }
 }
 
 /** Headers too long for one callback (or split over reads) arrive in pieces first. */
 function onHeaders(this: Parser, headers: string[], url: string): void {
-  const c = this.conn;
-  if (c === null) return;
-  for (let i = 0; i < headers.length; i++) c.headerPieces.push(headers[i]);
-  c.urlPiece += url;
+  try {
+    const c = this.conn;
+    if (c === null) return;
+    for (let i = 0; i < headers.length; i++) c.headerPieces.push(headers[i]);
+    c.urlPiece += url;
+  } catch (err) {
+    this.conn?.fault(err);
+  }
 }
 
 function onHeadersComplete(
   this: Parser, major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
   _status: unknown, _message: unknown, upgrade: boolean, keepAlive: boolean,
 ): number {
-  const c = this.conn;
-  if (c === null) return 0;
-  if (headers === undefined) {
-    headers = c.headerPieces;
-    c.headerPieces = [];
+  try {
+    const c = this.conn;
+    if (c === null) return 0;
+    if (headers === undefined) {
+      headers = c.headerPieces;
+      c.headerPieces = [];
+    }
+    if (url === undefined) {
+      url = c.urlPiece;
+      c.urlPiece = '';
+    }
+    c.headersStart = 0;
+    const req = new Http1Request(c, METHOD_BY_CODE[method], url, headers, major, minor, keepAlive);
+    c.receiving = req;
+    if (upgrade && (method === CONNECT || c.server.listenerCount('upgrade') > 0)) {
+      c.upgrading = req;
+      return 2; // llhttp stops after this message; the rest of the bytes are the tunnel's
+    }
+    c.enqueue(req);
+    return 0;
+  } catch (err) {
+    this.conn?.fault(err);
+    return 0;
   }
-  if (url === undefined) {
-    url = c.urlPiece;
-    c.urlPiece = '';
-  }
-  c.headersStart = 0;
-  const req = new Http1Request(c, METHOD_BY_CODE[method], url, headers, major, minor, keepAlive);
-  c.receiving = req;
-  if (upgrade && (method === CONNECT || c.server.listenerCount('upgrade') > 0)) {
-    c.upgrading = req;
-    return 2; // llhttp stops after this message; the rest of the bytes are the tunnel's
-  }
-  c.enqueue(req);
-  return 0;
 }
 
 function onBody(this: Parser, chunk: Buffer): void {
-  this.conn?.receiving?.pushBody(chunk);
+  try {
+    this.conn?.receiving?.pushBody(chunk);
+  } catch (err) {
+    this.conn?.fault(err);
+  }
 }
 
 function onMessageComplete(this: Parser): void {
-  const c = this.conn;
-  if (c === null) return;
-  const req = c.receiving;
-  c.receiving = null;
-  c.inMessage = false;
-  // Trailers came to onHeaders: dropped, never the next request's headers or URL.
-  c.headerPieces = [];
-  c.urlPiece = '';
-  req?.endBody();
-  if (c.active === null && c.queue.length === 0) c.idleSince = c.server.tick;
+  try {
+    const c = this.conn;
+    if (c === null) return;
+    const req = c.receiving;
+    c.receiving = null;
+    c.inMessage = false;
+    // Trailers came to onHeaders: dropped, never the next request's headers or URL.
+    c.headerPieces = [];
+    c.urlPiece = '';
+    req?.endBody();
+    if (c.active === null && c.queue.length === 0) c.idleSince = c.server.tick;
+  } catch (err) {
+    this.conn?.fault(err);
+  }
 }
 
 function onExecute(this: Parser, ret: number | Error): void {
-  const c = this.conn;
-  if (c === null) return;
-  // Not `instanceof Error`: the binding's errors come from Node's own realm (not jest's, say).
-  if (typeof ret !== 'number') c.failed(ret);
-  else if (c.upgrading !== null) c.upgrade(ret);
+  try {
+    const c = this.conn;
+    if (c === null) return;
+    // Not `instanceof Error`: the binding's errors come from Node's own realm (not jest's, say).
+    if (typeof ret !== 'number') c.failed(ret);
+    else if (c.upgrading !== null) c.upgrade(ret);
+  } catch (err) {
+    this.conn?.fault(err);
+  }
 }
 
-/** The callbacks inside the connection boundary (see guarded). */
-const GUARDED = guarded<Connection>({ onMessageBegin, onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute });
+/** Every callback runs inside the connection boundary (a try in its own body: no extra call per callback on the request path). */
+const CALLBACKS = { onMessageBegin, onHeaders, onHeadersComplete, onBody, onMessageComplete, onExecute };
 
 /** One client connection: its parser, the request being answered and those waiting behind it. */
 export class Connection {
@@ -295,7 +324,7 @@ export class Connection {
     this.server = server;
     this.socket = socket;
     this.headersStart = server.tick;
-    const parser = createParser('REQUEST', this, GUARDED);
+    const parser = createParser('REQUEST', this, CALLBACKS);
     // Bytes go from the socket to the parser inside Node, never through a 'data' event.
     consume(parser, socket);
     this.#parser = parser;
