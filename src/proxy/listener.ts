@@ -427,7 +427,14 @@ export class ProxyListener {
     );
     // pipe() does not pass errors on: a body that breaks must still end the counting stream.
     body.on('error', (err) => limited.destroy(err));
-    if (h2) body.once('aborted', () => limited.destroy(resetError()));
+    if (h2) {
+      body.once('aborted', () => limited.destroy(resetError()));
+      // Node 26's compatibility request says neither 'end' nor 'aborted' for a
+      // reset stream: the stream's own 'close' (with its RST_STREAM code) does.
+      stream!.once('close', () => {
+        if (!limited.writableFinished && wasReset()) limited.destroy(resetError());
+      });
+    }
     if (broken) trackChunkedBody(req, limited);
     return body.pipe(limited);
   }
