@@ -28,6 +28,8 @@ const IN_FLIGHT = Symbol('fulcrum.inFlight');
 const RECEIVING = Symbol('fulcrum.receiving');
 /** Once IN_FLIGHT is 0: the error answer to write, or null to just close. */
 const THEN = Symbol('fulcrum.then');
+/** On a response: its socket (node:http sets the request's and the response's to null once they are done). */
+const SOCKET = Symbol('fulcrum.socket');
 
 interface Tracked {
   [IN_FLIGHT]?: number;
@@ -42,6 +44,7 @@ interface Tracked {
 export function trackRequest(req: ProxyRequest, res: ProxyResponse): void {
   const s = req.socket as unknown as Tracked;
   s[IN_FLIGHT] = (s[IN_FLIGHT] ?? 0) + 1;
+  (res as unknown as { [SOCKET]: Tracked })[SOCKET] = s;
   res.on('close', onResponseClosed);
 }
 
@@ -53,12 +56,12 @@ export function trackChunkedBody(req: ProxyRequest, body: Duplex): void {
 }
 
 function onBodyReceived(this: ProxyRequest): void {
-  const s = this.socket as unknown as Tracked;
-  if (s[RECEIVING]?.req === this) s[RECEIVING] = undefined;
+  const s = this.socket as unknown as Tracked | null;
+  if (s !== null && s[RECEIVING]?.req === this) s[RECEIVING] = undefined;
 }
 
-function onResponseClosed(this: ServerResponse): void {
-  const s = this.req.socket as unknown as Tracked;
+function onResponseClosed(this: ServerResponse & { [SOCKET]: Tracked }): void {
+  const s = this[SOCKET];
   const left = (s[IN_FLIGHT] ?? 1) - 1;
   s[IN_FLIGHT] = left;
   if (left > 0 || s[THEN] === undefined) return;

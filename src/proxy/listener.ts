@@ -160,6 +160,13 @@ export class ProxyListener {
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const text = status === 431 ? 'request header fields too large' : status === 408 ? LOCAL_MESSAGES[408] : LOCAL_MESSAGES[400];
       const answer = localAnswer(status, text);
+      // The client's FIN cut a message short (node:http reports its parser's
+      // EOF error here): nobody is left to answer, and what is in flight for
+      // it must hear the connection close (as node:http's own rule does).
+      if (err.code === 'HPE_INVALID_EOF_STATE' || socket.readableEnded) {
+        socket.destroy();
+        return;
+      }
       // node:http: answers to earlier pipelined requests go first (Http1Server orders them itself).
       if (this.#nodeHttp1 && deferClientError(socket, answer)) {
         (socket as Marked)[POISONED] = true;
@@ -290,7 +297,12 @@ export class ProxyListener {
       startedAt,
     });
     exchange.start();
-    if (body !== null && !h2) this.#watchBody(req, exchange);
+    if (body !== null) {
+      // A body that fails (the client reset it, broke its framing) ends the
+      // attempt, whichever client carries it (undici does not always notice).
+      body.once('error', (err) => exchange.abort(err));
+      if (!h2) this.#watchBody(req, exchange);
+    }
   }
 
   /**

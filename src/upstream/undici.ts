@@ -1,5 +1,7 @@
 import { Pool as UndiciPool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { Upstream, UpstreamCall, UpstreamHandler, UpstreamRequest } from './types';
+import { reportInternalError } from '../internal-errors';
+import { fulcrumError } from '../errors';
 
 /**
  * undici checks `headersTimeout` with its coarse timers (ticks of about half a
@@ -84,27 +86,52 @@ class UndiciCall implements Dispatcher.DispatchHandler, UpstreamCall {
     }
   }
 
+  // undici calls these from its socket code: each runs inside the connection
+  // boundary, as our own client's callbacks do (a bug ends this call only).
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true; // 1xx: not the response yet
-    this.#clear();
-    this.#resume = resume;
-    const headers: string[] = new Array(raw.length);
-    for (let i = 0; i < raw.length; i++) headers[i] = raw[i].toString('latin1');
-    this.#handler.onHeaders(statusCode, headers);
-    return true;
+    try {
+      if (statusCode < 200) return true; // 1xx: not the response yet
+      this.#clear();
+      this.#resume = resume;
+      const headers: string[] = new Array(raw.length);
+      for (let i = 0; i < raw.length; i++) headers[i] = raw[i].toString('latin1');
+      this.#handler.onHeaders(statusCode, headers);
+      return true;
+    } catch (err) {
+      return this.#fault(err);
+    }
   }
 
   onData(chunk: Buffer): boolean {
-    return this.#handler.onData(chunk);
+    try {
+      return this.#handler.onData(chunk);
+    } catch (err) {
+      return this.#fault(err);
+    }
   }
 
   onComplete(): void {
     this.#clear();
-    this.#handler.onComplete();
+    try {
+      this.#handler.onComplete();
+    } catch (err) {
+      reportInternalError(err, 'upstream call');
+    }
   }
 
   onError(err: Error): void {
     this.#clear();
-    this.#handler.onError(err);
+    try {
+      this.#handler.onError(err);
+    } catch (bug) {
+      reportInternalError(bug, 'upstream call');
+    }
+  }
+
+  /** A bug in the handler: reported; the call is aborted (its handler hears an internal error). */
+  #fault(err: unknown): false {
+    reportInternalError(err, 'upstream call');
+    this.abort(fulcrumError('FULCRUM_INTERNAL_ERROR', 'internal error'));
+    return false;
   }
 }
