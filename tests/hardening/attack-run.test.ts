@@ -9,15 +9,13 @@
  */
 import http, { type IncomingMessage } from 'node:http';
 import http2 from 'node:http2';
-import net from 'node:net';
-import tls from 'node:tls';
 import { useTeardown } from '../helpers/teardown';
 import { addresses, startCli, tempDir, waitFor, writeFile, type CliProcess } from '../cli/harness';
 import { request } from '../helpers/http';
 import { metricsOf } from '../helpers/admin';
 import { sum } from '../helpers/prom';
-import { parseResponses, type ParsedResponse } from '../helpers/raw';
 import { selfSigned } from '../helpers/tls';
+import { LISTENERS, expectNoInternalErrors, sendRaw, type ListenerName, type RawAnswer } from '../helpers/listeners';
 
 const { backend } = useTeardown({ blackBox: true });
 
@@ -36,8 +34,6 @@ interface Setup {
   readonly ports: Record<'public' | 'secure' | 'h2', number>;
 }
 
-const LISTENERS = ['public', 'secure', 'h2'] as const;
-type ListenerName = (typeof LISTENERS)[number];
 
 async function setup(extraPublic = ''): Promise<Setup> {
   const seen: Seen[] = [];
@@ -92,35 +88,9 @@ async function setup(extraPublic = ''): Promise<Setup> {
   return { proc, seen, adminUrl, ports };
 }
 
-/** Raw bytes to a listener (TLS with ALPN http/1.1 for the TLS ones); read until the peer closes or `timeoutMs`. */
-function send(s: Setup, listener: ListenerName, chunks: string[], options: { hangUp?: boolean; timeoutMs?: number } = {}): Promise<{ responses: ParsedResponse[]; closed: boolean; data: string }> {
-  return new Promise((resolve) => {
-    const port = s.ports[listener];
-    const socket: net.Socket = listener === 'public'
-      ? net.connect(port, '127.0.0.1')
-      : tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
-    const received: Buffer[] = [];
-    let done = false;
-    const finish = (closed: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      const data = Buffer.concat(received);
-      resolve({ responses: parseResponses(data).responses, closed, data: data.toString('latin1') });
-    };
-    const timer = setTimeout(() => finish(false), options.timeoutMs ?? 3000);
-    socket.once(listener === 'public' ? 'connect' : 'secureConnect', () => {
-      for (const c of chunks) socket.write(Buffer.from(c, 'latin1'));
-    });
-    socket.on('data', (d: Buffer) => {
-      received.push(d);
-      // The attack of F4: an answer arrives while the body is still unsent, then the client hangs up.
-      if (options.hangUp === true && parseResponses(Buffer.concat(received)).responses.length > 0) socket.destroy();
-    });
-    socket.on('error', () => finish(true));
-    socket.on('close', () => finish(true));
-  });
+/** Raw bytes to one of this setup's listeners (see sendRaw). */
+function send(s: Setup, listener: ListenerName, chunks: string | string[], options: { hangUp?: boolean; timeoutMs?: number } = {}): Promise<RawAnswer> {
+  return sendRaw(s.ports[listener], listener, chunks, options);
 }
 
 /** The process is alive and each listener serves a normal request on a fresh connection. */
@@ -132,9 +102,8 @@ async function stillServing(s: Setup): Promise<void> {
   }
 }
 
-async function noInternalErrors(s: Setup): Promise<void> {
-  expect(sum(await metricsOf(s.adminUrl), 'fulcrum_internal_errors_total')).toBe(0);
-  expect(s.proc.logs.filter((l) => l.msg === 'internal error')).toEqual([]);
+function noInternalErrors(s: Setup): Promise<void> {
+  return expectNoInternalErrors(s.adminUrl, s.proc.logs);
 }
 
 describe('issue 20, F1: an HTTP/1.x connection\'s "HTTP/2.0" request line', () => {

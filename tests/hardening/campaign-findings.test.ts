@@ -8,14 +8,12 @@
  * wire.fuzz.test.ts.
  */
 import type { IncomingMessage } from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import tls from 'node:tls';
 import { useTeardown } from '../helpers/teardown';
 import { addresses, startCli, tempDir, waitFor, writeFile, type CliProcess } from '../cli/harness';
-import { metricsOf } from '../helpers/admin';
-import { sum } from '../helpers/prom';
-import { parseResponses, type ParsedResponse } from '../helpers/raw';
 import { selfSigned } from '../helpers/tls';
+import { LISTENERS, expectNoInternalErrors, sendRaw, type ListenerName, type RawAnswer } from '../helpers/listeners';
 
 const { backend } = useTeardown({ blackBox: true });
 
@@ -39,8 +37,6 @@ interface Setup {
   readonly ports: Record<ListenerName, number>;
 }
 
-const LISTENERS = ['public', 'secure', 'h2'] as const;
-type ListenerName = (typeof LISTENERS)[number];
 
 /** `delayMs`: the backend answers that long after a request's end (so pipelined answers are still in flight). */
 async function setup(delayMs = 0): Promise<Setup> {
@@ -87,33 +83,13 @@ async function setup(delayMs = 0): Promise<Setup> {
   return { proc, seen, upgrades, adminUrl, ports };
 }
 
-/** Raw bytes to a listener (TLS with ALPN http/1.1 for the TLS ones); read until the peer closes or `timeoutMs`. */
-function send(s: Setup, listener: ListenerName, bytes: string, timeoutMs = 3000): Promise<{ responses: ParsedResponse[]; closed: boolean }> {
-  return new Promise((resolve) => {
-    const port = s.ports[listener];
-    const socket: net.Socket = listener === 'public'
-      ? net.connect(port, '127.0.0.1')
-      : tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
-    const received: Buffer[] = [];
-    let done = false;
-    const finish = (closed: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ responses: parseResponses(Buffer.concat(received)).responses, closed });
-    };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    socket.once(listener === 'public' ? 'connect' : 'secureConnect', () => socket.write(Buffer.from(bytes, 'latin1')));
-    socket.on('data', (d: Buffer) => received.push(d));
-    socket.on('error', () => finish(true));
-    socket.on('close', () => finish(true));
-  });
+/** Raw bytes to one of this setup's listeners (see sendRaw). */
+function send(s: Setup, listener: ListenerName, chunks: string | string[], options: { hangUp?: boolean; timeoutMs?: number } = {}): Promise<RawAnswer> {
+  return sendRaw(s.ports[listener], listener, chunks, options);
 }
 
-async function noInternalErrors(s: Setup): Promise<void> {
-  expect(sum(await metricsOf(s.adminUrl), 'fulcrum_internal_errors_total')).toBe(0);
-  expect(s.proc.logs.filter((l) => l.msg === 'internal error')).toEqual([]);
+function noInternalErrors(s: Setup): Promise<void> {
+  return expectNoInternalErrors(s.adminUrl, s.proc.logs);
 }
 
 describe('campaign: a refused upgrade pipelined behind other requests', () => {
