@@ -11,7 +11,8 @@ import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
 import { Sticky, readCookie } from '../pool/sticky';
 import { Router, stripPathPrefix } from './router';
-import { clientAddress, forwardRequestHeaders } from './headers';
+import { forwardRequestHeaders } from './headers';
+import { peerAddress } from './peer';
 import { Exchange, type RequestObserver } from './exchange';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import { localAnswer, proxyUpgrade, refuseUpgrade } from './upgrade';
@@ -226,7 +227,7 @@ export class ProxyListener {
       return;
     }
     const startedAt = performance.now();
-    const ip = clientAddress(req.socket.remoteAddress);
+    const ip = peerAddress(req.socket);
     const h2 = isHttp2(req);
     if (this.#nodeHttp1 && !h2) trackRequest(req, res);
     if (!h2) {
@@ -311,7 +312,7 @@ export class ProxyListener {
    */
   #connect = (req: ProxyRequest, socketOrRes: Duplex | ProxyResponse): void => {
     const startedAt = performance.now();
-    const ip = clientAddress(req.socket.remoteAddress);
+    const ip = peerAddress(req.socket);
     if ('writeHead' in socketOrRes) {
       this.#answer(req, socketOrRes, ip, startedAt, 501, LOCAL_MESSAGES[501]);
       return;
@@ -340,7 +341,7 @@ export class ProxyListener {
 
   #tunnel(req: ProxyRequest, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
-    const ip = clientAddress(req.socket.remoteAddress);
+    const ip = peerAddress(req.socket);
     const record = (status: number, pool: string, backend: string, requestId: string, error?: string) => this.#observer.onRequestEnd({
       listener: this.name, method: req.method!, url: req.url!, requestId,
       remoteAddress: ip, pool, backend, status, durationMs: performance.now() - startedAt, bytes: 0, retries: 0, error,
