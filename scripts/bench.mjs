@@ -154,14 +154,17 @@ async function runLoadgen(url, conns, seconds) {
 function usage(message) {
   if (message) process.stderr.write(`bench: ${message}\n`);
   process.stderr.write('usage: npm run bench -- [--runs N] [--duration S] [--conns C] [--warmup S] [--workers] ' +
-    '[--pin split|none] [--client wrk|node] [--baseline PATH/cli.js] [--json]\n' +
+    '[--pin split|none] [--client wrk|node] [--baseline PATH/cli.js] [--config FILE] [--baseline-config FILE] [--json]\n' +
     '  --baseline: also measure another Fulcrum build (e.g. a worktree of the previous commit) in the same runs:\n' +
-    '    git worktree add /tmp/fulcrum-base HEAD~1 && (cd /tmp/fulcrum-base && npm ci) && npm run bench -- --baseline /tmp/fulcrum-base/dist/cli.js\n');
+    '    git worktree add /tmp/fulcrum-base HEAD~1 && (cd /tmp/fulcrum-base && npm ci) && npm run bench -- --baseline /tmp/fulcrum-base/dist/cli.js\n' +
+    '  --config / --baseline-config: run that Fulcrum (this build / the baseline) on your own YAML instead of the\n' +
+    '    generated one, to compare two configs (--baseline-config alone compares on this build). The file gets\n' +
+    '    ${BENCH_PORT} (its listener), ${BENCH_ADMIN} (admin port) and ${BENCH_BACKEND_1..3} (host:port) from the env.\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { runs: 3, duration: 5, conns: 50, warmup: 1, workers: false, pin: undefined, json: false, client: undefined, baseline: undefined };
+  const o = { runs: 3, duration: 5, conns: 50, warmup: 1, workers: false, pin: undefined, json: false, client: undefined, baseline: undefined, config: undefined, baselineConfig: undefined };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
@@ -187,10 +190,13 @@ function parseArgs(argv) {
       case '--client': o.client = value(); if (!['wrk', 'node'].includes(o.client)) usage('--client must be wrk or node'); break;
       case '--json': o.json = true; break;
       case '--baseline': o.baseline = path.resolve(value()); if (!fs.existsSync(o.baseline)) usage(`--baseline: no such file ${o.baseline}`); break;
+      case '--config': o.config = path.resolve(value()); if (!fs.existsSync(o.config)) usage(`--config: no such file ${o.config}`); break;
+      case '--baseline-config': o.baselineConfig = path.resolve(value()); if (!fs.existsSync(o.baselineConfig)) usage(`--baseline-config: no such file ${o.baselineConfig}`); break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown option ${arg}`);
     }
   }
+  if (o.baselineConfig !== undefined && o.baseline === undefined) o.baseline = CLI;
   return o;
 }
 
@@ -459,6 +465,11 @@ async function main() {
       '    healthCheck: { path: /, interval: 2s }',
       '',
     ].join('\n');
+    // What a --config / --baseline-config file finds in ${...}.
+    const benchEnv = (port, admin) => Object.fromEntries([
+      ['BENCH_PORT', String(port)], ['BENCH_ADMIN', String(admin)],
+      ...backendPorts.map((p, i) => [`BENCH_BACKEND_${i + 1}`, `127.0.0.1:${p}`]),
+    ]);
     fs.writeFileSync(path.join(tmp, 'fulcrum-w1.yaml'), fulcrumConfig(1, fPort, fAdmin));
     fs.writeFileSync(path.join(tmp, 'fulcrum-w2.yaml'), fulcrumConfig(2, f2Port, f2Admin));
     fs.writeFileSync(path.join(tmp, 'baseline.yaml'), fulcrumConfig(1, basePort, baseAdmin));
@@ -478,8 +489,8 @@ end
     const targetDef = {
       direct: { port: b1 },
       undici: { port: undiciPort, start: () => launch('undici', process.execPath, [SELF, '--role', 'undici-proxy', String(undiciPort), backendsCsv], { cpus: cpus.servers, logFile: path.join(tmp, 'undici.log') }) },
-      fulcrum: { port: fPort, admin: fAdmin, start: () => launch('fulcrum', process.execPath, [CLI, '--config', path.join(tmp, 'fulcrum-w1.yaml')], { cpus: cpus.servers, logFile: path.join(tmp, 'fulcrum-w1.log') }) },
-      baseline: { port: basePort, admin: baseAdmin, start: () => launch('baseline', process.execPath, [o.baseline, '--config', path.join(tmp, 'baseline.yaml')], { cpus: cpus.servers, logFile: path.join(tmp, 'baseline.log') }) },
+      fulcrum: { port: fPort, admin: fAdmin, start: () => launch('fulcrum', process.execPath, [CLI, '--config', o.config ?? path.join(tmp, 'fulcrum-w1.yaml')], { cpus: cpus.servers, logFile: path.join(tmp, 'fulcrum-w1.log'), env: benchEnv(fPort, fAdmin) }) },
+      baseline: { port: basePort, admin: baseAdmin, start: () => launch('baseline', process.execPath, [o.baseline, '--config', o.baselineConfig ?? path.join(tmp, 'baseline.yaml')], { cpus: cpus.servers, logFile: path.join(tmp, 'baseline.log'), env: benchEnv(basePort, baseAdmin) }) },
       'fulcrum-w2': { port: f2Port, admin: f2Admin, start: () => launch('fulcrum-w2', process.execPath, [CLI, '--config', path.join(tmp, 'fulcrum-w2.yaml')], { cpus: cpus.servers, logFile: path.join(tmp, 'fulcrum-w2.log') }) },
     };
 
