@@ -384,7 +384,7 @@ function routeText(r: RouteJson): string {
     action = '→ ' + r.pools.map((p) => p.pool + ' ' + (total > 0 ? Math.round((p.weight / total) * 1000) / 10 : 0) + '%').join(' · ');
   } else if (r.kind === 'redirect' && r.redirect) {
     const d = r.redirect;
-    action = 'redirect ' + d.status + ' to ' + (d.scheme ?? '(scheme)') + '://' + (d.host ?? '(host)') + (d.port !== null ? ':' + d.port : '') + (d.path ?? '(path)') + '?(query)';
+    action = 'redirect ' + d.status + ' to ' + (d.scheme ?? '(scheme)') + '://' + (d.host ?? '(host)') + (d.port !== null ? ':' + d.port : '') + (d.path ?? '/(path)') + '?(query)';
   } else if (r.kind === 'respond' && r.respond) {
     action = 'respond ' + r.respond.status;
   } else {
