@@ -167,6 +167,8 @@ export class Exchange implements UpstreamHandler {
       ? ['set-cookie', this.#init.sticky.setCookie(this.#backend!)] : undefined;
     this.#status = statusCode;
     this.#responding = true;
+    // SPEC 8.1: the route's responseHeaders act here, after Fulcrum's own
+    // passes; compress (8.5) comes after them, on what this writes.
     const rules = this.#init.responseRules ?? null;
     if (rules !== null) {
       // After Fulcrum's own passes (hop-by-hop, the sticky cookie): remove, set, add.

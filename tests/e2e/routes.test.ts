@@ -7,6 +7,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
+import { parseConfig } from '../../src/config';
+import { MIRROR_LIMITS, mirrorsInFlight } from '../../src/routes/mirror';
 import { request, type Reply } from '../helpers/http';
 import { metricsOf } from '../helpers/admin';
 import { sum } from '../helpers/prom';
@@ -550,6 +552,37 @@ pools:
   }, 30_000);
 });
 
+describe('8.2 mirror memory is bounded', () => {
+  test('beyond the cap on copies in flight, copies are skipped, never queued', async () => {
+    const held: http.ServerResponse[] = [];
+    const shadow = await backend('shadow', (req, res) => {
+      req.resume();
+      held.push(res);
+    });
+    const web = await backend('web');
+    const f = await fulcrum(`${HEADER}
+listeners:
+  public:
+    listen: 127.0.0.1:0
+    routes:
+      - { pool: web, mirror: { pool: shadow } }
+pools:
+  web: { backends: [ { url: ${web.url} } ] }
+  shadow: { backends: [ { url: ${shadow.url} } ] }
+`);
+    const saved = MIRROR_LIMITS.inFlight;
+    MIRROR_LIMITS.inFlight = mirrorsInFlight() + 3;
+    cleanups.push(async () => { MIRROR_LIMITS.inFlight = saved; });
+    for (let i = 0; i < 6; i++) expect((await request(`${f.url()}/${i}`)).status).toBe(200);
+    const metric = async (result: string) => sum(await metricsOf(f.adminUrl), 'fulcrum_mirror_requests_total', { pool: 'shadow', result });
+    expect(await metric('skipped')).toBe(3);
+    await waitFor(() => held.length === 3, 5000, 'three copies held');
+    for (const res of held) res.end('late');
+    await waitFor(async () => (await metric('sent')) === 3, 5000, 'sent = 3');
+    expect(held.length).toBe(3);
+  });
+});
+
 describe('the admin API and the dashboard show the route kinds', () => {
   test('/api/overview: pool, pools, redirect, respond, mirror, rewrite, header rules', async () => {
     const { yaml } = await namedPools(['web', 'v2', 'shadow']);
@@ -572,5 +605,26 @@ ${yaml}
     expect(routes[1]).toMatchObject({ pool: null, pools: [{ pool: 'web', weight: 90 }, { pool: 'v2', weight: 10 }] });
     expect(routes[2]).toMatchObject({ redirect: { scheme: 'https', host: 'www.test', port: null, path: null, status: 301 } });
     expect(routes[3]).toMatchObject({ path: '/robots.txt', methods: ['GET'], respond: { status: 200 }, responseHeaders: true });
+  });
+});
+
+describe('reload applies routes like any other key', () => {
+  test('a pool route becomes a maintenance page and back, without a restart', async () => {
+    const web = await backend('web');
+    const text = (route: string) => `${HEADER}
+listeners:
+  public:
+    listen: 127.0.0.1:0
+    routes:
+      - ${route}
+pools: { web: { backends: [ { url: ${web.url} } ] } }
+`;
+    const f = await fulcrum(text('pool: web'));
+    expect((await request(`${f.url()}/`)).body).toBe('web');
+    const down = await f.fulcrum.apply(parseConfig(text('respond: { status: 503, body: "maintenance" }'), 'test.yaml', {}));
+    expect(down).toMatchObject({ ok: true, changes: ['listener public: routes changed'] });
+    expect(await request(`${f.url()}/`)).toMatchObject({ status: 503, body: 'maintenance' });
+    await f.fulcrum.apply(parseConfig(text('pool: web'), 'test.yaml', {}));
+    expect((await request(`${f.url()}/`)).body).toBe('web');
   });
 });
