@@ -285,11 +285,12 @@ export class ProxyListener {
       this.#answer(req, res, ip, startedAt, 404, LOCAL_MESSAGES[404]);
       return;
     }
-    // SPEC 8.1's order of work from here: access (8.3) goes first, right
-    // here, after the match and before the rate limit; then the rate limit;
-    // then redirect/respond, or forwarding. Every answer below is the route's:
-    // its responseHeaders apply.
+    // Every answer from here on is the route's: its responseHeaders apply.
     const rules = route.responseRules;
+    // SPEC 8.1's order of work from here: access (8.3) goes first, right
+    // here, after the match and before the rate limit (its 401 and 403 pass
+    // `rules` like the 429 below); then the rate limit; then redirect or
+    // respond, or forwarding.
     if (this.#limiter !== undefined) {
       const wait = this.#limiter.take(req, ip);
       if (wait > 0) {
