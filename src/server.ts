@@ -17,6 +17,8 @@ import { isLocalResourceError } from './upstream/errors';
 import { http1FallbackNotice, http1SettingProblem } from './http1/parser';
 import { Connections, close, closeGracefully, formatAddress, listen, sameAddress, sameListenerSocket, sameProtocol } from './listen';
 import { buildGeneration, reusedBackends, type Generation, type GenerationDeps } from './generation';
+import { EXPORT_TIMEOUT_MS, makeTracer, swapTracer, type Tracing } from './tracing';
+import { isDeepStrictEqual } from 'node:util';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -83,6 +85,8 @@ export class Fulcrum {
   readonly #unlogInternalErrors: () => void;
   /** Kept across reloads, so a reload does not unstick every client. */
   readonly stickyKey: Buffer;
+  /** The current tracer, shared by every listener (null without `tracing`, and in a primary, which serves no request). */
+  readonly #tracing: Tracing = { tracer: null };
 
   constructor(config: Config, options: FulcrumOptions) {
     const setting = http1SettingProblem();
@@ -97,9 +101,11 @@ export class Fulcrum {
     this.metrics = new Metrics(() => this.#gen.pools.values(), { role: this.#role });
     this.#gen = buildGeneration(config, undefined, this.#deps());
     this.#accessLog = config.log.access;
+    if (this.#role !== 'primary') this.#tracing.tracer = makeTracer(config.tracing, this.metrics.onSpansDropped);
     const access = accessLogObserver(this.#logger);
     const onEnd = [this.metrics.onRequestEnd, (r: RequestRecord) => {
       if (this.#accessLog) access(r);
+      if (r.trace !== undefined) r.trace.end(r);
     }];
     if (options.onRequestEnd !== undefined) onEnd.push(options.onRequestEnd);
     const alarm = this.#alarm;
@@ -258,7 +264,7 @@ export class Fulcrum {
     for (const lc of this.#role === 'primary' ? [] : config.listeners) {
       const current = this.#listeners.get(lc.name);
       if (current !== undefined && sameListenerSocket(current.config, lc)) continue;
-      const l = new ProxyListener(lc, next.targets, this.#observer);
+      const l = new ProxyListener(lc, next.targets, this.#observer, this.#tracing);
       try {
         await listen(l.server, lc.host, lc.port, `listener ${lc.name}`);
       } catch (err) {
@@ -283,6 +289,9 @@ export class Fulcrum {
       this.#track(l);
     }
     this.#gen = next;
+    if (this.#role !== 'primary' && !isDeepStrictEqual(old.config.tracing, config.tracing)) {
+      swapTracer(this.#tracing, config.tracing, this.metrics.onSpansDropped, EXPORT_TIMEOUT_MS);
+    }
     this.#applyLogConfig(config);
     this.admin.setConfig(config.admin);
     for (const h of old.health) h.stop();
@@ -304,10 +313,13 @@ export class Fulcrum {
   async stop(timeoutMs = this.#gen.config.shutdownTimeoutMs): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    const deadline = Date.now() + timeoutMs;
     for (const h of this.#gen.health) h.stop();
     this.ejections.stop();
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
+    // The last requests' spans go out too, within what is left of the drain's time.
+    await this.#tracing.tracer?.close(Math.max(0, deadline - Date.now()));
     this.admin.server.closeAllConnections();
     await close(this.admin.server);
     this.#alarm.stop();
@@ -333,7 +345,7 @@ export class Fulcrum {
   }
 
   #addListener(lc: ListenerConfig): void {
-    const l = new ProxyListener(lc, this.#gen.targets, this.#observer);
+    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, this.#tracing);
     this.#listeners.set(lc.name, l);
     this.#track(l);
   }

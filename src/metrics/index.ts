@@ -46,6 +46,7 @@ export class Metrics {
   readonly #ejections: Counter<'pool' | 'backend'>;
   readonly #reloads: Counter<'result'>;
   readonly #backendFailures: CounterFamily;
+  readonly #spansDropped: Counter;
   /** pool → backend name → kind → series; made once per backend name (a reload may replace the Backend object). */
   readonly #failureSeries = new Map<string, Map<string, Record<BackendFailureKind, CounterSeries>>>();
   /** listener → pool → backend name → children. */
@@ -120,6 +121,13 @@ export class Metrics {
     });
     this.#backendFailures = new CounterFamily('fulcrum_backend_failures_total',
       'Failed attempts on a backend (each retry counts where it went), by kind: connect-failure, reset, timeout, 5xx, error.', registers);
+    // A worker's spans are its own (each exports them): counted where traffic is.
+    this.#spansDropped = new Counter({
+      name: 'fulcrum_tracing_spans_dropped_total',
+      help: 'Spans not exported: the queue was full (tracing.maxQueueSize), or their export failed.',
+      registers,
+    });
+    this.#spansDropped.inc(0);
     // Series exist from the start, so rate() works from the first scrape.
     this.#reloads.inc({ result: 'success' }, 0);
     this.#reloads.inc({ result: 'failure' }, 0);
@@ -170,6 +178,11 @@ export class Metrics {
   onAttemptFailed = (pool: string, backend: string, kind: AttemptFailure): void => {
     if (kind === 'local-resource') return;
     this.#failureSeries.get(pool)?.get(backend)?.[kind].inc();
+  };
+
+  /** Spans the exporter could not send (a full queue, a failed or timed-out export). */
+  onSpansDropped = (n: number): void => {
+    this.#spansDropped.inc(n);
   };
 
   onProbe = (pool: BackendPool, backend: Backend, ok: boolean): void => {

@@ -27,6 +27,7 @@ import { reportInternalError } from '../internal-errors';
 import { fulcrumError } from '../errors';
 import { deferClientError, trackChunkedBody, trackRequest } from '../http1/node-http';
 import { PendingHandshakes } from './tls-handshake';
+import type { ServerTrace, Tracing } from '../tracing/tracer';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -37,6 +38,9 @@ export interface PoolTarget {
 }
 
 const NO_KEY: PickContext = {};
+
+/** A listener made without a tracing switch (tests) never traces. */
+const NO_TRACING: Tracing = { tracer: null };
 
 /** A request-target HTTP/1.1 can carry (RFC 9112 §3.2, RFC 3986): visible ASCII only; anything else is percent-encoded by the client. */
 const HTTP1_TARGET = /^[\x21-\x7e]*$/;
@@ -113,14 +117,17 @@ export class ProxyListener {
   #router: Router<PoolTarget>;
   #limiter: RateLimiter | undefined;
   readonly #observer: RequestObserver;
+  /** The current tracer (null without `tracing`), shared with the Fulcrum that reloads it. */
+  readonly #tracing: Tracing;
   readonly #proto: 'http' | 'https';
   /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see src/http1/node-http.ts. */
   readonly #nodeHttp1: boolean;
 
-  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver) {
+  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, tracing: Tracing = NO_TRACING) {
     this.name = config.name;
     this.config = config;
     this.#observer = observer;
+    this.#tracing = tracing;
     this.#proto = config.tls !== undefined ? 'https' : 'http';
     this.#router = new Router(config.routes, (name) => targets.get(name)!);
     this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
@@ -281,6 +288,12 @@ export class ProxyListener {
     if (body === false) return;
     const target = route.pool;
     const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
+    const tracer = this.#tracing.tracer;
+    let trace: ServerTrace | undefined;
+    if (tracer !== null) {
+      trace = tracer.begin(req.headers, startedAt, route.index);
+      trace.bindHeaders(fwd.headers);
+    }
     const exchange = new Exchange({
       body,
       listener: this.name,
@@ -296,6 +309,7 @@ export class ProxyListener {
       sticky: target.sticky,
       preferred: target.sticky?.preferred(req.headers.cookie),
       startedAt,
+      trace,
     });
     exchange.start();
     if (body !== null) {
@@ -515,6 +529,8 @@ export class ProxyListener {
       bytes,
       retries: 0,
       error: message,
+      // Answered here: a server span with no client span under it.
+      trace: this.#tracing.tracer?.begin(req.headers, startedAt, -1),
     });
   }
 }

@@ -5,6 +5,8 @@ export interface Route<P> {
   readonly pathPrefix?: string;
   readonly stripPrefix: boolean;
   readonly pool: P;
+  /** Its place in the listener's routes (tracing's fulcrum.route). */
+  readonly index: number;
 }
 
 /**
@@ -21,7 +23,8 @@ export class Router<P> {
   readonly #wildcards: boolean;
 
   constructor(routes: readonly RouteConfig[], resolvePool: (name: string) => P) {
-    const all: Route<P>[] = routes.map((r) => ({
+    const all: Route<P>[] = routes.map((r, index) => ({
+      index,
       host: r.host,
       pathPrefix: r.pathPrefix,
       stripPrefix: r.stripPrefix,

@@ -1,0 +1,208 @@
+import type { TracingConfig } from '../config/types';
+import type { RequestRecord } from '../proxy/exchange';
+import { IdSource, formatTraceparent, parseTraceparent } from './context';
+import { OtlpExporter } from './exporter';
+import { SPAN_KIND_CLIENT, SPAN_KIND_SERVER, type AttributeValue, type Resource, type SpanData } from './otlp';
+
+/**
+ * SPEC section 12: one server span per request, one client span per attempt
+ * on a backend (child of the server span, so a retry shows as two), W3C
+ * trace context continued from the client or started here.
+ *
+ * Built only when `tracing` is configured: without it the listener and the
+ * exchange see `undefined` and do nothing more than that one check.
+ */
+
+const ORIGIN = performance.timeOrigin;
+
+/** The header-list names Fulcrum replaces; tracestate is passed on untouched. */
+const TRACEPARENT = 'traceparent';
+
+/** The trace of one client request: its server span, and the attempts' client spans. */
+export class ServerTrace {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly sampled: boolean;
+  readonly #tracer: Tracer;
+  readonly #parentSpanId: string;
+  readonly #traceState: string;
+  readonly #startedAt: number;
+  /** The route's index in its listener; -1 when no route matched. */
+  readonly #route: number;
+  /** Where in the forwarded header list the traceparent value sits (-1 until bindHeaders). */
+  #at = -1;
+
+  constructor(tracer: Tracer, headers: Readonly<Record<string, string | string[] | undefined>>, startedAt: number, route: number) {
+    this.#tracer = tracer;
+    const parent = parseTraceparent(headers.traceparent);
+    const state = headers.tracestate;
+    this.#traceState = typeof state === 'string' ? state : Array.isArray(state) ? state.join(',') : '';
+    if (parent !== undefined) {
+      this.traceId = parent.traceId;
+      this.#parentSpanId = parent.spanId;
+      this.sampled = parent.sampled;
+    } else {
+      this.traceId = tracer.ids.traceId();
+      this.#parentSpanId = '';
+      this.sampled = tracer.sample();
+    }
+    this.spanId = tracer.ids.spanId();
+    this.#startedAt = startedAt;
+    this.#route = route;
+  }
+
+  /**
+   * The forwarded header list gets exactly one traceparent, whose value each
+   * attempt sets (its own client span is the backend's parent); the client's,
+   * valid or not, is not passed on. tracestate stays as the client sent it.
+   */
+  bindHeaders(headers: string[]): void {
+    for (let i = headers.length - 2; i >= 0; i -= 2) {
+      const name = headers[i]!;
+      if (name.length === TRACEPARENT.length && name.toLowerCase() === TRACEPARENT) headers.splice(i, 2);
+    }
+    headers.push(TRACEPARENT, '');
+    this.#at = headers.length - 1;
+  }
+
+  /** A new attempt: its client span, and the traceparent that names it in `headers`. */
+  attempt(backend: { readonly name: string; readonly url: string }, method: string, path: string, headers: string[]): ClientSpan {
+    const span = new ClientSpan(this, this.#tracer.ids.spanId(), backend, method, path);
+    if (this.#at !== -1) headers[this.#at] = formatTraceparent(this.traceId, span.spanId, this.sampled);
+    return span;
+  }
+
+  /** The request is over (the observers' onRequestEnd): the server span, if sampled. */
+  end(r: RequestRecord): void {
+    if (!this.sampled) return;
+    const q = r.url.indexOf('?');
+    const attributes: [string, AttributeValue][] = [
+      ['http.request.method', r.method],
+      ['url.path', q === -1 ? r.url : r.url.slice(0, q)],
+      ['http.response.status_code', r.status],
+      ['client.address', r.remoteAddress],
+    ];
+    if (this.#route !== -1) attributes.push(['fulcrum.route', this.#route]);
+    if (r.pool !== '') attributes.push(['fulcrum.pool', r.pool]);
+    if (r.backend !== '') attributes.push(['fulcrum.backend', r.backend]);
+    if (r.error !== undefined && r.status >= 500) attributes.push(['error.type', String(r.status)]);
+    this.#tracer.record({
+      traceId: this.traceId,
+      spanId: this.spanId,
+      parentSpanId: this.#parentSpanId,
+      traceState: this.#traceState,
+      name: r.method,
+      kind: SPAN_KIND_SERVER,
+      startMs: ORIGIN + this.#startedAt,
+      endMs: ORIGIN + this.#startedAt + r.durationMs,
+      attributes,
+      error: r.status >= 500,
+    });
+  }
+
+  /** @internal ClientSpan's way to the exporter. */
+  recordClient(span: SpanData): void {
+    this.#tracer.record(span);
+  }
+
+  get traceState(): string {
+    return this.#traceState;
+  }
+}
+
+/** One attempt on a backend. */
+export class ClientSpan {
+  readonly spanId: string;
+  /** The backend's status, once its headers came. */
+  status = 0;
+  /** Why the attempt failed, when it did without a status (the failure table's kind). */
+  error: string | undefined;
+  readonly #trace: ServerTrace;
+  readonly #backend: { readonly name: string; readonly url: string };
+  readonly #method: string;
+  readonly #path: string;
+  readonly #start = performance.now();
+  #ended = false;
+
+  constructor(trace: ServerTrace, spanId: string, backend: { readonly name: string; readonly url: string }, method: string, path: string) {
+    this.#trace = trace;
+    this.spanId = spanId;
+    this.#backend = backend;
+    this.#method = method;
+    this.#path = path;
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const t = this.#trace;
+    if (!t.sampled) return;
+    const url = this.#backend.url;
+    const colon = url.lastIndexOf(':');
+    const attributes: [string, AttributeValue][] = [
+      ['http.request.method', this.#method],
+      ['url.full', url + this.#path],
+      ['server.address', url.slice(url.indexOf('//') + 2, colon)],
+      ['server.port', Number(url.slice(colon + 1))],
+      ['fulcrum.backend', this.#backend.name],
+    ];
+    if (this.status !== 0) attributes.push(['http.response.status_code', this.status]);
+    const failed = this.error !== undefined || this.status >= 500;
+    if (failed) attributes.push(['error.type', this.error ?? String(this.status)]);
+    t.recordClient({
+      traceId: t.traceId,
+      spanId: this.spanId,
+      parentSpanId: t.spanId,
+      traceState: t.traceState,
+      name: this.#method,
+      kind: SPAN_KIND_CLIENT,
+      startMs: ORIGIN + this.#start,
+      endMs: ORIGIN + performance.now(),
+      attributes,
+      error: failed,
+    });
+  }
+}
+
+/** One `tracing` config's sampler, ids and exporter. */
+export class Tracer {
+  readonly ids = new IdSource();
+  readonly config: TracingConfig;
+  readonly #exporter: OtlpExporter;
+  readonly #random: () => number;
+
+  constructor(config: TracingConfig, options: { version: string; onDropped: (n: number) => void; random?: () => number }) {
+    this.config = config;
+    this.#random = options.random ?? Math.random;
+    const resource: Resource = { serviceName: config.serviceName, version: options.version };
+    this.#exporter = new OtlpExporter(config, resource, options.onDropped);
+  }
+
+  /** A request's trace; `route` is its route's index in the listener (-1: none matched). */
+  begin(headers: Readonly<Record<string, string | string[] | undefined>>, startedAt: number, route: number): ServerTrace {
+    return new ServerTrace(this, headers, startedAt, route);
+  }
+
+  /** For a trace Fulcrum starts: sampled with sampleRatio. */
+  sample(): boolean {
+    const r = this.config.sampleRatio;
+    return r >= 1 || (r > 0 && this.#random() < r);
+  }
+
+  record(span: SpanData): void {
+    this.#exporter.add(span);
+  }
+
+  /** Export what is queued within `timeoutMs`, then stop. */
+  close(timeoutMs: number): Promise<void> {
+    return this.#exporter.close(timeoutMs);
+  }
+}
+
+/**
+ * What the listeners hold: the current Tracer, or null without `tracing`.
+ * A reload swaps it here, once for every listener.
+ */
+export interface Tracing {
+  tracer: Tracer | null;
+}
