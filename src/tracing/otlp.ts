@@ -82,7 +82,8 @@ export function encodeJson(spans: readonly SpanData[], resource: Resource): Buff
 }
 
 function resourceAttributes(r: Resource): [string, AttributeValue][] {
-  return [['service.name', r.serviceName], ['service.version', r.version], ['telemetry.sdk.name', 'fulcrum'], ['telemetry.sdk.language', 'nodejs']];
+  // process.pid: with workers, which process served (and exported) the span.
+  return [['service.name', r.serviceName], ['service.version', r.version], ['process.pid', process.pid], ['telemetry.sdk.name', 'fulcrum'], ['telemetry.sdk.language', 'nodejs']];
 }
 
 // ---- protobuf --------------------------------------------------------------
