@@ -19,6 +19,7 @@ import { Connections, close, closeGracefully, formatAddress, listen, sameAddress
 import { buildGeneration, reusedBackends, type Generation, type GenerationDeps } from './generation';
 import { EXPORT_TIMEOUT_MS, makeTracer, swapTracer, type Tracing } from './tracing';
 import { isDeepStrictEqual } from 'node:util';
+import { TrafficHistory, type TrafficSnapshot } from './metrics/history';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -44,11 +45,15 @@ export interface FulcrumOptions {
     metrics(): Promise<{ contentType: string; text: string }>;
     /** Every worker is serving. */
     workersReady(): boolean;
+    /** The workers' request figures, summed (the dashboard's history). */
+    traffic(): Promise<TrafficSnapshot>;
   };
   /** Extra observers of finished requests (tests). */
   readonly onRequestEnd?: (r: RequestRecord) => void;
   /** The key of sticky cookie tokens for pools without `sticky.secret` (a worker gets its primary's); random by default. */
   readonly stickyKey?: Buffer;
+  /** How often the dashboard's history is sampled (tests make it short); HISTORY_INTERVAL_MS by default. */
+  readonly historyIntervalMs?: number;
 }
 
 export interface ReloadResult {
@@ -87,6 +92,8 @@ export class Fulcrum {
   readonly stickyKey: Buffer;
   /** The current tracer, shared by every listener (null without `tracing`, and in a primary, which serves no request). */
   readonly #tracing: Tracing = { tracer: null };
+  /** The dashboard's charts, where the admin API is (not in a worker). */
+  readonly #history: TrafficHistory | undefined;
 
   constructor(config: Config, options: FulcrumOptions) {
     const setting = http1SettingProblem();
@@ -114,6 +121,17 @@ export class Fulcrum {
       else this.metrics.onAttemptFailed(pool, backend, kind);
     });
     if (this.#role !== 'primary') for (const lc of config.listeners) this.#addListener(lc);
+    if (this.#role !== 'worker') {
+      const cluster = this.#cluster;
+      this.#history = new TrafficHistory(
+        cluster !== undefined ? () => cluster.traffic() : () => this.metrics.traffic(),
+        () => ({
+          pools: [...this.#gen.pools.values()].map((p) => ({ name: p.name, backends: p.backends.map((b) => b.name) })),
+          listeners: this.#gen.config.listeners.map((l) => l.name),
+        }),
+        options.historyIntervalMs,
+      );
+    }
     this.admin = new AdminServer(config.admin, {
       pools: () => [...this.#gen.pools.values()],
       listeners: () => this.#gen.config.listeners,
@@ -122,6 +140,7 @@ export class Fulcrum {
       refresh: this.#cluster?.refreshStats,
       ready: () => this.ready(),
       reload: () => this.reload(),
+      history: () => this.#history!.json(),
     });
   }
 
@@ -163,6 +182,7 @@ export class Fulcrum {
     if (this.#role !== 'worker') this.#watchErrors(this.admin.server, 'admin');
     for (const l of this.#listeners.values()) this.#watchErrors(l.server, `listener ${l.name}`);
     for (const h of this.#gen.health) h.start?.();
+    this.#history?.start();
     for (const l of this.#listeners.values()) {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
@@ -315,6 +335,7 @@ export class Fulcrum {
     this.#stopping = true;
     const deadline = Date.now() + timeoutMs;
     for (const h of this.#gen.health) h.stop();
+    this.#history?.stop();
     this.ejections.stop();
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));

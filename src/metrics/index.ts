@@ -4,6 +4,7 @@ import type { Backend } from '../pool/backend';
 import type { AttemptFailure, RequestRecord } from '../proxy/exchange';
 import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './series';
 import { internalErrorCount } from '../internal-errors';
+import type { BackendTraffic, TrafficSnapshot } from './history';
 
 /** Proxy latency from 1 ms to 10 s (SPEC section 7). */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -195,6 +196,33 @@ export class Metrics {
 
   onReload(ok: boolean): void {
     this.#reloads.inc({ result: ok ? 'success' : 'failure' });
+  }
+
+  /** The request metrics' figures since start, for the dashboard's history (src/metrics/history.ts). */
+  traffic(): TrafficSnapshot {
+    const backends = new Map<string, { pool: string; backend: string; requests: number; errors: number; buckets: number[] }>();
+    const listeners: { listener: string; codes: number[] }[] = [];
+    for (const [listener, byPool] of this.#children) {
+      const codes = [0, 0, 0, 0, 0];
+      for (const [pool, byBackend] of byPool) {
+        for (const [backend, c] of byBackend) {
+          const key = `${pool}\n${backend}`;
+          let acc = backends.get(key);
+          if (acc === undefined) backends.set(key, (acc = { pool, backend, requests: 0, errors: 0, buckets: Array<number>(c.duration.counts.length).fill(0) }));
+          for (let i = 0; i < c.duration.counts.length; i++) acc.buckets[i]! += c.duration.counts[i]!;
+          for (const byStatus of c.requests.values()) {
+            for (const [status, counter] of byStatus) {
+              acc.requests += counter.value;
+              if (status >= 500) acc.errors += counter.value;
+              const cls = Math.floor(status / 100) - 1;
+              if (cls >= 0 && cls < 5) codes[cls]! += counter.value;
+            }
+          }
+        }
+      }
+      listeners.push({ listener, codes });
+    }
+    return { backends: [...backends.values()] satisfies BackendTraffic[], listeners };
   }
 
   async text(): Promise<{ contentType: string; text: string }> {

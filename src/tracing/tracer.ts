@@ -76,16 +76,16 @@ export class ServerTrace {
   end(r: RequestRecord): void {
     if (!this.sampled) return;
     const q = r.url.indexOf('?');
-    const attributes: [string, AttributeValue][] = [
-      ['http.request.method', r.method],
-      ['url.path', q === -1 ? r.url : r.url.slice(0, q)],
-      ['http.response.status_code', r.status],
-      ['client.address', r.remoteAddress],
+    const attributes: AttributeValue[] = [
+      'http.request.method', r.method,
+      'url.path', q === -1 ? r.url : r.url.slice(0, q),
+      'http.response.status_code', r.status,
+      'client.address', r.remoteAddress,
     ];
-    if (this.#route !== -1) attributes.push(['fulcrum.route', this.#route]);
-    if (r.pool !== '') attributes.push(['fulcrum.pool', r.pool]);
-    if (r.backend !== '') attributes.push(['fulcrum.backend', r.backend]);
-    if (r.error !== undefined && r.status >= 500) attributes.push(['error.type', String(r.status)]);
+    if (this.#route !== -1) attributes.push('fulcrum.route', this.#route);
+    if (r.pool !== '') attributes.push('fulcrum.pool', r.pool);
+    if (r.backend !== '') attributes.push('fulcrum.backend', r.backend);
+    if (r.status >= 500) attributes.push('error.type', String(r.status));
     this.#tracer.record({
       traceId: this.traceId,
       spanId: this.spanId,
@@ -139,16 +139,16 @@ export class ClientSpan {
     if (!t.sampled) return;
     const url = this.#backend.url;
     const colon = url.lastIndexOf(':');
-    const attributes: [string, AttributeValue][] = [
-      ['http.request.method', this.#method],
-      ['url.full', url + this.#path],
-      ['server.address', url.slice(url.indexOf('//') + 2, colon)],
-      ['server.port', Number(url.slice(colon + 1))],
-      ['fulcrum.backend', this.#backend.name],
+    const attributes: AttributeValue[] = [
+      'http.request.method', this.#method,
+      'url.full', url + this.#path,
+      'server.address', url.slice(url.indexOf('//') + 2, colon),
+      'server.port', Number(url.slice(colon + 1)),
+      'fulcrum.backend', this.#backend.name,
     ];
-    if (this.status !== 0) attributes.push(['http.response.status_code', this.status]);
+    if (this.status !== 0) attributes.push('http.response.status_code', this.status);
     const failed = this.error !== undefined || this.status >= 500;
-    if (failed) attributes.push(['error.type', this.error ?? String(this.status)]);
+    if (failed) attributes.push('error.type', this.error ?? String(this.status));
     t.recordClient({
       traceId: t.traceId,
       spanId: this.spanId,
