@@ -202,7 +202,7 @@ export class Exchange implements UpstreamHandler {
 
   onError(err: Error): void {
     const { pool } = this.#init;
-    if (this.#span !== undefined) this.#span.error = String((err as { code?: unknown }).code ?? err.name);
+    if (this.#span !== undefined) this.#span.fail(String((err as { code?: unknown }).code ?? err.name));
     const backend = this.#backend!;
     if (this.#clientGone || this.#init.res.destroyed || this.#init.req.socket?.destroyed === true) {
       // node-http-proxy's rule: a client that hung up is not the backend's fault.

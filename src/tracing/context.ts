@@ -44,31 +44,35 @@ export function formatTraceparent(traceId: string, spanId: string, sampled: bool
 }
 
 /**
- * Random ids from a pool refilled 4 KiB at a time: one randomFillSync per 256
- * span ids instead of one per id (crypto.randomBytes costs about a microsecond
- * a call). Ids are unguessable as W3C recommends (§6.2), never all zero.
+ * Random ids cut from a hex string of 4 KiB of random bytes, made again when
+ * used up: one randomFillSync and one hex conversion per 256 span ids, and a
+ * substring per id, instead of a call into C++ for each (crypto.randomBytes
+ * costs about a microsecond a call). Ids are unguessable as W3C recommends
+ * (§6.2), never all zero.
  */
 export class IdSource {
-  readonly #pool = Buffer.allocUnsafe(4096);
-  #at = this.#pool.length;
+  readonly #bytes = Buffer.allocUnsafe(4096);
+  #hex = '';
+  #at = 0;
 
-  #take(bytes: number): string {
-    if (this.#at + bytes > this.#pool.length) {
-      randomFillSync(this.#pool);
+  #take(chars: number): string {
+    if (this.#at + chars > this.#hex.length) {
+      randomFillSync(this.#bytes);
+      this.#hex = this.#bytes.toString('hex');
       this.#at = 0;
     }
-    const id = this.#pool.toString('hex', this.#at, this.#at + bytes);
-    this.#at += bytes;
+    const id = this.#hex.substring(this.#at, this.#at + chars);
+    this.#at += chars;
     return id;
   }
 
   traceId(): string {
-    const id = this.#take(16);
+    const id = this.#take(32);
     return id === ZERO_TRACE ? this.traceId() : id;
   }
 
   spanId(): string {
-    const id = this.#take(8);
+    const id = this.#take(16);
     return id === ZERO_SPAN ? this.spanId() : id;
   }
 }

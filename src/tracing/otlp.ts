@@ -18,7 +18,11 @@ export const STATUS_ERROR = 2;
 
 export type AttributeValue = string | number;
 
-/** A finished span, as the tracer hands it to the exporter. */
+/**
+ * A finished span, as the tracer hands it to the exporter: the tracer's own
+ * span objects, so ending a span copies nothing; its attributes are made when
+ * the batch is encoded.
+ */
 export interface SpanData {
   readonly traceId: string;
   readonly spanId: string;
@@ -32,7 +36,7 @@ export interface SpanData {
   readonly startMs: number;
   readonly endMs: number;
   /** Flat: key, value, key, value... (one array per span, no pair objects). Integers are written as int64, everything else as strings. */
-  readonly attributes: readonly AttributeValue[];
+  attributes(): readonly AttributeValue[];
   readonly error: boolean;
 }
 
@@ -72,7 +76,7 @@ export function encodeJson(spans: readonly SpanData[], resource: Resource): Buff
           kind: s.kind,
           startTimeUnixNano: String(nanos(s.startMs)),
           endTimeUnixNano: String(nanos(s.endMs)),
-          attributes: pairs(s.attributes).map(([key, v]) => ({ key, value: jsonValue(v) })),
+          attributes: pairs(s.attributes()).map(([key, v]) => ({ key, value: jsonValue(v) })),
           status: s.error ? { code: STATUS_ERROR } : {},
         })),
       }],
@@ -229,8 +233,45 @@ class Out {
   }
 }
 
+/**
+ * The usual attribute, an ASCII key and a short ASCII string, with its
+ * lengths known up front (one byte each); false (nothing written) otherwise.
+ */
+function shortKeyValue(out: Out, field: number, key: string, v: string): boolean {
+  const kl = key.length;
+  const vl = v.length;
+  const anyLen = 2 + vl;
+  const kvLen = 2 + kl + 2 + anyLen;
+  if (kvLen > 127) return false;
+  out.room(2 + kvLen);
+  const b = out.buf;
+  const start = out.at;
+  let i = start;
+  b[i++] = (field << 3) | 2;
+  b[i++] = kvLen;
+  b[i++] = 0x0a;
+  b[i++] = kl;
+  for (let j = 0; j < kl; j++) {
+    const c = key.charCodeAt(j);
+    if (c > 0x7f) return false;
+    b[i++] = c;
+  }
+  b[i++] = 0x12;
+  b[i++] = anyLen;
+  b[i++] = 0x0a;
+  b[i++] = vl;
+  for (let j = 0; j < vl; j++) {
+    const c = v.charCodeAt(j);
+    if (c > 0x7f) return false;
+    b[i++] = c;
+  }
+  out.at = i;
+  return true;
+}
+
 /** common.v1.KeyValue { key = 1; AnyValue value = 2 }; AnyValue { string_value = 1; int_value = 3 }. */
 function keyValue(out: Out, field: number, key: string, v: AttributeValue): void {
+  if (typeof v === 'string' && shortKeyValue(out, field, key, v)) return;
   const kv = out.begin(field);
   out.string(1, key);
   const any = out.begin(2);
@@ -255,7 +296,7 @@ function span(out: Out, s: SpanData): void {
   out.uint(6, s.kind);
   out.fixed64(7, s.startMs);
   out.fixed64(8, s.endMs);
-  const a = s.attributes;
+  const a = s.attributes();
   for (let i = 0; i < a.length; i += 2) keyValue(out, 9, a[i] as string, a[i + 1]!);
   if (s.error) {
     const st = out.begin(15);

@@ -19,31 +19,34 @@ const ORIGIN = performance.timeOrigin;
 const TRACEPARENT = 'traceparent';
 
 /** The trace of one client request: its server span, and the attempts' client spans. */
-export class ServerTrace {
+export class ServerTrace implements SpanData {
   readonly traceId: string;
   readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly traceState: string;
   readonly sampled: boolean;
+  readonly kind = SPAN_KIND_SERVER;
   readonly #tracer: Tracer;
-  readonly #parentSpanId: string;
-  readonly #traceState: string;
   readonly #startedAt: number;
   /** The route's index in its listener; -1 when no route matched. */
   readonly #route: number;
   /** Where in the forwarded header list the traceparent value sits (-1 until bindHeaders). */
   #at = -1;
+  /** The finished request (set by end). */
+  #record: RequestRecord | undefined;
 
   constructor(tracer: Tracer, headers: Readonly<Record<string, string | string[] | undefined>>, startedAt: number, route: number) {
     this.#tracer = tracer;
     const parent = parseTraceparent(headers.traceparent);
     const state = headers.tracestate;
-    this.#traceState = typeof state === 'string' ? state : Array.isArray(state) ? state.join(',') : '';
+    this.traceState = typeof state === 'string' ? state : Array.isArray(state) ? state.join(',') : '';
     if (parent !== undefined) {
       this.traceId = parent.traceId;
-      this.#parentSpanId = parent.spanId;
+      this.parentSpanId = parent.spanId;
       this.sampled = parent.sampled;
     } else {
       this.traceId = tracer.ids.traceId();
-      this.#parentSpanId = '';
+      this.parentSpanId = '';
       this.sampled = tracer.sample();
     }
     this.spanId = tracer.ids.spanId();
@@ -72,57 +75,66 @@ export class ServerTrace {
     return span;
   }
 
-  /** The request is over (the observers' onRequestEnd): the server span, if sampled. */
+  /** The request is over (the observers' onRequestEnd): the server span goes to the exporter, if sampled. */
   end(r: RequestRecord): void {
-    if (!this.sampled) return;
+    if (!this.sampled || this.#record !== undefined) return;
+    this.#record = r;
+    this.#tracer.record(this);
+  }
+
+  /** @internal ClientSpan's way to the exporter. */
+  recordClient(span: ClientSpan): void {
+    this.#tracer.record(span);
+  }
+
+  get name(): string {
+    return this.#record!.method;
+  }
+
+  get startMs(): number {
+    return ORIGIN + this.#startedAt;
+  }
+
+  get endMs(): number {
+    return ORIGIN + this.#startedAt + this.#record!.durationMs;
+  }
+
+  get error(): boolean {
+    return this.#record!.status >= 500;
+  }
+
+  /** OpenTelemetry's HTTP server attributes, and Fulcrum's route, pool and backend. */
+  attributes(): AttributeValue[] {
+    const r = this.#record!;
     const q = r.url.indexOf('?');
-    const attributes: AttributeValue[] = [
+    const a: AttributeValue[] = [
       'http.request.method', r.method,
       'url.path', q === -1 ? r.url : r.url.slice(0, q),
       'http.response.status_code', r.status,
       'client.address', r.remoteAddress,
     ];
-    if (this.#route !== -1) attributes.push('fulcrum.route', this.#route);
-    if (r.pool !== '') attributes.push('fulcrum.pool', r.pool);
-    if (r.backend !== '') attributes.push('fulcrum.backend', r.backend);
-    if (r.status >= 500) attributes.push('error.type', String(r.status));
-    this.#tracer.record({
-      traceId: this.traceId,
-      spanId: this.spanId,
-      parentSpanId: this.#parentSpanId,
-      traceState: this.#traceState,
-      name: r.method,
-      kind: SPAN_KIND_SERVER,
-      startMs: ORIGIN + this.#startedAt,
-      endMs: ORIGIN + this.#startedAt + r.durationMs,
-      attributes,
-      error: r.status >= 500,
-    });
-  }
-
-  /** @internal ClientSpan's way to the exporter. */
-  recordClient(span: SpanData): void {
-    this.#tracer.record(span);
-  }
-
-  get traceState(): string {
-    return this.#traceState;
+    if (this.#route !== -1) a.push('fulcrum.route', this.#route);
+    if (r.pool !== '') a.push('fulcrum.pool', r.pool);
+    if (r.backend !== '') a.push('fulcrum.backend', r.backend);
+    if (r.status >= 500) a.push('error.type', String(r.status));
+    return a;
   }
 }
 
 /** One attempt on a backend. */
-export class ClientSpan {
+export class ClientSpan implements SpanData {
   readonly spanId: string;
+  readonly kind = SPAN_KIND_CLIENT;
   /** The backend's status, once its headers came. */
   status = 0;
-  /** Why the attempt failed, when it did without a status (the failure table's kind). */
-  error: string | undefined;
+  /** Why the attempt failed, when it did without a status (the error's code). */
+  failure: string | undefined;
   readonly #trace: ServerTrace;
   readonly #backend: { readonly name: string; readonly url: string };
   readonly #method: string;
   readonly #path: string;
   readonly #start = performance.now();
-  #ended = false;
+  #end = 0;
 
   constructor(trace: ServerTrace, spanId: string, backend: { readonly name: string; readonly url: string }, method: string, path: string) {
     this.#trace = trace;
@@ -132,35 +144,59 @@ export class ClientSpan {
     this.#path = path;
   }
 
+  /** The attempt failed with `code` (ECONNREFUSED, a timeout's code...). */
+  fail(code: string): void {
+    this.failure = code;
+  }
+
   end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    const t = this.#trace;
-    if (!t.sampled) return;
+    if (this.#end !== 0) return;
+    this.#end = performance.now();
+    if (this.#trace.sampled) this.#trace.recordClient(this);
+  }
+
+  get traceId(): string {
+    return this.#trace.traceId;
+  }
+
+  get parentSpanId(): string {
+    return this.#trace.spanId;
+  }
+
+  get traceState(): string {
+    return this.#trace.traceState;
+  }
+
+  get name(): string {
+    return this.#method;
+  }
+
+  get startMs(): number {
+    return ORIGIN + this.#start;
+  }
+
+  get endMs(): number {
+    return ORIGIN + this.#end;
+  }
+
+  get error(): boolean {
+    return this.failure !== undefined || this.status >= 500;
+  }
+
+  /** OpenTelemetry's HTTP client attributes, and the backend's name. */
+  attributes(): AttributeValue[] {
     const url = this.#backend.url;
     const colon = url.lastIndexOf(':');
-    const attributes: AttributeValue[] = [
+    const a: AttributeValue[] = [
       'http.request.method', this.#method,
       'url.full', url + this.#path,
       'server.address', url.slice(url.indexOf('//') + 2, colon),
       'server.port', Number(url.slice(colon + 1)),
       'fulcrum.backend', this.#backend.name,
     ];
-    if (this.status !== 0) attributes.push('http.response.status_code', this.status);
-    const failed = this.error !== undefined || this.status >= 500;
-    if (failed) attributes.push('error.type', this.error ?? String(this.status));
-    t.recordClient({
-      traceId: t.traceId,
-      spanId: this.spanId,
-      parentSpanId: t.spanId,
-      traceState: t.traceState,
-      name: this.#method,
-      kind: SPAN_KIND_CLIENT,
-      startMs: ORIGIN + this.#start,
-      endMs: ORIGIN + performance.now(),
-      attributes,
-      error: failed,
-    });
+    if (this.status !== 0) a.push('http.response.status_code', this.status);
+    if (this.error) a.push('error.type', this.failure ?? String(this.status));
+    return a;
   }
 }
 
