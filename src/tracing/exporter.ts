@@ -1,29 +1,31 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { TracingConfig } from '../config/types';
-import { encodeJson, encodeProtobuf, type Resource, type SpanData } from './otlp';
+import { JsonBatch, ProtobufBatch, type Resource, type SpanBatch, type SpanData } from './otlp';
 
 /** How often waiting spans go out (SPEC: at least every 5 s). */
 export const EXPORT_INTERVAL_MS = 1000;
-/** Spans per export request at most (the OpenTelemetry SDK's default batch). */
+/** An export goes as soon as this many spans wait (the OpenTelemetry SDK's default batch). */
 export const MAX_BATCH = 512;
 /** An export that has not been answered by then failed (the SDK's default). */
 export const EXPORT_TIMEOUT_MS = 10_000;
 
 /**
  * Finished spans on their way to an OTLP/HTTP collector, in batches: every
- * EXPORT_INTERVAL_MS, or as soon as a batch is full. A collector that is slow,
- * down or never answers costs the request path nothing: `add` is a push onto
- * a bounded queue, at most one export is in flight, each has a timeout, and
- * what does not fit or fails is dropped and counted (`onDropped`).
+ * EXPORT_INTERVAL_MS, or as soon as MAX_BATCH spans wait. Each span is
+ * encoded when it ends, into the batch that waits (its objects die young, and
+ * the queue is bytes). A collector that is slow, down or never answers costs
+ * the request path nothing: at most maxQueueSize spans wait, at most one
+ * export is in flight, each has a timeout, and what does not fit or fails is
+ * dropped and counted (`onDropped`).
  */
 export class OtlpExporter {
-  readonly #queue: SpanData[] = [];
+  #queue: SpanBatch;
+  readonly #newBatch: () => SpanBatch;
   readonly #max: number;
   readonly #batch: number;
   readonly #url: URL;
   readonly #headers: Record<string, string>;
-  readonly #encode: (spans: readonly SpanData[]) => Buffer;
   readonly #agent: http.Agent;
   readonly #onDropped: (n: number) => void;
   readonly #timer: NodeJS.Timeout;
@@ -37,7 +39,8 @@ export class OtlpExporter {
     this.#batch = Math.min(MAX_BATCH, config.maxQueueSize);
     this.#url = new URL(config.otlp.endpoint);
     const json = config.otlp.encoding === 'json';
-    this.#encode = json ? (s) => encodeJson(s, resource) : (s) => encodeProtobuf(s, resource);
+    this.#newBatch = json ? () => new JsonBatch(resource) : () => new ProtobufBatch(resource);
+    this.#queue = this.#newBatch();
     this.#headers = { ...config.otlp.headers, 'content-type': json ? 'application/json' : 'application/x-protobuf' };
     const secure = this.#url.protocol === 'https:';
     this.#agent = new (secure ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 1 });
@@ -48,13 +51,13 @@ export class OtlpExporter {
   /** A finished span; dropped (and counted) when the queue is full. */
   add(span: SpanData): void {
     const q = this.#queue;
-    if (q.length >= this.#max) {
+    if (q.count >= this.#max) {
       this.#onDropped(1);
       return;
     }
-    q.push(span);
+    q.add(span);
     // A full batch goes now; after close, every straggler goes at once (no timer is left).
-    if ((q.length >= this.#batch || this.#closed) && !this.#soon && this.#inFlight === undefined) {
+    if ((q.count >= this.#batch || this.#closed) && !this.#soon && this.#inFlight === undefined) {
       this.#soon = true;
       setImmediate(() => {
         this.#soon = false;
@@ -65,7 +68,7 @@ export class OtlpExporter {
 
   /** Spans waiting (tests, and flush). */
   get queued(): number {
-    return this.#queue.length;
+    return this.#queue.count;
   }
 
   /**
@@ -77,7 +80,7 @@ export class OtlpExporter {
     this.#closed = true;
     clearInterval(this.#timer);
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && (this.#queue.length > 0 || this.#inFlight !== undefined)) {
+    while (Date.now() < deadline && (this.#queue.count > 0 || this.#inFlight !== undefined)) {
       if (this.#inFlight === undefined) this.#export(deadline - Date.now());
       const left = deadline - Date.now();
       if (left <= 0) break;
@@ -85,18 +88,22 @@ export class OtlpExporter {
       await Promise.race([this.#inFlight, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
       clearTimeout(timer);
     }
-    if (this.#queue.length > 0) this.#onDropped(this.#queue.splice(0).length);
+    if (this.#queue.count > 0) {
+      this.#onDropped(this.#queue.count);
+      this.#queue = this.#newBatch();
+    }
     this.#agent.destroy();
   }
 
   #export(timeoutMs = EXPORT_TIMEOUT_MS): void {
-    if (this.#inFlight !== undefined || this.#queue.length === 0) return;
-    const spans = this.#queue.splice(0, this.#batch);
-    this.#inFlight = this.#post(this.#encode(spans), Math.min(timeoutMs, EXPORT_TIMEOUT_MS)).then((ok) => {
-      if (!ok) this.#onDropped(spans.length);
+    if (this.#inFlight !== undefined || this.#queue.count === 0) return;
+    const count = this.#queue.count;
+    const body = this.#queue.take();
+    this.#inFlight = this.#post(body, Math.min(timeoutMs, EXPORT_TIMEOUT_MS)).then((ok) => {
+      if (!ok) this.#onDropped(count);
       this.#inFlight = undefined;
-      // More than a batch was waiting: the next one goes now rather than at the next tick.
-      if (this.#queue.length >= this.#batch || (this.#closed && this.#queue.length > 0)) this.#export();
+      // A batch filled while this one was out: it goes now rather than at the next tick.
+      if (this.#queue.count >= this.#batch || (this.#closed && this.#queue.count > 0)) this.#export();
     });
   }
 

@@ -60,29 +60,57 @@ function jsonValue(v: AttributeValue): Record<string, string> {
   return typeof v === 'number' && Number.isInteger(v) ? { intValue: String(v) } : { stringValue: String(v) };
 }
 
-/** OTLP/JSON: ids as hex (not base64, unlike proto3's mapping), enums as numbers, nanoseconds as strings. */
-export function encodeJson(spans: readonly SpanData[], resource: Resource): Buffer {
-  const body = {
-    resourceSpans: [{
-      resource: { attributes: resourceAttributes(resource).map(([key, v]) => ({ key, value: jsonValue(v) })) },
-      scopeSpans: [{
-        scope: { name: SCOPE_NAME, version: resource.version },
-        spans: spans.map((s) => ({
-          traceId: s.traceId,
-          spanId: s.spanId,
-          ...(s.parentSpanId !== '' ? { parentSpanId: s.parentSpanId } : {}),
-          ...(s.traceState !== '' ? { traceState: s.traceState } : {}),
-          name: s.name,
-          kind: s.kind,
-          startTimeUnixNano: String(nanos(s.startMs)),
-          endTimeUnixNano: String(nanos(s.endMs)),
-          attributes: pairs(s.attributes()).map(([key, v]) => ({ key, value: jsonValue(v) })),
-          status: s.error ? { code: STATUS_ERROR } : {},
-        })),
-      }],
-    }],
-  };
-  return Buffer.from(JSON.stringify(body), 'utf8');
+/** One span in OTLP/JSON: ids as hex (not base64, unlike proto3's mapping), enums as numbers, nanoseconds as strings. */
+function spanJson(s: SpanData): string {
+  return JSON.stringify({
+    traceId: s.traceId,
+    spanId: s.spanId,
+    ...(s.parentSpanId !== '' ? { parentSpanId: s.parentSpanId } : {}),
+    ...(s.traceState !== '' ? { traceState: s.traceState } : {}),
+    name: s.name,
+    kind: s.kind,
+    startTimeUnixNano: String(nanos(s.startMs)),
+    endTimeUnixNano: String(nanos(s.endMs)),
+    attributes: pairs(s.attributes()).map(([key, v]) => ({ key, value: jsonValue(v) })),
+    status: s.error ? { code: STATUS_ERROR } : {},
+  });
+}
+
+/**
+ * Spans encoded as they end (so nothing of a request outlives it but its
+ * bytes), and the export request made of them.
+ */
+export interface SpanBatch {
+  /** Spans added since the last take(). */
+  readonly count: number;
+  add(s: SpanData): void;
+  /** The export request of the spans added so far; the batch starts again empty. */
+  take(): Buffer;
+}
+
+export class JsonBatch implements SpanBatch {
+  count = 0;
+  #spans: string[] = [];
+  readonly #resource: Resource;
+
+  constructor(resource: Resource) {
+    this.#resource = resource;
+  }
+
+  add(s: SpanData): void {
+    this.#spans.push(spanJson(s));
+    this.count++;
+  }
+
+  take(): Buffer {
+    const r = this.#resource;
+    const resource = JSON.stringify({ attributes: resourceAttributes(r).map(([key, v]) => ({ key, value: jsonValue(v) })) });
+    const scope = JSON.stringify({ name: SCOPE_NAME, version: r.version });
+    const body = `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":${scope},"spans":[${this.#spans.join(',')}]}]}]}`;
+    this.#spans = [];
+    this.count = 0;
+    return Buffer.from(body, 'utf8');
+  }
 }
 
 function pairs(flat: readonly AttributeValue[]): [string, AttributeValue][] {
@@ -135,8 +163,18 @@ function varintSize(n: number): number {
  * varints cost 26 to 95 µs.
  */
 class Out {
-  buf = Buffer.allocUnsafe(64 * 1024);
+  buf: Buffer;
   at = 0;
+
+  constructor(size = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  raw(bytes: Buffer, length: number): void {
+    this.room(length);
+    bytes.copy(this.buf, this.at, 0, length);
+    this.at += length;
+  }
 
   room(n: number): void {
     if (this.at + n <= this.buf.length) return;
@@ -310,20 +348,47 @@ function span(out: Out, s: SpanData): void {
  * ExportTraceServiceRequest { resource_spans = 1 } → ResourceSpans
  * { resource = 1 (Resource { attributes = 1 }); scope_spans = 2 } →
  * ScopeSpans { scope = 1 (InstrumentationScope { name = 1; version = 2 }); spans = 2 }.
+ * Each span is written as ScopeSpans' field 2 when it is added; take() puts
+ * the envelope around them.
  */
-export function encodeProtobuf(spans: readonly SpanData[], resource: Resource): Buffer {
-  const out = new Out();
-  const rs = out.begin(1);
-  const res = out.begin(1);
-  for (const [k, v] of resourceAttributes(resource)) keyValue(out, 1, k, v);
-  out.end(res);
-  const ss = out.begin(2);
-  const scope = out.begin(1);
-  out.string(1, SCOPE_NAME);
-  out.string(2, resource.version);
-  out.end(scope);
-  for (const s of spans) span(out, s);
-  out.end(ss);
-  out.end(rs);
-  return out.buf.subarray(0, out.at);
+export class ProtobufBatch implements SpanBatch {
+  count = 0;
+  #spans = new Out();
+  readonly #resource: Resource;
+
+  constructor(resource: Resource) {
+    this.#resource = resource;
+  }
+
+  add(s: SpanData): void {
+    span(this.#spans, s);
+    this.count++;
+  }
+
+  take(): Buffer {
+    const spans = this.#spans;
+    const out = new Out(spans.at + 512);
+    const rs = out.begin(1);
+    const res = out.begin(1);
+    for (const [k, v] of resourceAttributes(this.#resource)) keyValue(out, 1, k, v);
+    out.end(res);
+    const ss = out.begin(2);
+    const scope = out.begin(1);
+    out.string(1, SCOPE_NAME);
+    out.string(2, this.#resource.version);
+    out.end(scope);
+    out.raw(spans.buf, spans.at);
+    out.end(ss);
+    out.end(rs);
+    this.#spans = new Out();
+    this.count = 0;
+    return out.buf.subarray(0, out.at);
+  }
+}
+
+/** A whole export request (tests, one-off use). */
+export function encodeSpans(encoding: 'protobuf' | 'json', spans: readonly SpanData[], resource: Resource): Buffer {
+  const batch = encoding === 'json' ? new JsonBatch(resource) : new ProtobufBatch(resource);
+  for (const s of spans) batch.add(s);
+  return batch.take();
 }

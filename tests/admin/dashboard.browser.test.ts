@@ -15,6 +15,7 @@ import { startBackend, type TestBackend } from '../helpers/backends';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { useTeardown } from '../helpers/teardown';
+import type { HistoryJson } from '../../src/admin/api-json';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const REFRESH_MS = 2000;
@@ -46,8 +47,9 @@ async function openPage(): Promise<Watched> {
   return { page, problems };
 }
 
+/** History sampled every 250 ms, so the charts have lines within a second or two. */
 async function fulcrum(yaml: string): Promise<RunningFulcrum> {
-  const f = await startFulcrum(yaml);
+  const f = await startFulcrum(yaml, {}, { historyIntervalMs: 250 });
   cleanups.push(() => f.stop());
   return f;
 }
@@ -198,6 +200,44 @@ describe('the dashboard in Chromium', () => {
     await until(row(page, b).locator('.state'), (t) => t === 'up', REFRESH_MS, 'b up again');
     await until(page.locator(`tr.why[data-why="${key(b)}"] .why-changes`), (t) => t.includes('enabled by the admin API'), REFRESH_MS + 1000, 'the enable reason');
 
+    expect(problems).toEqual([]);
+  });
+
+  test('charts the last 15 minutes per pool, backend and listener from Fulcrum\'s history, and again after a reload', async () => {
+    const [a, c] = [await backend('a'), await backend('c', 4)];
+    const f = await fulcrum(config([a, c]));
+    const stopTraffic = traffic(f.url(), 5);
+    const { page, problems } = await openPage();
+    const points = async (key: string) => Number(await page.locator(`[data-chart="${key}"]`).getAttribute('data-points').catch(() => '0'));
+    const charts = ['pool/web/requests', 'pool/web/errors', 'pool/web/p99', 'listener/public/codes'];
+    try {
+      await page.goto(f.adminUrl + '/');
+      for (const key of charts) {
+        await waitFor(async () => (await points(key)) >= 4, 10_000, `chart ${key} drawn with values`);
+      }
+    } finally {
+      await stopTraffic();
+    }
+    // uPlot drew each into a canvas, with a legend naming the pool and both backends.
+    expect(await page.locator('[data-chart-pool="web"] .chart canvas').count()).toBe(3);
+    expect(await page.locator('[data-chart-listener="public"] .chart canvas').count()).toBe(1);
+    const legend = await page.locator('[data-chart="pool/web/requests"] .u-legend').textContent();
+    expect(legend).toContain('web (pool)');
+    expect(legend).toContain(`127.0.0.1:${a.port}`);
+    expect(legend).toContain(`127.0.0.1:${c.port}`);
+    // What was drawn is Fulcrum's: requests, c's 5xx, and their status classes.
+    const h = JSON.parse((await request(`${f.adminUrl}/api/history`)).body) as HistoryJson;
+    const pool = h.pools.find((p) => p.name === 'web')!;
+    expect(Math.max(...pool.requestRate.map((v) => v ?? 0))).toBeGreaterThan(0);
+    expect(Math.max(...pool.backends.find((b) => b.name === `127.0.0.1:${c.port}`)!.errorRate.map((v) => v ?? 0))).toBeGreaterThan(0);
+    expect(Math.max(...h.listeners[0]!.codes['5xx'].map((v) => v ?? 0))).toBeGreaterThan(0);
+    expect(pool.p99Ms.some((v) => v !== null && v > 0)).toBe(true);
+
+    // A reload draws the same history at once: it is kept in Fulcrum, not in the page.
+    const before = await points('pool/web/requests');
+    await page.reload();
+    await waitFor(async () => (await points('pool/web/requests')) >= before, 5000, 'the charts after a reload');
+    expect(await page.locator('.chart canvas').count()).toBe(4);
     expect(problems).toEqual([]);
   });
 
