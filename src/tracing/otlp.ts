@@ -5,9 +5,10 @@
  * JSON (https://opentelemetry.io/docs/specs/otlp/#otlphttp). Only the fields
  * Fulcrum's spans use are written; a receiver ignores what is absent.
  *
- * Written by hand rather than with protobufjs and the .proto files: it is
- * about a hundred lines, runs off the request path (once per batch), and
- * keeps the proxy free of a code generator (see README, Design choices).
+ * Written by hand rather than with protobufjs or the OpenTelemetry SDK's
+ * exporter: a span is encoded when it ends, straight into the bytes of the
+ * next export request, without an object per field or attribute (see README,
+ * Design choices, for the figures).
  */
 
 /** OTLP SpanKind. */
@@ -18,10 +19,18 @@ export const STATUS_ERROR = 2;
 
 export type AttributeValue = string | number;
 
+/** Where a span writes its attributes: nothing is made for them but their bytes. */
+export interface AttributeSink {
+  str(key: string, value: string): void;
+  /** The string `a + b`, without making it. */
+  str2(key: string, a: string, b: string): void;
+  /** A non-negative integer (int64). */
+  int(key: string, value: number): void;
+}
+
 /**
  * A finished span, as the tracer hands it to the exporter: the tracer's own
- * span objects, so ending a span copies nothing; its attributes are made when
- * the batch is encoded.
+ * span objects, so ending a span copies nothing.
  */
 export interface SpanData {
   readonly traceId: string;
@@ -35,8 +44,7 @@ export interface SpanData {
   /** Epoch milliseconds (fractional). */
   readonly startMs: number;
   readonly endMs: number;
-  /** Flat: key, value, key, value... (one array per span, no pair objects). Integers are written as int64, everything else as strings. */
-  attributes(): readonly AttributeValue[];
+  writeAttributes(sink: AttributeSink): void;
   readonly error: boolean;
 }
 
@@ -71,7 +79,7 @@ function spanJson(s: SpanData): string {
     kind: s.kind,
     startTimeUnixNano: String(nanos(s.startMs)),
     endTimeUnixNano: String(nanos(s.endMs)),
-    attributes: pairs(s.attributes()).map(([key, v]) => ({ key, value: jsonValue(v) })),
+    attributes: jsonAttributes(s),
     status: s.error ? { code: STATUS_ERROR } : {},
   });
 }
@@ -113,9 +121,13 @@ export class JsonBatch implements SpanBatch {
   }
 }
 
-function pairs(flat: readonly AttributeValue[]): [string, AttributeValue][] {
-  const out: [string, AttributeValue][] = [];
-  for (let i = 0; i < flat.length; i += 2) out.push([String(flat[i]), flat[i + 1]!]);
+function jsonAttributes(s: SpanData): { key: string; value: Record<string, string> }[] {
+  const out: { key: string; value: Record<string, string> }[] = [];
+  s.writeAttributes({
+    str: (key, v) => out.push({ key, value: jsonValue(v) }),
+    str2: (key, a, b) => out.push({ key, value: jsonValue(a + b) }),
+    int: (key, v) => out.push({ key, value: jsonValue(v) }),
+  });
   return out;
 }
 
@@ -272,36 +284,40 @@ class Out {
 }
 
 /**
- * The usual attribute, an ASCII key and a short ASCII string, with its
- * lengths known up front (one byte each); false (nothing written) otherwise.
+ * The usual attribute, an ASCII key and a short ASCII string `a + b`, with
+ * its lengths known up front (one byte each); false (nothing written) otherwise.
  */
-function shortKeyValue(out: Out, field: number, key: string, v: string): boolean {
+function shortKeyValue(out: Out, field: number, key: string, a: string, b: string): boolean {
   const kl = key.length;
-  const vl = v.length;
+  const vl = a.length + b.length;
   const anyLen = 2 + vl;
   const kvLen = 2 + kl + 2 + anyLen;
   if (kvLen > 127) return false;
   out.room(2 + kvLen);
-  const b = out.buf;
-  const start = out.at;
-  let i = start;
-  b[i++] = (field << 3) | 2;
-  b[i++] = kvLen;
-  b[i++] = 0x0a;
-  b[i++] = kl;
+  const buf = out.buf;
+  let i = out.at;
+  buf[i++] = (field << 3) | 2;
+  buf[i++] = kvLen;
+  buf[i++] = 0x0a;
+  buf[i++] = kl;
   for (let j = 0; j < kl; j++) {
     const c = key.charCodeAt(j);
     if (c > 0x7f) return false;
-    b[i++] = c;
+    buf[i++] = c;
   }
-  b[i++] = 0x12;
-  b[i++] = anyLen;
-  b[i++] = 0x0a;
-  b[i++] = vl;
-  for (let j = 0; j < vl; j++) {
-    const c = v.charCodeAt(j);
+  buf[i++] = 0x12;
+  buf[i++] = anyLen;
+  buf[i++] = 0x0a;
+  buf[i++] = vl;
+  for (let j = 0; j < a.length; j++) {
+    const c = a.charCodeAt(j);
     if (c > 0x7f) return false;
-    b[i++] = c;
+    buf[i++] = c;
+  }
+  for (let j = 0; j < b.length; j++) {
+    const c = b.charCodeAt(j);
+    if (c > 0x7f) return false;
+    buf[i++] = c;
   }
   out.at = i;
   return true;
@@ -309,7 +325,6 @@ function shortKeyValue(out: Out, field: number, key: string, v: string): boolean
 
 /** common.v1.KeyValue { key = 1; AnyValue value = 2 }; AnyValue { string_value = 1; int_value = 3 }. */
 function keyValue(out: Out, field: number, key: string, v: AttributeValue): void {
-  if (typeof v === 'string' && shortKeyValue(out, field, key, v)) return;
   const kv = out.begin(field);
   out.string(1, key);
   const any = out.begin(2);
@@ -318,6 +333,25 @@ function keyValue(out: Out, field: number, key: string, v: AttributeValue): void
   out.end(any);
   out.end(kv);
 }
+
+/** Span.attributes (field 9) into an Out. */
+class ProtobufAttributes implements AttributeSink {
+  out!: Out;
+
+  str(key: string, v: string): void {
+    if (!shortKeyValue(this.out, 9, key, v, '')) keyValue(this.out, 9, key, v);
+  }
+
+  str2(key: string, a: string, b: string): void {
+    if (!shortKeyValue(this.out, 9, key, a, b)) keyValue(this.out, 9, key, a + b);
+  }
+
+  int(key: string, v: number): void {
+    keyValue(this.out, 9, key, v);
+  }
+}
+
+const attributeSink = new ProtobufAttributes();
 
 /**
  * trace.v1.Span: trace_id 1, span_id 2, trace_state 3, parent_span_id 4,
@@ -334,8 +368,8 @@ function span(out: Out, s: SpanData): void {
   out.uint(6, s.kind);
   out.fixed64(7, s.startMs);
   out.fixed64(8, s.endMs);
-  const a = s.attributes();
-  for (let i = 0; i < a.length; i += 2) keyValue(out, 9, a[i] as string, a[i + 1]!);
+  attributeSink.out = out;
+  s.writeAttributes(attributeSink);
   if (s.error) {
     const st = out.begin(15);
     out.uint(3, STATUS_ERROR);
@@ -353,36 +387,57 @@ function span(out: Out, s: SpanData): void {
  */
 export class ProtobufBatch implements SpanBatch {
   count = 0;
-  #spans = new Out();
-  readonly #resource: Resource;
+  /** Two buffers in turn: one may still be on its way to the collector (at most one export is in flight) while the other fills. */
+  readonly #outs: [Out, Out];
+  #current = 0;
+  /** ResourceSpans.resource and ScopeSpans.scope, the same in every request. */
+  readonly #resource: Buffer;
+  readonly #scope: Buffer;
+  /** Bytes kept free before the spans for the envelope (tags, two lengths, resource, scope). */
+  readonly #headroom: number;
 
   constructor(resource: Resource) {
-    this.#resource = resource;
+    const r = new Out(1024);
+    const res = r.begin(1);
+    for (const [k, v] of resourceAttributes(resource)) keyValue(r, 1, k, v);
+    r.end(res);
+    this.#resource = Buffer.from(r.buf.subarray(0, r.at));
+    const sc = new Out(256);
+    const scope = sc.begin(1);
+    sc.string(1, SCOPE_NAME);
+    sc.string(2, resource.version);
+    sc.end(scope);
+    this.#scope = Buffer.from(sc.buf.subarray(0, sc.at));
+    this.#headroom = 2 * 6 + this.#resource.length + this.#scope.length;
+    this.#outs = [new Out(), new Out()];
+    for (const o of this.#outs) o.at = this.#headroom;
   }
 
   add(s: SpanData): void {
-    span(this.#spans, s);
+    span(this.#outs[this.#current], s);
     this.count++;
   }
 
+  /** The envelope goes in the headroom, right before the spans: no copy of them. */
   take(): Buffer {
-    const spans = this.#spans;
-    const out = new Out(spans.at + 512);
-    const rs = out.begin(1);
-    const res = out.begin(1);
-    for (const [k, v] of resourceAttributes(this.#resource)) keyValue(out, 1, k, v);
-    out.end(res);
-    const ss = out.begin(2);
-    const scope = out.begin(1);
-    out.string(1, SCOPE_NAME);
-    out.string(2, this.#resource.version);
-    out.end(scope);
-    out.raw(spans.buf, spans.at);
-    out.end(ss);
-    out.end(rs);
-    this.#spans = new Out();
+    const out = this.#outs[this.#current];
+    const scopeSpans = this.#scope.length + (out.at - this.#headroom);
+    const resourceSpans = this.#resource.length + 1 + varintSize(scopeSpans) + scopeSpans;
+    const prefix = 1 + varintSize(resourceSpans) + this.#resource.length + 1 + varintSize(scopeSpans) + this.#scope.length;
+    const end = out.at;
+    out.at = this.#headroom - prefix;
+    const start = out.at;
+    out.tag(1, 2);
+    out.varint(resourceSpans);
+    out.raw(this.#resource, this.#resource.length);
+    out.tag(2, 2);
+    out.varint(scopeSpans);
+    out.raw(this.#scope, this.#scope.length);
+    const body = out.buf.subarray(start, end);
+    this.#current = 1 - this.#current;
+    this.#outs[this.#current].at = this.#headroom;
     this.count = 0;
-    return out.buf.subarray(0, out.at);
+    return body;
   }
 }
 

@@ -2,7 +2,7 @@ import type { TracingConfig } from '../config/types';
 import type { RequestRecord } from '../proxy/exchange';
 import { IdSource, formatTraceparent, parseTraceparent } from './context';
 import { OtlpExporter } from './exporter';
-import { SPAN_KIND_CLIENT, SPAN_KIND_SERVER, type AttributeValue, type Resource, type SpanData } from './otlp';
+import { SPAN_KIND_CLIENT, SPAN_KIND_SERVER, type AttributeSink, type Resource, type SpanData } from './otlp';
 
 /**
  * SPEC section 12: one server span per request, one client span per attempt
@@ -17,6 +17,19 @@ const ORIGIN = performance.timeOrigin;
 
 /** The header-list names Fulcrum replaces; tracestate is passed on untouched. */
 const TRACEPARENT = 'traceparent';
+
+/** A backend URL's host and port, worked out once per URL (backend URLs are origins, normalised with a port). */
+const servers = new Map<string, { readonly address: string; readonly port: number }>();
+function serverOf(url: string): { readonly address: string; readonly port: number } {
+  let s = servers.get(url);
+  if (s === undefined) {
+    const colon = url.lastIndexOf(':');
+    s = { address: url.slice(url.indexOf('//') + 2, colon), port: Number(url.slice(colon + 1)) };
+    if (servers.size >= 10_000) servers.clear();
+    servers.set(url, s);
+  }
+  return s;
+}
 
 /** The trace of one client request: its server span, and the attempts' client spans. */
 export class ServerTrace implements SpanData {
@@ -104,20 +117,17 @@ export class ServerTrace implements SpanData {
   }
 
   /** OpenTelemetry's HTTP server attributes, and Fulcrum's route, pool and backend. */
-  attributes(): AttributeValue[] {
+  writeAttributes(a: AttributeSink): void {
     const r = this.#record!;
     const q = r.url.indexOf('?');
-    const a: AttributeValue[] = [
-      'http.request.method', r.method,
-      'url.path', q === -1 ? r.url : r.url.slice(0, q),
-      'http.response.status_code', r.status,
-      'client.address', r.remoteAddress,
-    ];
-    if (this.#route !== -1) a.push('fulcrum.route', this.#route);
-    if (r.pool !== '') a.push('fulcrum.pool', r.pool);
-    if (r.backend !== '') a.push('fulcrum.backend', r.backend);
-    if (r.status >= 500) a.push('error.type', String(r.status));
-    return a;
+    a.str('http.request.method', r.method);
+    a.str('url.path', q === -1 ? r.url : r.url.slice(0, q));
+    a.int('http.response.status_code', r.status);
+    a.str('client.address', r.remoteAddress);
+    if (this.#route !== -1) a.int('fulcrum.route', this.#route);
+    if (r.pool !== '') a.str('fulcrum.pool', r.pool);
+    if (r.backend !== '') a.str('fulcrum.backend', r.backend);
+    if (r.status >= 500) a.str('error.type', String(r.status));
   }
 }
 
@@ -184,19 +194,16 @@ export class ClientSpan implements SpanData {
   }
 
   /** OpenTelemetry's HTTP client attributes, and the backend's name. */
-  attributes(): AttributeValue[] {
+  writeAttributes(a: AttributeSink): void {
     const url = this.#backend.url;
-    const colon = url.lastIndexOf(':');
-    const a: AttributeValue[] = [
-      'http.request.method', this.#method,
-      'url.full', url + this.#path,
-      'server.address', url.slice(url.indexOf('//') + 2, colon),
-      'server.port', Number(url.slice(colon + 1)),
-      'fulcrum.backend', this.#backend.name,
-    ];
-    if (this.status !== 0) a.push('http.response.status_code', this.status);
-    if (this.error) a.push('error.type', this.failure ?? String(this.status));
-    return a;
+    const server = serverOf(url);
+    a.str('http.request.method', this.#method);
+    a.str2('url.full', url, this.#path);
+    a.str('server.address', server.address);
+    a.int('server.port', server.port);
+    a.str('fulcrum.backend', this.#backend.name);
+    if (this.status !== 0) a.int('http.response.status_code', this.status);
+    if (this.error) a.str('error.type', this.failure ?? String(this.status));
   }
 }
 

@@ -190,7 +190,11 @@ describe('the dashboard in Chromium', () => {
       await until(row(page, b).locator('[data-field="rate"]'), (t) => t === '0', 3 * REFRESH_MS + 1000, 'b no traffic once drained');
       await until(row(page, c).locator('[data-field="errors"]'), (t) => t !== '–' && t !== '0%', 4 * REFRESH_MS, 'an error rate');
       const shot = process.env.FULCRUM_SCREENSHOT ? path.join(__dirname, '../../docs/dashboard.png') : path.join(os.tmpdir(), 'fulcrum-dashboard.png');
-      await page.screenshot({ path: shot, fullPage: true });
+      // The whole page in one viewport: a full-page capture would draw the sticky header mid-page.
+      const height = Number(await page.evaluate('document.documentElement.scrollHeight'));
+      await page.setViewportSize({ width: 1280, height });
+      await page.screenshot({ path: shot });
+      await page.setViewportSize({ width: 1280, height: 800 });
     } finally {
       await stopTraffic();
     }
