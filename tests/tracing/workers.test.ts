@@ -3,7 +3,8 @@
  * own spans, and a SIGTERM right after the traffic loses none of them (the
  * queue is flushed within shutdownTimeout), with one process or with workers.
  */
-import { configYaml, freePort, startCli, tempDir, writeFile } from '../cli/harness';
+import { configYaml, freePort, startCli, tempDir, waitFor, writeFile } from '../cli/harness';
+import type { HistoryJson } from '../../src/admin/api-json';
 import { request } from '../helpers/http';
 import { startOtlpReceiver } from '../helpers/otlp';
 import { useTeardown } from '../helpers/teardown';
@@ -16,9 +17,10 @@ describe('tracing from the CLI', () => {
     cleanups.push(() => r.close());
     const a = await backend('a');
     const port = await freePort();
+    const adminPort = await freePort();
     const top = `workers: ${workers}\nshutdownTimeout: 5s\ntracing:\n  otlp: { endpoint: ${r.url} }`;
     const dir = tempDir();
-    const file = writeFile(dir, 'fulcrum.yaml', configYaml({ backends: [{ name: 'a', url: a.url }], listen: `127.0.0.1:${port}`, top }));
+    const file = writeFile(dir, 'fulcrum.yaml', configYaml({ backends: [{ name: 'a', url: a.url }], listen: `127.0.0.1:${port}`, adminListen: `127.0.0.1:${adminPort}`, top }));
     const p = startCli(['--config', file], { cwd: dir });
     await p.waitForLog((l) => l.msg === (workers > 1 ? 'workers listening' : 'listening'), 15_000, 'listening');
     const N = 30;
@@ -26,6 +28,20 @@ describe('tracing from the CLI', () => {
       // No keep-alive: connections are handed to the workers in turn.
       const replies = await Promise.all(Array.from({ length: 6 }, () => request(`http://127.0.0.1:${port}/w`)));
       expect(replies.map((x) => x.status)).toEqual(Array(6).fill(200));
+    }
+    if (workers > 1) {
+      // The dashboard's history is the sum over the workers, as /metrics is: once a
+      // sample (every 5 s) has passed, its rates add up to every request sent.
+      let seen = 0;
+      await waitFor(async () => {
+        const h = JSON.parse((await request(`http://127.0.0.1:${adminPort}/api/history`)).body) as HistoryJson;
+        const rates = h.pools[0]!.requestRate;
+        seen = rates.reduce<number>((n, r, i) => n + (r ?? 0) * ((i === 0 ? h.intervalMs : h.times[i]! - h.times[i - 1]!) / 1000), 0);
+        return Math.round(seen) >= N;
+      }, 12_000, 'the history to count every request').catch((e: Error) => {
+        throw new Error(`${e.message} (counted ${seen} of ${N})`);
+      });
+      expect(Math.round(seen)).toBeLessThanOrEqual(N + 1);
     }
     p.signal('SIGTERM');
     expect(await p.waitForExit(10_000)).toEqual({ code: 0, signal: null });
