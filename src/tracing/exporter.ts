@@ -5,8 +5,14 @@ import { JsonBatch, ProtobufBatch, type Resource, type SpanBatch, type SpanData 
 
 /** How often waiting spans go out (SPEC: at least every 5 s). */
 export const EXPORT_INTERVAL_MS = 1000;
-/** An export goes as soon as this many spans wait (the OpenTelemetry SDK's default batch). */
-export const MAX_BATCH = 512;
+/**
+ * An export goes as soon as this many spans wait (or maxQueueSize, if less).
+ * Larger than the OpenTelemetry SDK's 512: each export request costs about a
+ * tenth of a millisecond of CPU in node:http, so fewer, larger ones are
+ * cheaper per span; the spans of the export in flight do not count against
+ * maxQueueSize, so the next batch has all of it.
+ */
+export const MAX_BATCH = 2048;
 /** An export that has not been answered by then failed (the SDK's default). */
 export const EXPORT_TIMEOUT_MS = 10_000;
 
