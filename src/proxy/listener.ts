@@ -30,6 +30,7 @@ import { reportInternalError } from '../internal-errors';
 import { fulcrumError } from '../errors';
 import { deferClientError, trackChunkedBody, trackRequest } from '../http1/node-http';
 import { PendingHandshakes } from './tls-handshake';
+import type { ServerTrace, Tracing } from '../tracing/tracer';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -43,6 +44,9 @@ const NO_KEY: PickContext = {};
 
 /** A route as this listener runs it. */
 type ListenerRoute = CompiledRoute<PoolTarget>;
+
+/** A listener made without a tracing switch (tests) never traces. */
+const NO_TRACING: Tracing = { tracer: null };
 
 /** A request-target HTTP/1.1 can carry (RFC 9112 §3.2, RFC 3986): visible ASCII only; anything else is percent-encoded by the client. */
 const HTTP1_TARGET = /^[\x21-\x7e]*$/;
@@ -121,14 +125,17 @@ export class ProxyListener {
   readonly #random: () => number;
   #limiter: RateLimiter | undefined;
   readonly #observer: RequestObserver;
+  /** The current tracer (null without `tracing`), shared with the Fulcrum that reloads it. */
+  readonly #tracing: Tracing;
   readonly #proto: 'http' | 'https';
   /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see src/http1/node-http.ts. */
   readonly #nodeHttp1: boolean;
 
-  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, random: () => number = Math.random) {
+  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, tracing: Tracing = NO_TRACING, random: () => number = Math.random) {
     this.name = config.name;
     this.config = config;
     this.#observer = observer;
+    this.#tracing = tracing;
     this.#random = random;
     this.#proto = config.tls !== undefined ? 'https' : 'http';
     this.#router = this.#compile(config, targets);
@@ -320,6 +327,12 @@ export class ProxyListener {
     const target = action.kind === 'pool' ? action.target : action.choice.pick();
     const pick = target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) };
     if (route.mirror !== null) body = route.mirror.copy({ method: req.method, path, headers, pick }, body, req.headers['content-length']);
+    const tracer = this.#tracing.tracer;
+    let trace: ServerTrace | undefined;
+    if (tracer !== null) {
+      trace = tracer.begin(req.headers, startedAt, route.index);
+      trace.bindHeaders(headers);
+    }
     const exchange = new Exchange({
       body,
       listener: this.name,
@@ -338,6 +351,7 @@ export class ProxyListener {
       responseRules: rules,
       retries: route.retries,
       timeouts: route.timeouts,
+      trace,
     });
     exchange.start();
     if (body !== null) {
@@ -599,6 +613,8 @@ export class ProxyListener {
       bytes,
       retries: 0,
       error: message,
+      // Answered here: a server span with no client span under it.
+      trace: this.#tracing.tracer?.begin(req.headers, startedAt, -1),
     });
   }
 }

@@ -27,6 +27,8 @@ export async function startFulcrum(
     onRequestEnd?: (r: RequestRecord) => void;
     /** Only for tests that plant a bug: otherwise an `internal error` line fails stop(). */
     internalErrorsExpected?: boolean;
+    /** The dashboard history's sampling interval (5 s by default). */
+    historyIntervalMs?: number;
   } = {},
 ): Promise<RunningFulcrum> {
   const config = parseConfig(yaml, 'test.yaml', env);
@@ -40,6 +42,7 @@ export async function startFulcrum(
   const records: RequestRecord[] = [];
   const fulcrum = new Fulcrum(config, {
     logger: createLogger(config.log, sink),
+    historyIntervalMs: options.historyIntervalMs,
     onRequestEnd: (r) => {
       records.push(r);
       options.onRequestEnd?.(r);
