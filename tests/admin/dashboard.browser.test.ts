@@ -250,13 +250,14 @@ describe('the dashboard in Chromium', () => {
     expect(legend).toContain('web (pool)');
     expect(legend).toContain(`127.0.0.1:${a.port}`);
     expect(legend).toContain(`127.0.0.1:${c.port}`);
-    expect(h!.pools[0]!.backends.find((b) => b.name === `127.0.0.1:${a.port}`)!.errorRate.every((v) => v === null || v === 0)).toBe(true);
+    expect(h!.pools.find((p) => p.name === 'web')!.backends.find((b) => b.name === `127.0.0.1:${a.port}`)!.errorRate.every((v) => v === null || v === 0)).toBe(true);
 
     // A reload draws the same history at once: it is kept in Fulcrum, not in the page.
     const before = await points('pool/web/requests');
     await page.reload();
     await waitFor(async () => (await points('pool/web/requests')) >= before, 5000, 'the charts after a reload');
-    expect(await page.locator('.chart canvas').count()).toBe(4);
+    // Three charts per pool (web and the routes' web2), one per listener.
+    expect(await page.locator('.chart canvas').count()).toBe(7);
     expect(problems).toEqual([]);
   });
 
