@@ -132,6 +132,7 @@ export class Exchange implements UpstreamHandler {
       method: req.method!,
       headers: this.#init.headers,
       body: this.#init.body,
+      client: req.socket,
     }, this);
   }
 
