@@ -1,4 +1,4 @@
-import { X509Certificate, createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 
 /**
  * What a listener's certificate says (for /api/overview and the dashboard),
@@ -87,7 +87,7 @@ export function selfSigned(names: readonly string[], cn: string, days = 7): KeyP
     name(cn),
     der(SEQUENCE, utcTime(new Date(now - 3_600_000)), utcTime(new Date(now + days * 86_400_000))),
     name(cn),
-    createPublicKey(publicKey).export({ type: 'spki', format: 'der' }),
+    publicKey.export({ type: 'spki', format: 'der' }),
     extensions);
   const signature = sign('sha256', tbs, { key: privateKey, dsaEncoding: 'der' });
   const cert = der(SEQUENCE, tbs, ECDSA_SHA256, der(0x03, Buffer.from([0]), signature));
