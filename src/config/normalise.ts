@@ -21,8 +21,7 @@ export function normalise(c: ConfigFile, file: string): Config {
       ...l.listen,
       ...(l.tls !== undefined ? { tls: l.tls } : {}),
       http2: l.http2,
-      ...(l.proxyProtocol === true ? { proxyProtocol: {} }
-        : l.proxyProtocol !== false ? { proxyProtocol: { trusted: l.proxyProtocol.trusted } } : {}),
+      ...(l.proxyProtocol !== undefined ? { proxyProtocol: l.proxyProtocol.trusted !== undefined ? { trusted: l.proxyProtocol.trusted } : {} } : {}),
       limits: {
         maxBodySize: l.limits.maxBodySize,
         headersTimeoutMs: l.limits.headersTimeout,

@@ -146,9 +146,10 @@ function listener(baseDir: string) {
       ciphers: leaf(cipherList).default(DEFAULT_CIPHERS),
     }).optional(),
     http2: z.boolean().default(false),
-    proxyProtocol: z.union([z.boolean(), strict({ trusted: z.array(leaf(cidrValue)).min(1, { error: 'proxyProtocol.trusted needs at least one CIDR' }) })], {
-      error: 'proxyProtocol must be true, false or { trusted: [CIDR, ...] }',
-    }).default(false),
+    // true is `{}` (any peer), false is off; a problem inside `trusted` is reported at its own CIDR.
+    proxyProtocol: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), strict({
+      trusted: z.array(leaf(cidrValue)).min(1, { error: 'proxyProtocol.trusted needs at least one CIDR' }).optional(),
+    }, { error: 'proxyProtocol must be true, false or { trusted: [CIDR, ...] }' }).optional()),
     limits: strict({
       maxBodySize: leaf(sizeValue).default(0),
       headersTimeout: duration(10_000, true),
