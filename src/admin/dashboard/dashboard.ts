@@ -20,6 +20,7 @@ import type {
   BackendJson,
   BackendOverviewJson,
   BackendStateJson,
+  CertificateJson,
   ListenerJson,
   OverviewJson,
   PoolJson,
@@ -347,9 +348,11 @@ async function act(pool: string, backend: string, action: Action, button: HTMLBu
 
 function render(data: OverviewJson): void {
   const { pools, listeners } = data;
-  const sig = JSON.stringify([listeners, pools.map((p) => [p.name, p.strategy, p.backends.map((b) => [b.name, b.url, b.backup])])]);
+  // An older admin API has no certificates; a new certificate (ACME's first, a renewal) rebuilds the table.
+  const certificates = data.certificates ?? [];
+  const sig = JSON.stringify([listeners, certificates, pools.map((p) => [p.name, p.strategy, p.backends.map((b) => [b.name, b.url, b.backup])])]);
   if (sig !== shape) {
-    build(pools, listeners);
+    build(pools, listeners, certificates);
     shape = sig;
   }
   const now = Date.now();
@@ -367,7 +370,14 @@ function render(data: OverviewJson): void {
   }
 }
 
-function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: readonly ListenerJson[]): void {
+/** "acme: example.com, www.example.com · R11 · until 2027-03-01" */
+function certificateText(c: CertificateJson | undefined): string {
+  if (c === undefined) return '';
+  const issuer = /(?:^|,)CN=([^,]*)/.exec(c.issuer)?.[1] ?? c.issuer;
+  return c.source + ': ' + c.names.join(', ') + ' · ' + issuer + ' · until ' + c.notAfter.slice(0, 10);
+}
+
+function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: readonly ListenerJson[], certificates: readonly CertificateJson[]): void {
   const lt = ui.listeners;
   lt.textContent = '';
   for (const l of listeners) {
@@ -385,6 +395,7 @@ function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: reado
       el('tr', { 'data-listener': l.name }, [
         el('td', null, [el('strong', null, [l.name])]),
         el('td', { class: 'mono listen' }, [(l.tls ? 'https://' : 'http://') + l.listen]),
+        el('td', { class: 'cert', 'data-testid': 'certificate' }, [certificateText(certificates.find((c) => c.listener === l.name))]),
         routes,
       ]),
     );
