@@ -6,6 +6,8 @@
  * clients' requests.
  */
 import http from 'node:http';
+import net from 'node:net';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -83,4 +85,45 @@ pools:
     expect(pools.pools.flatMap((p) => p.backends.map((b) => b.state))).toEqual(['up', 'up', 'up']);
     await expectNoInternalErrors(f.adminUrl, f.logs);
   }, 30_000);
+
+  test('a WebSocket upgrade through a proxyProtocol pool carries its own client in the header', async () => {
+    // The backend behind HAProxy (accept-proxy, forwardfor) answers the upgrade with the X-Forwarded-For HAProxy set from the header.
+    const ws = http.createServer();
+    ws.on('upgrade', (req, socket) => {
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Seen: ${req.headers['x-forwarded-for']}\r\n\r\n`);
+    });
+    await new Promise<void>((resolve) => ws.listen(0, '127.0.0.1', resolve));
+    t.cleanups.push(() => new Promise((resolve) => ws.close(() => resolve())));
+    const wsPort = (ws.address() as { port: number }).port;
+    const dir = mkdtempSync(path.join(tmpdir(), 'fulcrum-haproxy-'));
+    const p = await freePort();
+    writeFileSync(path.join(dir, 'haproxy.cfg'), 'global\n  log stdout format raw local0\ndefaults\n  log global\n  option httplog\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n  timeout tunnel 10s\n'
+      + `frontend fe\n  bind 127.0.0.1:${p} accept-proxy\n  option forwardfor\n  default_backend ws\nbackend ws\n  server ws 127.0.0.1:${wsPort}\n`);
+    const haproxy = await startPeer('/usr/sbin/haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], [p]);
+    t.cleanups.push(() => haproxy.stop());
+    const f = await startFulcrum(`
+admin: { listen: 127.0.0.1:0 }
+listeners: { a: { listen: 127.0.0.1:0, routes: [{ pool: ws }] } }
+pools: { ws: { proxyProtocol: v1, backends: [{ url: "http://127.0.0.1:${p}" }] } }
+`);
+    t.cleanups.push(() => f.stop());
+    const [host, port] = f.fulcrum.address('a').split(':') as [string, string];
+    const head = await new Promise<string>((resolve, reject) => {
+      const s = net.connect({ host, port: Number(port), localAddress: '127.0.0.7' }, () => {
+        s.write('GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      });
+      let data = '';
+      s.on('data', (d: Buffer) => {
+        data += d.toString();
+        if (data.includes('\r\n\r\n')) {
+          s.destroy();
+          resolve(data);
+        }
+      });
+      s.on('error', reject);
+    });
+    expect(head + haproxy.output()).toMatch(/^HTTP\/1\.1 101/);
+    expect(head.toLowerCase()).toContain('x-seen: 127.0.0.7');
+  });
 });
