@@ -56,16 +56,23 @@ function trustedPeer(list: net.BlockList, address: string | undefined): boolean 
  * connection straight through. `timeoutMs()`: how long a header may take
  * (the listener's headersTimeout).
  */
-export function guardConnections(server: NetServer, policy: () => ProxyProtocolPolicy | null, timeoutMs: () => number): void {
+export function guardConnections(server: NetServer, policy: () => ProxyProtocolPolicy | null, timeoutMs: () => number, options: { resume?: boolean } = {}): void {
   const inner = server.listeners('connection') as ((s: Socket) => void)[];
   server.removeAllListeners('connection');
   const handOver = (socket: Socket) => {
     for (const l of inner) l.call(server, socket);
   };
+  // node:http reads what was put back through its 'data' listener, once the socket flows again.
+  const handOverPaused = options.resume === true
+    ? (socket: Socket) => {
+        handOver(socket);
+        socket.resume();
+      }
+    : handOver;
   server.on('connection', (socket: Socket) => {
     const p = policy();
     if (p === null) handOver(socket);
-    else readHeader(socket, p, timeoutMs(), handOver);
+    else readHeader(socket, p, timeoutMs(), handOverPaused);
   });
   // TLS: requests see the TLSSocket, which takes the header's connection from the socket it wraps.
   server.prependListener('secureConnection' as 'connection', ((tlsSocket: TLSSocket) => {

@@ -191,7 +191,7 @@ export class ProxyListener {
     }
     this.#nodeHttp1 = tls !== undefined || !llhttpAvailable;
     // Before anything else hears of a connection: a PROXY header comes before TLS and HTTP.
-    guardConnections(this.server, () => this.#proxyPolicy, () => this.config.limits.headersTimeoutMs);
+    guardConnections(this.server, () => this.#proxyPolicy, () => this.config.limits.headersTimeoutMs, { resume: tls === undefined && !llhttpAvailable });
     if (tls !== undefined) watchClientCertificates(this.server, () => this.config.tls?.clientAuth ?? 'none');
     this.handshakes = tls !== undefined ? new PendingHandshakes(this.server, () => this.config.limits.headersTimeoutMs) : undefined;
     if (limits.maxConnections > 0) this.server.maxConnections = limits.maxConnections;
