@@ -1,7 +1,7 @@
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import * as acme from 'acme-client';
+import type * as AcmeClient from 'acme-client';
 import type { AcmeConfig, Config } from '../config/types';
 import type { Logger } from '../log';
 import { describeCertificate, notAfter, selfSigned, type CertificateSource, type KeyPair } from '../tls/certificates';
@@ -65,6 +65,8 @@ export class AcmeManager {
   #expected = false;
   #started = false;
   #caKey = '';
+  /** Trusts the directories' own CAs (`acme.ca`) beside Node's roots; undefined: Node's roots. */
+  #agent: https.Agent | undefined;
 
   constructor(logger: Logger, options: AcmeOptions = {}) {
     this.#logger = logger;
@@ -195,6 +197,8 @@ export class AcmeManager {
   }
 
   async #obtain(config: AcmeConfig): Promise<KeyPair> {
+    const acme = await loadAcmeClient();
+    acme.axios.defaults.httpsAgent = this.#agent;
     let accountKey = readAccountKey(config.storage);
     if (accountKey === undefined) {
       accountKey = (await acme.crypto.createPrivateEcdsaKey()).toString();
@@ -233,7 +237,7 @@ export class AcmeManager {
         return [];
       }
     });
-    acme.axios.defaults.httpsAgent = extra.length > 0 ? new https.Agent({ ca: [...rootCertificates, ...extra] }) : undefined;
+    this.#agent = extra.length > 0 ? new https.Agent({ ca: [...rootCertificates, ...extra] }) : undefined;
   }
 }
 
@@ -245,8 +249,19 @@ function describe(err: unknown): string {
   return String(err);
 }
 
-// acme-client retries each request up to 5 times with its own waits (seconds
-// each); a CA that is down would hold an order for half a minute before our
-// backoff even starts. Our retries are the backoff above.
-const settings = (acme.axios.defaults as { acmeSettings?: Record<string, number> }).acmeSettings;
-if (settings !== undefined) settings.retryMaxAttempts = 0;
+let acmeClient: typeof AcmeClient | undefined;
+
+/**
+ * acme-client (with axios and its crypto libraries: megabytes of RSS) is
+ * loaded by the first order only: a Fulcrum without tls.acme never loads it.
+ */
+async function loadAcmeClient(): Promise<typeof AcmeClient> {
+  if (acmeClient !== undefined) return acmeClient;
+  const lib = await import('acme-client');
+  // acme-client retries each request up to 5 times with its own waits (seconds
+  // each); a CA that is down would hold an order for half a minute before our
+  // backoff even starts. Our retries are the backoff above.
+  const settings = (lib.axios.defaults as { acmeSettings?: Record<string, number> }).acmeSettings;
+  if (settings !== undefined) settings.retryMaxAttempts = 0;
+  return (acmeClient = lib);
+}
