@@ -1,7 +1,7 @@
 import net, { type Socket } from 'node:net';
 import tls, { type ConnectionOptions } from 'node:tls';
 import type { Upstream, UpstreamCall, UpstreamHandler, UpstreamRequest } from './types';
-import { encodeHeader, type ProxyVersion } from '../proxy-protocol/header';
+import { encodeHeader, encodeLocal, type ProxyVersion } from '../proxy-protocol/header';
 import { connectionEnds } from '../proxy/peer';
 import { CONNECTION } from '../proxy-protocol/accept';
 
@@ -16,6 +16,7 @@ export class PerClientUpstream implements Upstream {
   readonly #version: ProxyVersion;
   readonly #make: (prelude: Buffer) => Upstream;
   readonly #byClient = new Map<Socket, Upstream>();
+  #local: Upstream | undefined;
   #closed = false;
 
   constructor(version: ProxyVersion, make: (prelude: Buffer) => Upstream) {
@@ -35,7 +36,7 @@ export class PerClientUpstream implements Upstream {
   #upstreamFor(client: Socket | undefined): Upstream {
     // HTTP/2 requests hand a per-stream proxy of their session's socket: the socket itself is the key.
     const socket = client === undefined ? undefined : ((client as unknown as { [CONNECTION]?: Socket })[CONNECTION] ?? client);
-    if (socket === undefined || this.#closed) return this.#make(Buffer.alloc(0));
+    if (socket === undefined || this.#closed) return this.#shared();
     let up = this.#byClient.get(socket);
     if (up !== undefined) return up;
     up = this.#make(encodeHeader(this.#version, connectionEnds(socket)));
@@ -48,9 +49,22 @@ export class PerClientUpstream implements Upstream {
     return up;
   }
 
+  /**
+   * A request from no client connection (none today) goes out as Fulcrum's
+   * own, under a LOCAL/UNKNOWN header; after close() this one is closed too,
+   * so a late request fails as on any closed pool.
+   */
+  #shared(): Upstream {
+    if (this.#local === undefined) {
+      this.#local = this.#make(encodeLocal(this.#version));
+      if (this.#closed) void this.#local.close().catch(() => undefined);
+    }
+    return this.#local;
+  }
+
   close(): Promise<void> {
     this.#closed = true;
-    const all = [...this.#byClient.values()];
+    const all = [...this.#byClient.values(), ...(this.#local !== undefined ? [this.#local] : [])];
     this.#byClient.clear();
     return Promise.all(all.map((u) => u.close().catch(() => undefined))).then(() => undefined);
   }
