@@ -29,6 +29,9 @@ export interface UpstreamRequest {
   readonly body: Readable | null;
   /** The client connection it came on: pool proxyProtocol keeps each client's backend connections apart (upstream/per-client.ts). */
   readonly client?: Socket;
+  /** A route's timeouts (SPEC 8.1), overriding the backend's for this request; undefined: the backend's. */
+  readonly connectMs?: number;
+  readonly responseMs?: number;
 }
 
 /** A request in flight. */
