@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { CertificateJson } from './admin/api-json';
+import { describeCertificate } from './tls/certificates';
 import { createServer, type Server as NetServer, type AddressInfo } from 'node:net';
 import type { Config, ListenerConfig } from './config/types';
 import { loadConfig } from './config';
 import type { BackendPool } from './pool/pool';
-import { ProxyListener } from './proxy/listener';
+import { ProxyListener, type ListenerEdge } from './proxy/listener';
+import { AcmeManager, type AcmeOptions } from './acme/manager';
 import { AdminServer } from './admin/server';
 import { FulcrumError, isFulcrumError, ConfigError } from './errors';
 import { accessLogObserver, combineObservers, type Logger } from './log';
@@ -54,6 +58,8 @@ export interface FulcrumOptions {
   readonly stickyKey?: Buffer;
   /** How often the dashboard's history is sampled (tests make it short); HISTORY_INTERVAL_MS by default. */
   readonly historyIntervalMs?: number;
+  /** ACME's timing (tests shorten the first retry). */
+  readonly acme?: AcmeOptions;
 }
 
 export interface ReloadResult {
@@ -94,6 +100,9 @@ export class Fulcrum {
   readonly #tracing: Tracing = { tracer: null };
   /** The dashboard's charts, where the admin API is (not in a worker). */
   readonly #history: TrafficHistory | undefined;
+  /** Certificates of listeners with tls.acme, and the challenges plain listeners answer for them. */
+  readonly acme: AcmeManager;
+  readonly #edge: ListenerEdge;
 
   constructor(config: Config, options: FulcrumOptions) {
     const setting = http1SettingProblem();
@@ -107,6 +116,10 @@ export class Fulcrum {
     this.#cluster = options.cluster;
     this.metrics = new Metrics(() => this.#gen.pools.values(), { role: this.#role });
     this.#gen = buildGeneration(config, undefined, this.#deps());
+    this.acme = new AcmeManager(this.#logger, options.acme);
+    this.#edge = { acme: this.acme };
+    this.acme.expect(config);
+    if (this.#role !== 'worker') warnUnverifiedPools(config, this.#logger);
     this.#accessLog = config.log.access;
     if (this.#role !== 'primary') this.#tracing.tracer = makeTracer(config.tracing, this.metrics.onSpansDropped);
     const access = accessLogObserver(this.#logger);
@@ -139,6 +152,7 @@ export class Fulcrum {
       pools: () => [...this.#gen.pools.values()],
       listeners: () => this.#gen.config.listeners,
       listenerAddress: (name) => (this.#listeners.get(name)?.server.listening ? this.address(name) : undefined),
+      certificates: () => this.#certificates(),
       metrics: () => (this.#cluster !== undefined ? this.#cluster.metrics() : this.metrics.text()),
       refresh: this.#cluster?.refreshStats,
       ready: () => this.ready(),
@@ -186,6 +200,7 @@ export class Fulcrum {
     for (const l of this.#listeners.values()) this.#watchErrors(l.server, `listener ${l.name}`);
     for (const h of this.#gen.health) h.start?.();
     this.#history?.start();
+    this.acme.start();
     for (const l of this.#listeners.values()) {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
@@ -284,10 +299,11 @@ export class Fulcrum {
     }
     // New listeners bind first; if one cannot, nothing is swapped.
     const added: ProxyListener[] = [];
+    this.acme.expect(config);
     for (const lc of this.#role === 'primary' ? [] : config.listeners) {
       const current = this.#listeners.get(lc.name);
       if (current !== undefined && sameListenerSocket(current.config, lc)) continue;
-      const l = new ProxyListener(lc, next.targets, this.#observer, this.#tracing);
+      const l = new ProxyListener(lc, next.targets, this.#observer, this.#edge, this.#tracing);
       try {
         await listen(l.server, lc.host, lc.port, `listener ${lc.name}`);
       } catch (err) {
@@ -315,6 +331,7 @@ export class Fulcrum {
     if (this.#role !== 'primary' && !isDeepStrictEqual(old.config.tracing, config.tracing)) {
       swapTracer(this.#tracing, config.tracing, this.metrics.onSpansDropped, EXPORT_TIMEOUT_MS);
     }
+    if (this.#role !== 'worker') warnUnverifiedPools(config, this.#logger);
     this.#applyLogConfig(config);
     this.admin.setConfig(config.admin);
     for (const h of old.health) h.stop();
@@ -346,6 +363,7 @@ export class Fulcrum {
     await this.#tracing.tracer?.close(Math.max(0, deadline - Date.now()));
     this.admin.server.closeAllConnections();
     await close(this.admin.server);
+    this.acme.stop();
     this.#alarm.stop();
     this.#unlogInternalErrors();
   }
@@ -369,13 +387,29 @@ export class Fulcrum {
   }
 
   #addListener(lc: ListenerConfig): void {
-    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, this.#tracing);
+    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, this.#edge, this.#tracing);
     this.#listeners.set(lc.name, l);
     this.#track(l);
   }
 
   #track(l: ProxyListener): void {
     this.#connections.set(l.server, new Connections(l.server, l.handshakes));
+  }
+
+  /** Each TLS listener's certificate: what it serves (in a primary, which binds none, what its files hold). */
+  #certificates(): CertificateJson[] {
+    return this.#gen.config.listeners.flatMap((lc) => {
+      if (lc.tls === undefined) return [];
+      let info = this.#listeners.get(lc.name)?.certificate;
+      if (info === undefined && lc.tls.cert !== undefined) {
+        try {
+          info = describeCertificate(readFileSync(lc.tls.cert), 'file');
+        } catch {
+          return [];
+        }
+      }
+      return info !== undefined ? [{ listener: lc.name, ...info }] : [];
+    });
   }
 
   #applyLogConfig(config: Config): void {
@@ -394,5 +428,12 @@ export class Fulcrum {
       this.#connections.get(s)?.destroyAll();
       return close(s);
     }));
+  }
+}
+
+/** SPEC 9.4: a pool whose backends' certificates are not checked says so at start (and at each reload that keeps it). */
+function warnUnverifiedPools(config: Config, logger: Logger): void {
+  for (const p of config.pools) {
+    if (p.tls?.verify === false) logger.warn({ pool: p.name }, `pool ${p.name}: tls.verify is false: backend certificates are not checked (anyone on the path can pose as them)`);
   }
 }

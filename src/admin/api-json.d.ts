@@ -87,10 +87,23 @@ export interface ListenerJson {
   readonly routes: readonly RouteJson[];
 }
 
+/** The certificate a TLS listener serves (SPEC 9.4). */
+export interface CertificateJson {
+  readonly listener: string;
+  /** `file` (tls.cert), `acme` (obtained), `placeholder` (self-signed, until ACME's first certificate). */
+  readonly source: 'file' | 'acme' | 'placeholder';
+  readonly names: readonly string[];
+  readonly issuer: string;
+  /** ISO 8601. */
+  readonly notAfter: string;
+}
+
 /** `GET /api/overview` */
 export interface OverviewJson {
   readonly pools: readonly PoolJson<BackendOverviewJson>[];
   readonly listeners: readonly ListenerJson[];
+  /** One per TLS listener. */
+  readonly certificates: readonly CertificateJson[];
 }
 
 export interface StateChangeJson {

@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AdminConfig, ListenerConfig, RouteConfig, ValueMatchConfig } from '../config/types';
 import { dashboardPage } from './dashboard';
-import type { BackendDetailJson, BackendJson, BackendOverviewJson, HistoryJson, ListenerJson, OverviewJson, PoolsJson, RouteJson } from './api-json';
+import type { BackendDetailJson, BackendJson, BackendOverviewJson, CertificateJson, HistoryJson, ListenerJson, OverviewJson, PoolsJson, RouteJson } from './api-json';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 
@@ -12,6 +12,8 @@ export interface AdminTarget {
   listeners(): readonly ListenerConfig[];
   /** Where a listener is bound ("127.0.0.1:8080"; the real port when the config says 0). */
   listenerAddress(name: string): string | undefined;
+  /** The certificate each TLS listener serves now. */
+  certificates?: () => readonly CertificateJson[];
   /** Listeners bound and each pool has an available backend. */
   ready(): boolean;
   /** Prometheus text and its content type. */
@@ -221,6 +223,7 @@ export class AdminServer {
           backends: p.backends.map(backendOverviewJson),
         })),
         listeners: this.#target.listeners().map((l) => listenerJson(l, this.#target.listenerAddress(l.name))),
+        certificates: this.#target.certificates?.() ?? [],
       } satisfies OverviewJson);
       return;
     }

@@ -15,8 +15,11 @@ import { STRATEGY_NAMES, type Address, type LogLevel, type TlsMinVersion } from 
 import {
   DEFAULT_CIPHERS,
   backendName,
+  certificateDomain,
+  cidrValue,
   cipherList,
   cookieName,
+  directoryUrl,
   dnsName,
   otlpEndpoint,
   otlpHeaders,
@@ -27,12 +30,16 @@ import {
   parseRateLimitKey,
   pathPrefix,
   resolverAddress,
+  serverNameValue,
   sizeValue,
+  storageDir,
   stickySecret,
   tlsFile,
   workersValue,
 } from './values';
 
+const CLIENT_AUTH = ['none', 'optional', 'require'] as const;
+const PROXY_VERSIONS = ['v1', 'v2'] as const;
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
 const TLS_MIN_VERSIONS: readonly TlsMinVersion[] = ['TLSv1.2', 'TLSv1.3'];
 
@@ -63,7 +70,18 @@ const backend = strict({
   backup: z.boolean().default(false),
 });
 
-const pool = strict({
+/** Pool `tls` (SPEC 9.4): how Fulcrum speaks to https:// backends. */
+function poolTls(baseDir: string) {
+  return strict({
+    ca: leaf(tlsFile(baseDir, 'tls ca')).optional(),
+    cert: leaf(tlsFile(baseDir, 'tls cert')).optional(),
+    key: leaf(tlsFile(baseDir, 'tls key')).optional(),
+    serverName: leaf(serverNameValue).optional(),
+    verify: z.boolean().default(true),
+  });
+}
+
+const pool = (baseDir: string) => strict({
   strategy: oneOf('strategy', STRATEGY_NAMES).default('round-robin'),
   hashOn: leaf(parseHashOn).optional(),
   backends: z.array(backend).default([]),
@@ -88,6 +106,8 @@ const pool = strict({
   maxConnectionsPerBackend: int(0).default(0),
   panicThreshold: z.number().min(0).max(100).default(0),
   sticky: strict({ cookie: leaf(cookieName), secret: leaf(stickySecret).optional() }).optional(),
+  proxyProtocol: oneOf('proxyProtocol version', PROXY_VERSIONS).optional(),
+  tls: poolTls(baseDir).optional(),
 });
 
 const rateLimit = strict({
@@ -100,12 +120,26 @@ function listener(baseDir: string) {
   return strict({
     listen: leaf(parseListen),
     tls: strict({
-      cert: leaf(tlsFile(baseDir, 'tls cert')),
-      key: leaf(tlsFile(baseDir, 'tls key')),
+      // Either cert and key, or acme (checks.ts says which is missing).
+      cert: leaf(tlsFile(baseDir, 'tls cert')).optional(),
+      key: leaf(tlsFile(baseDir, 'tls key')).optional(),
+      acme: strict({
+        directory: leaf(directoryUrl),
+        email: z.string().min(1).optional(),
+        domains: z.array(leaf(certificateDomain)).min(1, { error: 'acme needs at least one domain' }),
+        storage: leaf(storageDir(baseDir)),
+        ca: leaf(tlsFile(baseDir, 'acme ca')).optional(),
+      }).optional(),
+      clientCa: leaf(tlsFile(baseDir, 'tls clientCa')).optional(),
+      clientAuth: oneOf('tls clientAuth', CLIENT_AUTH).default('none'),
       minVersion: oneOf('tls minVersion', TLS_MIN_VERSIONS).default('TLSv1.2'),
       ciphers: leaf(cipherList).default(DEFAULT_CIPHERS),
     }).optional(),
     http2: z.boolean().default(false),
+    // true is `{}` (any peer), false is off; a problem inside `trusted` is reported at its own CIDR.
+    proxyProtocol: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), strict({
+      trusted: z.array(leaf(cidrValue)).min(1, { error: 'proxyProtocol.trusted needs at least one CIDR' }).optional(),
+    }, { error: 'proxyProtocol must be true, false or { trusted: [CIDR, ...] }' }).optional()),
     limits: strict({
       maxBodySize: leaf(sizeValue).default(0),
       headersTimeout: duration(10_000, true),
@@ -149,7 +183,7 @@ export function fileSchema(baseDir: string) {
     }).prefault({}),
     tracing: tracing.optional(),
     listeners: z.record(z.string(), listener(baseDir)),
-    pools: z.record(z.string(), pool),
+    pools: z.record(z.string(), pool(baseDir)),
   });
 }
 

@@ -152,6 +152,7 @@ export class Exchange implements UpstreamHandler {
       method: req.method!,
       headers: this.#init.headers,
       body: this.#init.body,
+      client: req.socket,
       ...(t !== undefined ? { connectMs: t.connectMs, responseMs: t.responseMs } : {}),
     }, this);
   }

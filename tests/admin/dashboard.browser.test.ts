@@ -16,6 +16,7 @@ import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { useTeardown } from '../helpers/teardown';
 import type { HistoryJson } from '../../src/admin/api-json';
+import { selfSigned } from '../helpers/tls';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const REFRESH_MS = 2000;
@@ -314,5 +315,25 @@ describe('the dashboard in Chromium', () => {
     expect(await text(row(page, a).locator('.state'))).toBe('up');
     expect(problems.length).toBeGreaterThan(0);
     expect(problems.filter((p) => !/ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/.test(p))).toEqual([]);
+  });
+
+  test('shows each TLS listener\'s certificate: where it comes from, its names, issuer and expiry', async () => {
+    const a = await backend('a');
+    const cert = selfSigned();
+    const f = await fulcrum(`
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  secure: { listen: 127.0.0.1:0, tls: { cert: ${cert.cert}, key: ${cert.key} }, routes: [{ pool: web }] }
+  public: { listen: 127.0.0.1:0, routes: [{ pool: web }] }
+pools:
+  web: { backends: [{ url: ${a.url} }] }
+`);
+    const { page, problems } = await openPage();
+    await page.goto(f.adminUrl + '/');
+    const secure = page.locator('[data-listener="secure"] [data-testid="certificate"]');
+    await secure.waitFor({ timeout: 5000 });
+    expect(await text(secure)).toMatch(/^file: localhost, 127\.0\.0\.1 · localhost · until \d{4}-\d\d-\d\d$/);
+    expect(await text(page.locator('[data-listener="public"] [data-testid="certificate"]'))).toBe('');
+    expect(problems).toEqual([]);
   });
 });

@@ -200,6 +200,23 @@ function poolArb(mode: Mode): fc.Arbitrary<unknown> {
           maxConnectionsPerBackend: pick(mode, fc.nat(100_000), fc.constantFrom(-1, 1.5, '10')),
           panicThreshold: pick(mode, percent, wrongPercent),
           sticky: map(mode, { cookie: pick(mode, token, fc.constantFrom('a b', '', 'a;b', 'é')) }, ['cookie']),
+          proxyProtocol: pick(mode, fc.constantFrom('v1', 'v2'), fc.constantFrom('v3', 'V1', true, 1, '')),
+          // Pool tls is for https:// backends: only drawn as valid when the pool has one.
+          ...(mode === 'any' || (backends as Obj[]).some((b) => String(b.url).startsWith('https:'))
+            ? {
+                tls: fc.oneof(
+                  map(mode, {
+                    ca: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', '', 'certs')),
+                    serverName: pick(mode, fc.constantFrom('api.internal', 'localhost', '10.0.0.1'), fc.constantFrom('', 'a b', 5)),
+                    verify: pick(mode, fc.boolean(), fc.constantFrom('no', 0)),
+                  }),
+                  map(mode, {
+                    cert: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', 'certs/server.key')),
+                    key: pick(mode, fc.constant('certs/server.key'), fc.constantFrom('certs/missing.key', 'certs/server.crt')),
+                  }, ['cert', 'key']),
+                ),
+              }
+            : {}),
         },
         // Without backends a pool needs dns discovery; hashOn needs the strategy spelled out.
         strategy === 'consistent-hash' ? ['backends', 'strategy'] : ['backends'],
@@ -323,7 +340,7 @@ function routeArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unknow
 
 function listenerArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unknown> {
   const route = routeArb(mode, poolNames);
-  return fc.boolean().chain((withTls) =>
+  return fc.tuple(fc.boolean(), fc.boolean()).chain(([withTls, withClientCerts]) =>
     map(
       mode,
       {
@@ -335,13 +352,36 @@ function listenerArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unk
                 {
                   cert: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', '', 'certs', 'certs/server.key')),
                   key: pick(mode, fc.constant('certs/server.key'), fc.constantFrom('certs/missing.key', '', 'certs', 'certs/server.crt')),
+                  ...(withClientCerts || mode === 'any'
+                    ? {
+                        clientCa: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', '', 'certs')),
+                        clientAuth: pick(mode, fc.constantFrom('optional', 'require'), fc.constantFrom('none', 'required', 'yes', true)),
+                      }
+                    : {}),
+                  // acme together with cert and key is an error; workers must be 1: drawn in any mode only.
+                  ...(mode === 'any'
+                    ? {
+                        acme: map(mode, {
+                          directory: pick(mode, fc.constant('https://127.0.0.1:14000/dir'), fc.constantFrom('ftp://x', '', 'dir')),
+                          email: pick(mode, fc.constant('ops@example.com'), fc.constantFrom('', 5)),
+                          domains: pick(mode, fc.constant(['example.com', '*.example.com']), fc.constantFrom([], ['a b'], 'example.com', ['-x.com'])),
+                          storage: pick(mode, fc.constant('acme'), fc.constantFrom('', 'certs/server.crt')),
+                          ca: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', '')),
+                        }, ['directory', 'domains', 'storage']),
+                      }
+                    : {}),
                 },
-                ['cert', 'key'],
+                withClientCerts ? ['cert', 'key', 'clientCa', 'clientAuth'] : ['cert', 'key'],
               ),
             }
           : {}),
         // HTTP/2 needs TLS.
         http2: pick(mode, withTls ? fc.boolean() : fc.constant(false), fc.constantFrom('yes', 1)),
+        proxyProtocol: pick(
+          mode,
+          fc.oneof(fc.boolean(), fc.record({ trusted: fc.subarray(['10.0.0.0/8', 'fd00::/8', '127.0.0.1', '192.0.2.0/24'], { minLength: 1 }) })),
+          fc.constantFrom('yes', { trusted: [] }, { trusted: ['10.0.0.0/33'] }, { trusted: ['nonsense'] }, { trust: ['10.0.0.0/8'] }, 1),
+        ),
         limits: map(mode, {
           maxBodySize: pick(mode, size, wrongSize),
           headersTimeout: pick(mode, positiveDuration, wrongDuration),

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config';
 import { createLogger } from '../../src/log';
-import { Fulcrum } from '../../src/server';
+import { Fulcrum, type FulcrumOptions } from '../../src/server';
 import type { RequestRecord } from '../../src/proxy/exchange';
 
 export interface RunningFulcrum {
@@ -29,6 +29,8 @@ export async function startFulcrum(
     internalErrorsExpected?: boolean;
     /** The dashboard history's sampling interval (5 s by default). */
     historyIntervalMs?: number;
+    /** ACME timing (a short first retry). */
+    acme?: FulcrumOptions['acme'];
   } = {},
 ): Promise<RunningFulcrum> {
   const config = parseConfig(yaml, 'test.yaml', env);
@@ -43,6 +45,7 @@ export async function startFulcrum(
   const fulcrum = new Fulcrum(config, {
     logger: createLogger(config.log, sink),
     historyIntervalMs: options.historyIntervalMs,
+    ...(options.acme !== undefined ? { acme: options.acme } : {}),
     onRequestEnd: (r) => {
       records.push(r);
       options.onRequestEnd?.(r);

@@ -25,6 +25,7 @@ import type {
   BackendStateJson,
   HistoryJson,
   HistorySeriesJson,
+  CertificateJson,
   ListenerJson,
   OverviewJson,
   PoolJson,
@@ -360,9 +361,11 @@ async function act(pool: string, backend: string, action: Action, button: HTMLBu
 
 function render(data: OverviewJson): void {
   const { pools, listeners } = data;
-  const sig = JSON.stringify([listeners, pools.map((p) => [p.name, p.strategy, p.backends.map((b) => [b.name, b.url, b.backup])])]);
+  // An older admin API has no certificates; a new certificate (ACME's first, a renewal) rebuilds the table.
+  const certificates = data.certificates ?? [];
+  const sig = JSON.stringify([listeners, certificates, pools.map((p) => [p.name, p.strategy, p.backends.map((b) => [b.name, b.url, b.backup])])]);
   if (sig !== shape) {
-    build(pools, listeners);
+    build(pools, listeners, certificates);
     shape = sig;
   }
   const now = Date.now();
@@ -378,6 +381,13 @@ function render(data: OverviewJson): void {
       setText(summary, p.backends.length + (p.backends.length === 1 ? ' backend' : ' backends') + (parts.length ? ' · ' + parts.join(' · ') : ''));
     }
   }
+}
+
+/** "acme: example.com, www.example.com · R11 · until 2027-03-01" */
+function certificateText(c: CertificateJson | undefined): string {
+  if (c === undefined) return '';
+  const issuer = /(?:^|,)CN=([^,]*)/.exec(c.issuer)?.[1] ?? c.issuer;
+  return c.source + ': ' + c.names.join(', ') + ' · ' + issuer + ' · until ' + c.notAfter.slice(0, 10);
 }
 
 /** One route in one line: what it matches, then what it does (SPEC 8). */
@@ -410,7 +420,7 @@ function routeText(r: RouteJson): string {
   return (m.length ? m.join(' ') : '*') + ' ' + action + (extras.length ? ' (' + extras.join(', ') + ')' : '');
 }
 
-function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: readonly ListenerJson[]): void {
+function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: readonly ListenerJson[], certificates: readonly CertificateJson[]): void {
   const lt = ui.listeners;
   lt.textContent = '';
   for (const l of listeners) {
@@ -423,6 +433,7 @@ function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: reado
       el('tr', { 'data-listener': l.name }, [
         el('td', null, [el('strong', null, [l.name])]),
         el('td', { class: 'mono listen' }, [(l.tls ? 'https://' : 'http://') + l.listen]),
+        el('td', { class: 'cert', 'data-testid': 'certificate' }, [certificateText(certificates.find((c) => c.listener === l.name))]),
         routes,
       ]),
     );
