@@ -4,6 +4,7 @@ import type { HealthCheckConfig } from '../config/types';
 import type { Backend } from '../pool/backend';
 import type { BackendPool } from '../pool/pool';
 import { isLocalResourceError } from '../upstream/errors';
+import { probeHttp2 } from './http2-probe';
 
 /** Result of one probe: ok, or why not. */
 export interface ProbeOutcome {
@@ -125,7 +126,7 @@ export class HealthChecker {
   async #run(backend: Backend): Promise<void> {
     // The round this run belongs to: unwatched and watched again meanwhile, a new round has started and this one ends here.
     const round = this.#timers.get(backend);
-    const outcome = await probe(backend.url, this.#config);
+    const outcome = await (this.#pool.config.protocol === 'http2' ? probeHttp2(backend.url, this.#config) : probe(backend.url, this.#config));
     if (this.#stopped || round === undefined || this.#timers.get(backend) !== round) return;
     this.#record(backend, outcome);
     const jitter = 1 + (this.#random() * 0.2 - 0.1);

@@ -23,6 +23,7 @@ export interface Parser<Conn = unknown> {
   consume(handle: unknown): void;
   unconsume(): void;
   getCurrentBuffer(): Buffer;
+  execute(data: Buffer): Error | number;
   finish(): Error | number | undefined | null;
   remove(): void;
   close(): void;

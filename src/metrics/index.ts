@@ -20,7 +20,7 @@ export type BackendFailureKind = (typeof BACKEND_FAILURE_KINDS)[number];
 interface Children {
   readonly duration: HistogramSeries;
   /** method → status → counter series. */
-  readonly requests: Map<string, Map<number, CounterSeries>>;
+  readonly requests: Map<string, Map<number | string, CounterSeries>>;
   readonly labels: { listener: string; pool: string; backend: string };
 }
 
@@ -154,10 +154,12 @@ export class Metrics {
       byStatus = new Map();
       c.requests.set(r.method, byStatus);
     }
-    let counter = byStatus.get(r.status);
+    // gRPC calls (SPEC 9.1) are keyed by status and grpc-status; every other request by its status alone.
+    const key = r.grpcStatus === undefined ? r.status : `${r.status}/${r.grpcStatus}`;
+    let counter = byStatus.get(key);
     if (counter === undefined) {
-      counter = this.#requests.series({ ...c.labels, method: r.method, code: String(r.status) });
-      byStatus.set(r.status, counter);
+      counter = this.#requests.series({ ...c.labels, method: r.method, code: String(r.status), grpc_status: r.grpcStatus ?? '' });
+      byStatus.set(key, counter);
     }
     counter.inc();
   };

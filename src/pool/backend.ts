@@ -3,6 +3,8 @@ import { llhttpAvailable } from '../http1/parser';
 import { UpstreamClient } from '../http1/client';
 import type { Upstream } from '../upstream/types';
 import { UndiciUpstream } from '../upstream/undici';
+import { Http2Upstream } from '../http2/client';
+import type { PoolProtocol } from '../config/types';
 import type { BackendConfig, TimeoutsConfig } from '../config/types';
 import type { BackendView } from '../balancing/types';
 
@@ -92,6 +94,7 @@ export class Backend implements BackendView {
   /** What the upstream was built with (a reload with other values needs a new one). */
   readonly timeouts: TimeoutsConfig;
   readonly maxConnections: number;
+  readonly protocol: PoolProtocol;
   #configuredWeight: number;
   #weight: number;
   #inFlight = 0;
@@ -114,7 +117,7 @@ export class Backend implements BackendView {
   #ejected = false;
   #drained = false;
 
-  constructor(config: BackendConfig, timeouts: TimeoutsConfig, maxConnections: number) {
+  constructor(config: BackendConfig, timeouts: TimeoutsConfig, maxConnections: number, protocol: PoolProtocol = 'http1') {
     this.name = config.name;
     this.url = config.url;
     this.backup = config.backup;
@@ -122,7 +125,11 @@ export class Backend implements BackendView {
     this.#weight = config.weight;
     this.timeouts = timeouts;
     this.maxConnections = maxConnections;
-    if (config.url.startsWith('http:') && llhttpAvailable) {
+    this.protocol = protocol;
+    if (protocol === 'http2') {
+      // maxConnectionsPerBackend caps streams in flight here, which the pool's pick enforces.
+      this.upstream = new Http2Upstream(config.url, { connectMs: timeouts.connectMs, responseMs: timeouts.responseMs, idleMs: timeouts.idleMs });
+    } else if (config.url.startsWith('http:') && llhttpAvailable) {
       this.upstream = new UpstreamClient(config.url, {
         connections: maxConnections, idleMs: timeouts.idleMs, connectMs: timeouts.connectMs, responseMs: timeouts.responseMs,
       });

@@ -15,7 +15,7 @@ export type ResultListener = (backend: Backend, failure: string | undefined) => 
 /** Can backend `b` of a previous config serve `bc` in pool `pc` as it is (reload)? */
 export function canReuse(b: Backend, bc: BackendConfig, pc: PoolConfig): boolean {
   const t = pc.timeouts;
-  return b.url === bc.url && b.backup === bc.backup && b.maxConnections === pc.maxConnectionsPerBackend
+  return b.url === bc.url && b.backup === bc.backup && b.maxConnections === pc.maxConnectionsPerBackend && b.protocol === pc.protocol
     && b.timeouts.connectMs === t.connectMs && b.timeouts.responseMs === t.responseMs && b.timeouts.idleMs === t.idleMs;
 }
 
@@ -91,7 +91,7 @@ export class BackendPool {
   }
 
   #create(bc: BackendConfig): Backend {
-    return new Backend(bc, this.config.timeouts, this.config.maxConnectionsPerBackend);
+    return new Backend(bc, this.config.timeouts, this.config.maxConnectionsPerBackend, this.config.protocol);
   }
 
   /**

@@ -10,6 +10,8 @@ import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import type { Sticky } from '../pool/sticky';
 import type { Readable } from 'node:stream';
 import { BODY_TOO_LARGE } from './body-limit';
+import { GrpcCall } from '../grpc/call';
+import { isGrpc as isGrpcRequest, sendGrpcLocal } from '../grpc/grpc';
 
 /** The client stopped sending its body for `limits.bodyTimeout`. */
 export const BODY_TIMEOUT = 'FULCRUM_BODY_TIMEOUT';
@@ -33,6 +35,8 @@ export interface RequestRecord {
   readonly retries: number;
   /** Why Fulcrum answered with an error, or why the response broke. */
   readonly error?: string;
+  /** gRPC calls only: the grpc-status the client got (SPEC 9.1). */
+  readonly grpcStatus?: string;
 }
 
 /**
@@ -102,9 +106,16 @@ export class Exchange implements UpstreamHandler {
   #done = false;
   #status = 0;
   #bytes = 0;
+  /** A gRPC call to an http2 pool (its deadline, trailers and status); null for everything else. */
+  readonly #grpc: GrpcCall | null;
+  /** The backend's trailers, passed on at the end. */
+  #trailers: readonly string[] | undefined;
+  /** The response was headers alone (HTTP/2 END_STREAM on HEADERS), already ended. */
+  #endedWithHeaders = false;
 
   constructor(init: ExchangeInit) {
     this.#init = init;
+    this.#grpc = init.pool.config.protocol === 'http2' ? GrpcCall.of(init.req, init.headers, init.startedAt, this) : null;
     // `on`, not `once`: 'close' fires once per response, and once() wraps every listener in a new closure.
     init.res.on('close', this.#onClientClose);
   }
@@ -127,6 +138,7 @@ export class Exchange implements UpstreamHandler {
     this.#latencyMs = undefined;
     this.#attemptStart = performance.now();
     pool.acquire(backend);
+    this.#grpc?.beforeAttempt();
     this.#call = backend.upstream.dispatch({
       path: this.#init.path,
       method: req.method!,
@@ -143,7 +155,7 @@ export class Exchange implements UpstreamHandler {
     this.#call?.abort(err);
   }
 
-  onHeaders(statusCode: number, rawHeaders: readonly string[]): void {
+  onHeaders(statusCode: number, rawHeaders: readonly string[], endStream?: boolean): void {
     this.#latencyMs = performance.now() - this.#attemptStart;
     if (statusCode >= 502 && statusCode <= 504 && this.#mayRetry(String(statusCode) as FailureKind, true)) {
       this.#discarding = statusCode;
@@ -154,6 +166,11 @@ export class Exchange implements UpstreamHandler {
       ? ['set-cookie', this.#init.sticky.setCookie(this.#backend!)] : undefined;
     this.#status = statusCode;
     this.#responding = true;
+    if (this.#grpc !== null) this.#grpc.onHeaders(rawHeaders);
+    if (endStream === true && cookie === undefined && this.#grpc?.endWithHeaders(res, statusCode, rawHeaders) === true) {
+      this.#endedWithHeaders = true;
+      return;
+    }
     // Our own server writes the backend's headers in one pass; node:http takes a filtered list.
     if (res.writeBackendHead !== undefined && res.writeBackendHead(statusCode, rawHeaders, cookie)) return;
     const headers = forwardResponseHeaders(rawHeaders);
@@ -167,6 +184,10 @@ export class Exchange implements UpstreamHandler {
     if (this.#init.res.write(chunk)) return true;
     this.#init.res.once('drain', this.#onDrain);
     return false; // the backend socket is not read until `resume`
+  }
+
+  onTrailers(trailers: readonly string[]): void {
+    if (this.#discarding === 0) this.#trailers = trailers;
   }
 
   onComplete(): void {
@@ -187,7 +208,8 @@ export class Exchange implements UpstreamHandler {
     } else {
       pool.release(backend, this.#latencyMs, undefined);
     }
-    this.#init.res.end();
+    if (this.#trailers !== undefined) this.#grpc?.passTrailers(this.#init.res, this.#trailers);
+    if (!this.#endedWithHeaders) this.#init.res.end();
     this.#finish(undefined);
   }
 
@@ -202,6 +224,16 @@ export class Exchange implements UpstreamHandler {
       return;
     }
     const code = (err as { code?: unknown }).code;
+    if (code === 'FULCRUM_DEADLINE') {
+      // The client's own deadline: DEADLINE_EXCEEDED for it, nothing against the backend.
+      pool.release(backend, this.#latencyMs, undefined, false);
+      if (!this.#responding) this.#local(504, ERRORS.FULCRUM_DEADLINE.message, undefined, err.message);
+      else {
+        if (this.#grpc?.endBroken(this.#init.res, 504, ERRORS.FULCRUM_DEADLINE.message) !== true) this.#init.res.destroy(err);
+        this.#finish(err.message);
+      }
+      return;
+    }
     if (code === BODY_TOO_LARGE || code === BODY_TIMEOUT) {
       // The client's fault, not the backend's; the rest of its body is unread,
       // so the connection closes after the answer.
@@ -235,6 +267,11 @@ export class Exchange implements UpstreamHandler {
       if (failure.kind === 'local-resource') this.#init.observer.onAttemptFailed(pool.name, backend.name, 'local-resource');
     }
     if (this.#responding) {
+      // A gRPC call ends with its status in trailers (UNAVAILABLE, DEADLINE_EXCEEDED).
+      if (this.#grpc?.endBroken(this.#init.res, failure.status, failure.message) === true) {
+        this.#finish(`${failure.kind}: ${err.message}`);
+        return;
+      }
       // Headers are out: the only honest signal left is a broken response.
       this.#init.res.destroy(err);
       this.#finish(`${failure.kind}: ${err.message}`);
@@ -258,6 +295,7 @@ export class Exchange implements UpstreamHandler {
   #mayRetry(kind: FailureKind, responded: boolean): boolean {
     const { retries } = this.#init.pool.config;
     if (this.#retries >= retries.attempts || !retries.on.includes(kind as never)) return false;
+    if (this.#grpc?.expired === true) return false;
     if (this.#init.body !== null && this.#init.body.readableDidRead) return false;
     if (kind === 'connect-failure' && !responded) return true;
     return IDEMPOTENT.has(this.#init.req.method!);
@@ -296,6 +334,12 @@ export class Exchange implements UpstreamHandler {
     this.#call?.resume();
   };
 
+  /** A gRPC call's deadline passed: the attempt ends, DEADLINE_EXCEEDED. */
+  deadline(err: Error): void {
+    if (this.#done) return;
+    if (this.#call !== null) this.#call.abort(err);
+  }
+
   #onClientClose = (): void => {
     if (this.#done || this.#init.res.writableFinished) return;
     this.#clientGone = true;
@@ -305,14 +349,24 @@ export class Exchange implements UpstreamHandler {
   #local(status: number, message: string, headers?: readonly string[], error?: string): void {
     const { res } = this.#init;
     this.#status = status;
+    if (this.#grpc !== null || isGrpcRequest(this.#init.req)) {
+      // SPEC 9.1: a trailers-only gRPC answer, HTTP 200 on the wire.
+      this.#status = 200;
+      this.#bytes = 0;
+      const grpc = res.headersSent ? undefined : sendGrpcLocal(res, status, message, this.#grpc?.expired === true);
+      this.#finish(error ?? message, grpc === undefined ? undefined : String(grpc));
+      return;
+    }
     this.#bytes = res.headersSent ? 0 : sendLocal(res, status, message, headers);
     this.#finish(error ?? message);
   }
 
-  #finish(error: string | undefined): void {
+  #finish(error: string | undefined, grpcStatus?: string): void {
     if (this.#done) return;
     this.#done = true;
     const i = this.#init;
+    const grpc = this.#grpc;
+    if (grpc !== null) grpc.end();
     const viaBackend = this.#responding || this.#clientGone;
     i.observer.onRequestEnd({
       listener: i.listener,
@@ -327,6 +381,7 @@ export class Exchange implements UpstreamHandler {
       bytes: this.#bytes,
       retries: this.#retries,
       error,
+      ...(grpc !== null || grpcStatus !== undefined ? { grpcStatus: grpcStatus ?? grpc!.status(this.#clientGone, this.#status) } : {}),
     });
   }
 }
