@@ -277,7 +277,10 @@ class Http2Call implements UpstreamCall {
     if (body === null) this.#armResponseTimer();
     else {
       body.once('end', () => this.#armResponseTimer());
-      body.pipe(stream);
+      // Not a byte of the body before the session is up: a backend that
+      // cannot be reached leaves it unread, so the request may go elsewhere.
+      if (session.h2.connecting) session.h2.once('connect', () => body.pipe(stream));
+      else body.pipe(stream);
     }
   }
 
@@ -354,7 +357,10 @@ class Http2Call implements UpstreamCall {
     const session = this.#session!;
     this.#upstream!.released(session);
     if (this.#done) return;
-    this.fail(this.#abortedWith ?? this.#why(session));
+    if (this.#abortedWith !== null) this.fail(this.#abortedWith);
+    // A stream the session took down with it closes before the session says why (ECONNREFUSED...).
+    else if (session.failure === undefined && session.h2.destroyed) setImmediate(() => this.fail(this.#why(session)));
+    else this.fail(this.#why(session));
   };
 
   /** Why a stream closed before its response ended, in the failure table's codes. */

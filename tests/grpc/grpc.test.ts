@@ -140,3 +140,168 @@ describe.each(['h2c', 'h2tls'] as const)('the four call kinds over the %s listen
     expect(sum(samples, 'fulcrum_requests_total', { listener, pool: 'echo', backend: 'g1', code: '200', grpc_status: '5' })).toBe(1);
   });
 });
+
+describe('deadlines', () => {
+  test('grpc-timeout bounds the whole call: DEADLINE_EXCEEDED for the client, the time left for the backend, nothing against the backend', async () => {
+    const b = await grpcBackend('g1');
+    const f = await setup([b], { pool: '    timeouts: { response: 30s }\n    outlierDetection: { consecutiveFailures: 1 }' });
+    const c = client(f, 'h2c');
+    const ok = await unary(c, { text: 'quick' }, { deadline: Date.now() + 3000 });
+    expect(ok.reply!.text).toBe('g1:quick');
+    // The backend heard about the time left, not more (and not nothing).
+    expect(b.deadlines[0]).toBeLessThanOrEqual(3000);
+    expect(b.deadlines[0]).toBeGreaterThan(1000);
+
+    const started = Date.now();
+    const slow = await unary(c, { text: 'slow', delayMs: 3000 }, { deadline: Date.now() + 300 });
+    expect(slow.error!.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(Date.now() - started).toBeLessThan(2500);
+    await waitFor(() => f.records.length >= 2, 5000, 'two records');
+    expect(f.records[1]).toMatchObject({ status: 200, grpcStatus: '4', backend: '' });
+    // The client's deadline says nothing about the backend: no outlier ejection.
+    const api = await (await fetch(`${f.adminUrl}/api/pools`)).json() as { pools: { backends: { state: string }[] }[] };
+    expect(api.pools[0]!.backends[0]!.state).toBe('up');
+  });
+
+  test('a server stream past its deadline ends with DEADLINE_EXCEEDED after the messages that made it', async () => {
+    const b = await grpcBackend('g1');
+    const f = await setup([b]);
+    const c = client(f, 'h2c');
+    const { done } = expand(c, { text: 's', count: 50, delayMs: 100 }, { deadline: Date.now() + 700 });
+    const { messages, status } = await done;
+    expect(status.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(messages.length).toBeGreaterThan(0);
+    expect(messages.length).toBeLessThan(50);
+  });
+
+  test('timeouts.response is capped by grpc-timeout, and its own expiry is DEADLINE_EXCEEDED too', async () => {
+    const b = await grpcBackend('g1');
+    const f = await setup([b], { pool: '    timeouts: { response: 300ms }' });
+    const c = client(f, 'h2c');
+    const r = await unary(c, { text: 'slow', delayMs: 2000 }, { deadline: Date.now() + 10_000 });
+    expect(r.error!.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    await waitFor(() => f.records.length >= 1, 5000, 'a record');
+    expect(f.records[0]).toMatchObject({ status: 200, grpcStatus: '4' });
+  });
+});
+
+describe("Fulcrum's own answers are trailers-only, with gRPC's status mapping", () => {
+  test('404 UNIMPLEMENTED, 503 UNAVAILABLE, 429 UNAVAILABLE, 502 UNAVAILABLE', async () => {
+    const b = await grpcBackend('g1');
+    const dead = await grpcBackend('dead');
+    await dead.close();
+    const f = await startFulcrum(`
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  h2c:
+    listen: 127.0.0.1:0
+    http2: true
+    routes:
+      - { match: { host: none.test }, pool: empty }
+      - { match: { host: dead.test }, pool: dead }
+      - { match: { pathPrefix: /fulcrum.test.Echo/ }, pool: echo }
+  limited:
+    listen: 127.0.0.1:0
+    http2: true
+    limits: { rateLimit: { requestsPerSecond: 0.001, burst: 1 } }
+    routes: [{ pool: echo }]
+pools:
+  echo: { protocol: http2, backends: [{ url: ${b.url} }] }
+  dead: { protocol: http2, backends: [{ url: ${dead.url} }] }
+  empty:
+    protocol: http2
+    backends: [{ url: ${b.url} }]
+    healthCheck: { grpc: { service: nothing-here }, interval: 1m, fall: 1 }
+`);
+    cleanups.push(() => f.stop());
+    const address = f.fulcrum.address('h2c');
+    const c = echoClient(f.fulcrum.address('limited'));
+    cleanups.push(() => c.close());
+    // No route: the health service is not routed.
+    const health = new (await import('../helpers/grpc')).HealthService(address, grpc.credentials.createInsecure());
+    cleanups.push(() => health.close());
+    const noRoute = await new Promise<grpc.ServiceError>((resolve) => (health as unknown as Record<string, (...a: unknown[]) => void>).Check!({ service: '' }, (e: grpc.ServiceError) => resolve(e)));
+    expect(noRoute.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(noRoute.details).toBe('not found: no route matches this request');
+
+    // No backend available (the only one failed its health check): 503 → UNAVAILABLE.
+    await waitFor(async () => ((await (await fetch(`${f.adminUrl}/api/pools`)).json()) as { pools: { name: string; backends: { state: string }[] }[] })
+      .pools.find((p) => p.name === 'empty')!.backends[0]!.state === 'down', 5000, 'the empty pool down');
+    const noneClient = new (await import('../helpers/grpc')).EchoService(address, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'none.test' });
+    cleanups.push(() => noneClient.close());
+    const unavailable = await unary(noneClient, { text: 'x' });
+    expect(unavailable.error!.code).toBe(grpc.status.UNAVAILABLE);
+    expect(unavailable.error!.details).toBe('service unavailable: no backend available');
+
+    // The backend refused the connection: 502 → UNAVAILABLE.
+    const deadClient = new (await import('../helpers/grpc')).EchoService(address, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'dead.test' });
+    cleanups.push(() => deadClient.close());
+    const badGateway = await unary(deadClient, { text: 'x' });
+    expect(badGateway.error!.code).toBe(grpc.status.UNAVAILABLE);
+    expect(badGateway.error!.details).toBe('bad gateway: could not connect to the backend');
+
+    // Rate limited: 429 → UNAVAILABLE.
+    const md = new grpc.Metadata();
+    const limited = await new Promise<grpc.ServiceError | null>((resolve) => {
+      (c as unknown as Record<string, (...a: unknown[]) => void>).Unary!({ text: '1' }, md, () => {
+        (c as unknown as Record<string, (...a: unknown[]) => void>).Unary!({ text: '2' }, md, (e: grpc.ServiceError | null) => resolve(e));
+      });
+    });
+    expect(limited!.code).toBe(grpc.status.UNAVAILABLE);
+    expect(limited!.details).toBe('too many requests');
+
+    await waitFor(() => f.records.length >= 5, 5000, 'five records');
+    const byUrl = f.records.map((r) => [r.status, r.grpcStatus]);
+    expect(byUrl).toEqual([[200, '12'], [200, '14'], [200, '14'], [200, '0'], [200, '14']]);
+    const samples = await metricsOf(f.adminUrl);
+    expect(sum(samples, 'fulcrum_requests_total', { backend: '', code: '200', grpc_status: '14' })).toBe(3);
+    expect(sum(samples, 'fulcrum_requests_total', { listener: 'h2c', backend: '', code: '200', grpc_status: '12' })).toBe(1);
+  });
+
+  test('the answer is one HEADERS frame with END_STREAM: HTTP 200, grpc-status and grpc-message', async () => {
+    const b = await grpcBackend('g1');
+    const f = await setup([b]);
+    const http2 = await import('node:http2');
+    const session = http2.connect(`http://${f.fulcrum.address('h2c')}`);
+    cleanups.push(() => session.destroy());
+    const stream = session.request({ ':method': 'POST', ':path': '/nowhere.Service/Call', 'content-type': 'application/grpc', te: 'trailers' });
+    stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    const [headers, flags] = await new Promise<[Record<string, unknown>, number]>((resolve) => stream.on('response', (h, fl) => resolve([h, fl])));
+    let data = 0;
+    stream.on('data', (d: Buffer) => { data += d.length; });
+    await new Promise((resolve) => stream.on('close', resolve));
+    expect(headers[':status']).toBe(200);
+    expect(headers['grpc-status']).toBe('12');
+    expect(headers['grpc-message']).toBe('not found: no route matches this request');
+    expect(headers['content-type']).toBe('application/grpc');
+    expect(flags & http2.constants.NGHTTP2_FLAG_END_STREAM).toBe(http2.constants.NGHTTP2_FLAG_END_STREAM);
+    expect(data).toBe(0);
+  });
+});
+
+describe('a backend killed mid-stream', () => {
+  test('its streams end UNAVAILABLE, Fulcrum lives, the other backend’s streams go on', async () => {
+    const a = await grpcBackend('ga');
+    const bb = await grpcBackend('gb');
+    const f = await setup([a, bb]);
+    const c = client(f, 'h2c');
+    // Round robin: the first stream goes to ga, the second to gb.
+    const first = expand(c, { text: 'long', count: 40, delayMs: 50 });
+    await waitFor(() => a.calls === 1, 5000, 'a call on ga');
+    const second = expand(c, { text: 'long', count: 40, delayMs: 50 });
+    await waitFor(() => bb.calls === 1, 5000, 'a call on gb');
+    await new Promise((resolve) => first.call.once('data', resolve));
+    a.kill();
+    const broken = await first.done;
+    expect(broken.status.code).toBe(grpc.status.UNAVAILABLE);
+    expect(broken.messages.length).toBeGreaterThan(0);
+    const whole = await second.done;
+    expect(whole.status.code).toBe(grpc.status.OK);
+    expect(whole.messages).toHaveLength(40);
+    // And Fulcrum still serves: new calls go to the backend left.
+    const after = await unary(c, { text: 'again' });
+    expect(after.error).toBeUndefined();
+    expect(after.reply!.text).toBe('gb:again');
+    await waitFor(() => f.records.some((r) => r.grpcStatus === '14'), 5000, 'the broken call recorded');
+  });
+});
