@@ -68,18 +68,9 @@ export class GrpcCall {
     return endWithHeaders(res, status, flat);
   }
 
-  /** The backend's trailers go to an HTTP/2 client (HTTP/1.1 clients get the body without them). */
-  passTrailers(res: ProxyResponse, flat: readonly string[]): void {
+  /** The backend's trailers: their grpc-status is the call's. */
+  onTrailers(flat: readonly string[]): void {
     this.#status = grpcStatusIn(flat) ?? this.#status;
-    const r = res as unknown as { addTrailers?(t: Record<string, string | string[]>): void; stream?: unknown };
-    if (r.stream === undefined || typeof r.addTrailers !== 'function') return;
-    const trailers: Record<string, string | string[]> = {};
-    for (let i = 0; i < flat.length; i += 2) {
-      const name = flat[i]!;
-      const had = trailers[name];
-      trailers[name] = had === undefined ? flat[i + 1]! : Array.isArray(had) ? [...had, flat[i + 1]!] : [had, flat[i + 1]!];
-    }
-    r.addTrailers(trailers);
   }
 
   /** The response broke after its headers went out: end it with a status (true) rather than a reset. */

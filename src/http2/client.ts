@@ -191,6 +191,7 @@ export class Http2Upstream implements Upstream {
       s.dead = true;
       s.lastStreamId = lastStreamID;
       if (errorCode !== NGHTTP2_NO_ERROR) s.failure ??= fulcrumError('FULCRUM_STREAM_RESET', `the backend sent GOAWAY (error ${errorCode})`);
+      if (s.active === 0) h2.close();
     });
     h2.once('close', () => {
       s.dead = true;
@@ -214,8 +215,9 @@ export class Http2Upstream implements Upstream {
   /** @internal a stream of `s` ended. */
   released(s: Session): void {
     s.active--;
-    if (s.active > 0 || s.dead) return;
-    if (this.#closed || this.#options.idleMs === 0) {
+    if (s.active > 0) return;
+    // A session that got GOAWAY (or is closing) ends with its last stream.
+    if (s.dead || this.#closed || this.#options.idleMs === 0) {
       s.dead = true;
       s.h2.close();
       return;

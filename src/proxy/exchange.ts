@@ -11,7 +11,7 @@ import type { Sticky } from '../pool/sticky';
 import type { Readable } from 'node:stream';
 import { BODY_TOO_LARGE } from './body-limit';
 import { GrpcCall } from '../grpc/call';
-import { isGrpc as isGrpcRequest, sendGrpcLocal } from '../grpc/grpc';
+import { isGrpc as isGrpcRequest, passTrailers, sendGrpcLocal } from '../grpc/grpc';
 
 /** The client stopped sending its body for `limits.bodyTimeout`. */
 export const BODY_TIMEOUT = 'FULCRUM_BODY_TIMEOUT';
@@ -208,7 +208,10 @@ export class Exchange implements UpstreamHandler {
     } else {
       pool.release(backend, this.#latencyMs, undefined);
     }
-    if (this.#trailers !== undefined) this.#grpc?.passTrailers(this.#init.res, this.#trailers);
+    if (this.#trailers !== undefined) {
+      this.#grpc?.onTrailers(this.#trailers);
+      passTrailers(this.#init.res, this.#trailers);
+    }
     if (!this.#endedWithHeaders) this.#init.res.end();
     this.#finish(undefined);
   }
