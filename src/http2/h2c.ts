@@ -16,15 +16,17 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
  * 'connection' when this is called are the ones that get HTTP/1.1 sockets
  * (listeners added later, such as the connection tracking of src/listen.ts,
  * see every socket as before). `toHttp1` is how the HTTP/1.1 side takes a
- * socket with bytes already read (Http1Server.accept); without it the bytes
- * are put back on the socket (node:http reads them from there).
+ * socket with bytes already read (Http1Server.accept); without it (node:http)
+ * the bytes are handed over as a 'data' event.
  */
 export function serveH2c(server: NetServer, h2: Http2Server, timeoutMs: () => number, toHttp1?: (socket: Socket, head: Buffer) => void): void {
   const own = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
   const http1 = toHttp1 ?? ((socket: Socket, head: Buffer) => {
-    socket.unshift(head);
     for (const fn of own) fn.call(server, socket);
+    // node:http reads its socket inside Node (consume) but parses what a
+    // 'data' event brings the same way: the bytes read so far go that way.
+    socket.emit('data', head);
   });
   // HTTP/2 sessions count as the listener's own (graceful drain: src/listen.ts).
   h2.on('session', (session) => server.emit('session', session));
