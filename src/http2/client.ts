@@ -102,9 +102,8 @@ export class Http2Upstream implements Upstream {
       process.nextTick(() => call.fail(upstreamError(UPSTREAM_ERRORS.INVALID_REQUEST, (err as Error).message)));
       return call;
     }
-    const session = this.#session();
-    // The handler hears nothing before dispatch returns: the stream starts on the next tick.
-    process.nextTick(() => call.start(this, session, headers, request.body));
+    // node:http2 emits nothing on the stream before dispatch returns; start() defers its own failures.
+    call.start(this, this.#session(), headers, request.body);
     return call;
   }
 
@@ -175,8 +174,10 @@ export class Http2Upstream implements Upstream {
     h2.on('error', (err) => {
       s.failure ??= err;
     });
-    h2.once('connect', () => {
+    h2.once('connect', (_session, socket) => {
       clearTimeout(s.connectTimer);
+      // node:http2 leaves Nagle on: a small HEADERS frame would wait for the ACK of the one before (40 ms and more).
+      socket.setNoDelay(true);
       try {
         h2.setLocalWindowSize(SESSION_WINDOW);
       } catch {
@@ -240,8 +241,6 @@ class Http2Call implements UpstreamCall {
   #timer: NodeJS.Timeout | undefined;
   #responded = false;
   #done = false;
-  /** An abort before the stream existed. */
-  #pendingAbort: Error | null = null;
   /** Why the exchange aborted: what its handler hears, whatever the stream says after. */
   #abortedWith: Error | null = null;
 
@@ -253,20 +252,17 @@ class Http2Call implements UpstreamCall {
   start(upstream: Http2Upstream, session: Session, headers: OutgoingHttpHeaders, body: UpstreamRequest['body']): void {
     this.#upstream = upstream;
     this.#session = session;
-    if (this.#pendingAbort !== null) {
-      upstream.released(session);
-      this.fail(this.#pendingAbort);
-      return;
-    }
     let stream: ClientHttp2Stream;
     try {
       stream = session.h2.request(headers, { endStream: body === null });
     } catch (err) {
       upstream.released(session);
       const code = (err as { code?: string }).code;
-      this.fail(code === 'ERR_HTTP2_INVALID_SESSION' || code === 'ERR_HTTP2_GOAWAY_SESSION'
+      const why = code === 'ERR_HTTP2_INVALID_SESSION' || code === 'ERR_HTTP2_GOAWAY_SESSION'
         ? fulcrumError('FULCRUM_STREAM_REFUSED', 'the backend connection is closing')
-        : upstreamError(UPSTREAM_ERRORS.INVALID_REQUEST, (err as Error).message));
+        : upstreamError(UPSTREAM_ERRORS.INVALID_REQUEST, (err as Error).message);
+      // The handler hears nothing before dispatch returns.
+      process.nextTick(() => this.fail(why));
       return;
     }
     this.#stream = stream;
@@ -289,7 +285,7 @@ class Http2Call implements UpstreamCall {
   abort(err: Error): void {
     if (this.#done) return;
     if (this.#stream === undefined) {
-      this.#pendingAbort = err;
+      // start() failed and its failure is on its way.
       return;
     }
     this.#abortedWith = err;
