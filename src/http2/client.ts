@@ -90,7 +90,8 @@ export class Http2Upstream implements Upstream {
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): UpstreamCall {
-    const call = new Http2Call(handler, this.#options.responseMs);
+    // A route's timeouts.response (SPEC 8.1) wins; connect timeouts are the session's, shared by its streams.
+    const call = new Http2Call(handler, request.responseMs ?? this.#options.responseMs);
     if (this.#closed) {
       process.nextTick(() => call.fail(upstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the backend is being closed')));
       return call;
