@@ -180,7 +180,7 @@ export class Exchange implements UpstreamHandler {
     this.#status = statusCode;
     this.#responding = true;
     if (this.#grpc !== null) this.#grpc.onHeaders(rawHeaders);
-    if (endStream === true && cookie === undefined && this.#init.responseRules === undefined && this.#grpc?.endWithHeaders(res, statusCode, rawHeaders) === true) {
+    if (endStream === true && cookie === undefined && (this.#init.responseRules ?? null) === null && this.#grpc?.endWithHeaders(res, statusCode, rawHeaders) === true) {
       this.#endedWithHeaders = true;
       return;
     }
