@@ -152,12 +152,24 @@ describe('deadlines', () => {
     expect(b.deadlines[0]).toBeLessThanOrEqual(3000);
     expect(b.deadlines[0]).toBeGreaterThan(1000);
 
-    const started = Date.now();
     const slow = await unary(c, { text: 'slow', delayMs: 3000 }, { deadline: Date.now() + 300 });
     expect(slow.error!.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+
+    // grpc-js cancels at its own deadline too; a raw HTTP/2 client that does
+    // not shows Fulcrum's own: DEADLINE_EXCEEDED, trailers-only, in time.
+    const http2 = await import('node:http2');
+    const session = http2.connect(`http://${f.fulcrum.address('h2c')}`);
+    cleanups.push(() => session.destroy());
+    const started = Date.now();
+    const stream = session.request({ ':method': 'POST', ':path': '/fulcrum.test.Echo/Unary', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '300m' });
+    // Msg { text: "slow", delay_ms: 3000 }, length-prefixed.
+    stream.end(Buffer.from([0, 0, 0, 0, 9, 0x0a, 4, 0x73, 0x6c, 0x6f, 0x77, 0x18, 0xb8, 0x17]));
+    const headers = await new Promise<Record<string, unknown>>((resolve) => stream.on('response', resolve));
+    expect(headers[':status']).toBe(200);
+    expect(headers['grpc-status']).toBe('4');
     expect(Date.now() - started).toBeLessThan(2500);
-    await waitFor(() => f.records.length >= 2, 5000, 'two records');
-    expect(f.records[1]).toMatchObject({ status: 200, grpcStatus: '4', backend: '' });
+    await waitFor(() => f.records.length >= 3, 5000, 'three records');
+    expect(f.records[2]).toMatchObject({ status: 200, grpcStatus: '4', backend: '' });
     // The client's deadline says nothing about the backend: no outlier ejection.
     const api = await (await fetch(`${f.adminUrl}/api/pools`)).json() as { pools: { backends: { state: string }[] }[] };
     expect(api.pools[0]!.backends[0]!.state).toBe('up');
