@@ -41,7 +41,10 @@ export function normalise(c: ConfigFile, file: string): Config {
         ...(r.match?.pathPrefix !== undefined ? { pathPrefix: r.match.pathPrefix } : {}),
         pool: r.pool,
         stripPrefix: r.stripPrefix,
+        ...(r.access !== undefined ? { access: r.access } : {}),
+        ...(r.compress !== undefined ? { compress: r.compress } : {}),
       })),
+      ...(l.trustedProxies !== undefined && l.trustedProxies.length > 0 ? { trustedProxies: l.trustedProxies } : {}),
     })),
     pools: Object.entries(c.pools).map(([name, p]): PoolConfig => ({
       name,

@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { duration, int, leaf, oneOf, strict } from './builders';
+import { accessSchema, compressSchema, trustedProxiesSchema } from './front-door';
 import { STRATEGY_NAMES, type Address, type LogLevel, type TlsMinVersion } from './types';
 import {
   DEFAULT_CIPHERS,
@@ -94,11 +95,15 @@ const pool = strict({
   sticky: strict({ cookie: leaf(cookieName), secret: leaf(stickySecret).optional() }).optional(),
 });
 
-const route = strict({
-  match: strict({ host: leaf(matchHost).optional(), pathPrefix: leaf(pathPrefix).optional() }).optional(),
-  pool: z.string().min(1),
-  stripPrefix: z.boolean().default(false),
-});
+function route(baseDir: string) {
+  return strict({
+    match: strict({ host: leaf(matchHost).optional(), pathPrefix: leaf(pathPrefix).optional() }).optional(),
+    pool: z.string().min(1),
+    stripPrefix: z.boolean().default(false),
+    access: accessSchema(baseDir).optional(),
+    compress: compressSchema,
+  });
+}
 
 const rateLimit = strict({
   requestsPerSecond: z.number().positive(),
@@ -125,7 +130,8 @@ function listener(baseDir: string) {
       maxConnections: int(0).default(0),
       rateLimit: rateLimit.optional(),
     }).prefault({}),
-    routes: z.array(route).min(1, { error: 'a listener needs at least one route' }),
+    routes: z.array(route(baseDir)).min(1, { error: 'a listener needs at least one route' }),
+    trustedProxies: trustedProxiesSchema.optional(),
   });
 }
 

@@ -10,7 +10,7 @@ import type { HashOn, ListenerConfig, TlsConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
 import { Sticky, readCookie } from '../pool/sticky';
-import { Router, stripPathPrefix } from './router';
+import { Router, stripPathPrefix, type Route } from './router';
 import { forwardRequestHeaders } from './headers';
 import { peerAddress } from './peer';
 import { Exchange, type RequestObserver } from './exchange';
@@ -24,9 +24,11 @@ import { Http1Server } from '../http1/server';
 import { llhttpAvailable } from '../http1/parser';
 import { bodyStream, type ProxyRequest, type ProxyResponse } from './message';
 import { reportInternalError } from '../internal-errors';
-import { fulcrumError } from '../errors';
+import { ERRORS, fulcrumError } from '../errors';
 import { deferClientError, trackChunkedBody, trackRequest } from '../http1/node-http';
 import { PendingHandshakes } from './tls-handshake';
+import { AddressSet, clientBehindProxies, type Verdict } from '../access';
+import { answerUpgradeRefusal, sendRefusal } from '../access/refusal';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -112,6 +114,8 @@ export class ProxyListener {
   readonly handshakes: PendingHandshakes | undefined;
   #router: Router<PoolTarget>;
   #limiter: RateLimiter | undefined;
+  /** SPEC 8.4: null without trustedProxies (the client address is the peer, at no cost). */
+  #trusted: AddressSet | null;
   readonly #observer: RequestObserver;
   readonly #proto: 'http' | 'https';
   /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see src/http1/node-http.ts. */
@@ -124,6 +128,7 @@ export class ProxyListener {
     this.#proto = config.tls !== undefined ? 'https' : 'http';
     this.#router = new Router(config.routes, (name) => targets.get(name)!);
     this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
+    this.#trusted = trustedSet(config);
     const limits = config.limits;
     const common = {
       headersTimeout: limits.headersTimeoutMs,
@@ -197,6 +202,12 @@ export class ProxyListener {
     h1.keepAliveTimeout = config.limits.keepAliveTimeoutMs;
     this.config = config;
     this.#router = router;
+    this.#trusted = trustedSet(config);
+  }
+
+  /** SPEC 8.4: the TCP peer (or PROXY source), or behind trusted proxies the client they name. */
+  #clientOf(peer: string, req: ProxyRequest): string {
+    return this.#trusted === null ? peer : clientBehindProxies(peer, req.rawHeaders, this.#trusted);
   }
 
   /** Timers this listener owns (rate-limit sweeps). */
@@ -227,7 +238,8 @@ export class ProxyListener {
       return;
     }
     const startedAt = performance.now();
-    const ip = peerAddress(req.socket);
+    const peer = peerAddress(req.socket);
+    const ip = this.#clientOf(peer, req);
     const h2 = isHttp2(req);
     if (this.#nodeHttp1 && !h2) trackRequest(req, res);
     if (!h2) {
@@ -265,6 +277,30 @@ export class ProxyListener {
       this.#answer(req, res, ip, startedAt, 404, LOCAL_MESSAGES[404]);
       return;
     }
+    if (route.access !== null) this.#guard(route, req, res, ip, peer, startedAt, h2, url);
+    else this.#forward(route, req, res, ip, peer, startedAt, h2, url, req.rawHeaders);
+  }
+
+  /** SPEC 8.3: the route's access check, then (if it passes) the rest of the way; refusals are answered and logged here. */
+  #guard(route: Route<PoolTarget>, req: ProxyRequest, res: ProxyResponse, ip: string, peer: string, startedAt: number, h2: boolean, url: string): void {
+    const admit = (verdict: Verdict) => {
+      if (Array.isArray(verdict)) this.#forward(route, req, res, ip, peer, startedAt, h2, url, verdict);
+      else sendRefusal(res, verdict, (bytes) => this.#recordLocal(req, ip, startedAt, verdict.status, verdict.error, bytes));
+    };
+    const verdict = route.access!.check(req, ip, peer, this.#proto, () => clientGone(res));
+    if (!(verdict instanceof Promise)) {
+      admit(verdict);
+      return;
+    }
+    verdict.then((v) => {
+      // The client left while bcrypt or the auth service was waited for.
+      if (res.destroyed) this.#recordLocal(req, ip, startedAt, 499, ERRORS.FULCRUM_CLIENT_GONE.message, 0);
+      else admit(v);
+    }).catch((err: unknown) => fault(req, res, err));
+  }
+
+  /** After the route's access check: the listener's rate limit, then on to the pool. `raw`: the client's headers as access left them. */
+  #forward(route: Route<PoolTarget>, req: ProxyRequest, res: ProxyResponse, ip: string, peer: string, startedAt: number, h2: boolean, url: string, raw: string[]): void {
     if (this.#limiter !== undefined) {
       const wait = this.#limiter.take(req, ip);
       if (wait > 0) {
@@ -272,7 +308,8 @@ export class ProxyListener {
         return;
       }
     }
-    const fwd = forwardRequestHeaders(req.rawHeaders, ip, this.#proto);
+    // X-Forwarded-For gets the peer (SPEC 8.4), whatever the client address is.
+    const fwd = forwardRequestHeaders(raw, peer, this.#proto);
     if (fwd.duplicateHost) {
       this.#refuse(req, res, ip, startedAt, 'bad request: more than one Host header');
       return;
@@ -287,7 +324,7 @@ export class ProxyListener {
       observer: this.#observer,
       pool: target.pool,
       req,
-      res,
+      res: route.compress === null ? res : route.compress.wrap(req, res),
       path,
       headers: fwd.headers,
       requestId: fwd.requestId,
@@ -312,7 +349,7 @@ export class ProxyListener {
    */
   #connect = (req: ProxyRequest, socketOrRes: Duplex | ProxyResponse): void => {
     const startedAt = performance.now();
-    const ip = peerAddress(req.socket);
+    const ip = this.#clientOf(peerAddress(req.socket), req);
     if ('writeHead' in socketOrRes) {
       this.#answer(req, socketOrRes, ip, startedAt, 501, LOCAL_MESSAGES[501]);
       return;
@@ -341,7 +378,8 @@ export class ProxyListener {
 
   #tunnel(req: ProxyRequest, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
-    const ip = peerAddress(req.socket);
+    const peer = peerAddress(req.socket);
+    const ip = this.#clientOf(peer, req);
     const record = (status: number, pool: string, backend: string, requestId: string, error?: string) => this.#observer.onRequestEnd({
       listener: this.name, method: req.method!, url: req.url!, requestId,
       remoteAddress: ip, pool, backend, status, durationMs: performance.now() - startedAt, bytes: 0, retries: 0, error,
@@ -387,6 +425,43 @@ export class ProxyListener {
       refused(status, LOCAL_MESSAGES[status]);
       return;
     }
+    if (route.access === null) {
+      this.#tunnelOn(route, req, socket, head, ip, peer, url, req.rawHeaders, refuseInOrder, refused, record);
+      return;
+    }
+    // SPEC 8.3 holds for WebSocket upgrades too: a route's access is never bypassed by asking for a tunnel.
+    const admit = (verdict: Verdict) => {
+      if (Array.isArray(verdict)) {
+        this.#tunnelOn(route, req, socket, head, ip, peer, url, verdict, refuseInOrder, refused, record);
+        return;
+      }
+      answerUpgradeRefusal(verdict, (answer) => {
+        if (!this.#nodeHttp1 || !deferClientError(socket, answer)) {
+          if (socket.writable) socket.end(answer);
+        }
+        refused(verdict.status, verdict.error);
+      });
+    };
+    const verdict = route.access.check(req, ip, peer, this.#proto, () => socketGone(socket));
+    if (!(verdict instanceof Promise)) admit(verdict);
+    else {
+      verdict.then((v) => {
+        if (socket.destroyed) refused(499, ERRORS.FULCRUM_CLIENT_GONE.message);
+        else admit(v);
+      }).catch((err: unknown) => {
+        reportInternalError(err, 'upgrade handler');
+        socket.destroy();
+      });
+    }
+  }
+
+  /** An upgrade past its route's access check: the rate limit, then the tunnel. */
+  #tunnelOn(
+    route: Route<PoolTarget>, req: ProxyRequest, socket: Duplex, head: Buffer, ip: string, peer: string, url: string, raw: string[],
+    refuseInOrder: (s: Duplex, status: number, message: string, extra?: string) => void,
+    refused: (status: number, error: string) => void,
+    record: (status: number, pool: string, backend: string, requestId: string, error?: string) => void,
+  ): void {
     const wait = this.#limiter?.take(req, ip) ?? 0;
     if (wait > 0) {
       refuseInOrder(socket, 429, LOCAL_MESSAGES[429], `retry-after: ${wait}\r\n`);
@@ -396,7 +471,7 @@ export class ProxyListener {
     const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
     const target = route.pool;
     proxyUpgrade({
-      req, socket, head, path, ip, proto: this.#proto, pool: target.pool,
+      req, socket, head, path, ip: peer, rawHeaders: raw, proto: this.#proto, pool: target.pool,
       pick: target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) },
       onEnd: (status, backend, requestId, error) => record(status, target.pool.name, backend, requestId, error),
     });
@@ -494,6 +569,14 @@ export class ProxyListener {
     if (!isHttp2(req)) res.once('finish', () => req.socket.destroy());
   }
 
+  /** A request answered without a backend, already written (access refusals): logged and counted like any. */
+  #recordLocal(req: ProxyRequest, ip: string, startedAt: number, status: number, error: string, bytes: number): void {
+    this.#observer.onRequestEnd({
+      listener: this.name, method: req.method!, url: req.url ?? '', requestId: requestIdOf(req),
+      remoteAddress: ip, pool: '', backend: '', status, durationMs: performance.now() - startedAt, bytes, retries: 0, error,
+    });
+  }
+
   /** Fulcrum answers itself (404, 400, 413, 429): logged and counted like any request. */
   #answer(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[]): void {
     const requestId = requestIdOf(req);
@@ -578,4 +661,22 @@ function originForm(target: string): string | undefined {
   if (end === from) return undefined;
   const rest = target.slice(end);
   return rest === '' ? '/' : rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest;
+}
+
+/** SPEC 8.4: a listener's trusted proxies, built once per config; null when it has none. */
+function trustedSet(config: ListenerConfig): AddressSet | null {
+  return config.trustedProxies !== undefined ? new AddressSet(config.trustedProxies) : null;
+}
+
+/** Aborted when the client's response closes before it is finished (an auth call for it is then let go). */
+function clientGone(res: ProxyResponse): AbortSignal {
+  const gone = new AbortController();
+  res.on('close', () => gone.abort());
+  return gone.signal;
+}
+
+function socketGone(socket: Duplex): AbortSignal {
+  const gone = new AbortController();
+  socket.once('close', () => gone.abort());
+  return gone.signal;
 }

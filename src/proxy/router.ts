@@ -1,10 +1,16 @@
 import type { RouteConfig } from '../config/types';
+import { RouteAccess } from '../access';
+import { Compression } from '../compress';
 
 export interface Route<P> {
   readonly host?: string;
   readonly pathPrefix?: string;
   readonly stripPrefix: boolean;
   readonly pool: P;
+  /** SPEC 8.3, precomputed; null: no check (one null test per request). */
+  readonly access: RouteAccess | null;
+  /** SPEC 8.5, precomputed; null: answers pass as they are. */
+  readonly compress: Compression | null;
 }
 
 /**
@@ -26,6 +32,8 @@ export class Router<P> {
       pathPrefix: r.pathPrefix,
       stripPrefix: r.stripPrefix,
       pool: resolvePool(r.pool),
+      access: r.access !== undefined ? new RouteAccess(r.access) : null,
+      compress: r.compress !== undefined ? new Compression(r.compress) : null,
     }));
     this.#all = all;
     this.#anyHost = all.filter((r) => r.host === undefined);

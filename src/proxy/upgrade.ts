@@ -24,7 +24,10 @@ export interface UpgradeInit {
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly path: string;
+  /** The TCP peer (or PROXY source): what X-Forwarded-For is extended with (SPEC 8.4). */
   readonly ip: string;
+  /** The client's headers as the route's access left them (default: as received). */
+  readonly rawHeaders?: readonly string[];
   readonly proto: 'http' | 'https';
   readonly pool: BackendPool;
   readonly pick: PickContext;
@@ -43,7 +46,7 @@ export function proxyUpgrade(u: UpgradeInit): void {
   const { pool, socket } = u;
   // Hop-by-hop headers go (undici sets Upgrade and Connection itself); the
   // Sec-WebSocket-* headers are end-to-end and stay.
-  const { headers, requestId } = forwardRequestHeaders(u.req.rawHeaders, u.ip, u.proto);
+  const { headers, requestId } = forwardRequestHeaders(u.rawHeaders ?? u.req.rawHeaders, u.ip, u.proto);
   const backend = pool.pick(u.pick);
   if (backend === undefined) {
     refuseUpgrade(socket, 503, LOCAL_MESSAGES[503], 'retry-after: 1\r\n');

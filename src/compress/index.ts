@@ -1,0 +1,236 @@
+/**
+ * A route's `compress` (SPEC 8.5): the response the exchange writes to is
+ * wrapped only for a request whose Accept-Encoding names one of the route's
+ * algorithms, and the wrapper decides at the response head whether this
+ * answer is compressed. Routes without `compress` never see this module.
+ */
+import zlib from 'node:zlib';
+import type { Transform } from 'node:stream';
+import type { CompressConfig, CompressionAlgorithm } from '../config/types';
+import type { ProxyRequest, ProxyResponse } from '../proxy/message';
+import { forwardResponseHeaders } from '../proxy/headers';
+import { Negotiator } from './negotiate';
+
+/** Brotli's quality for a stream: 4 compresses about as well as gzip -6 at its speed; 11 (the default) costs a hundred times more. */
+const BROTLI_QUALITY = 4;
+/** Brotli's window (2^20 = 1 MiB) rather than its default 4 MiB: memory per response stays bounded. */
+const BROTLI_WINDOW = 20;
+/** zlib's own default level, what Traefik and most proxies use. */
+const GZIP_LEVEL = 6;
+
+type Factory = (sizeHint: number) => Transform;
+
+const zstd = zlib as unknown as { createZstdCompress?: (o: object) => Transform; constants: Record<string, number> };
+
+const FACTORIES: Record<CompressionAlgorithm, Factory> = {
+  gzip: () => zlib.createGzip({ level: GZIP_LEVEL }),
+  br: (sizeHint) => zlib.createBrotliCompress({
+    params: {
+      [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+      [zlib.constants.BROTLI_PARAM_LGWIN]: BROTLI_WINDOW,
+      ...(sizeHint > 0 ? { [zlib.constants.BROTLI_PARAM_SIZE_HINT]: sizeHint } : {}),
+    },
+  }),
+  // Only reachable where validation let zstd through: this Node has it.
+  zstd: () => zstd.createZstdCompress!({}),
+};
+
+/** What flush() is asked for: everything so far goes out, the compression state stays (no full reset). */
+const FLUSH_KIND: Record<CompressionAlgorithm, number> = {
+  gzip: zlib.constants.Z_SYNC_FLUSH,
+  br: zlib.constants.BROTLI_OPERATION_FLUSH,
+  zstd: zstd.constants.ZSTD_e_flush ?? 1,
+};
+
+export class Compression {
+  readonly #negotiator: Negotiator;
+  readonly #minSize: number;
+  readonly #exact: ReadonlySet<string>;
+  /** "text" for "text/*". */
+  readonly #major: ReadonlySet<string>;
+
+  constructor(config: CompressConfig) {
+    this.#negotiator = new Negotiator(config.algorithms);
+    this.#minSize = config.minSize;
+    this.#exact = new Set(config.types.filter((t) => !t.endsWith('/*')));
+    this.#major = new Set(config.types.filter((t) => t.endsWith('/*')).map((t) => t.slice(0, -2)));
+  }
+
+  /** The response for the exchange to write to: `res` itself when this request cannot get a compressed answer. */
+  wrap(req: ProxyRequest, res: ProxyResponse): ProxyResponse {
+    if (req.method === 'HEAD') return res;
+    const algorithm = this.#negotiator.choose(acceptEncoding(req));
+    return algorithm === undefined ? res : new CompressingResponse(res, algorithm, this);
+  }
+
+  /**
+   * Whether an answer with these headers is compressed; -1 if not, else its
+   * Content-Length (0 when unknown). Never: 1xx, 204, 206, 304, a
+   * Content-Encoding already, a type not listed, a length below minSize,
+   * Cache-Control: no-transform (RFC 9111 §5.2.2.6).
+   */
+  eligible(status: number, headers: readonly string[]): number {
+    if (status < 200 || status === 204 || status === 206 || status === 304) return -1;
+    let type: string | undefined;
+    let length = 0;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      switch (name.length) {
+        case 12:
+          if (name.toLowerCase() === 'content-type') type = headers[i + 1];
+          break;
+        case 13:
+          if (name.toLowerCase() === 'cache-control' && /(?:^|[\s,])no-transform(?:$|[\s,])/i.test(headers[i + 1]!)) return -1;
+          if (name.toLowerCase() === 'content-range') return -1;
+          break;
+        case 14:
+          if (name.toLowerCase() === 'content-length') {
+            length = Number(headers[i + 1]);
+            if (!(length >= this.#minSize)) return -1;
+          }
+          break;
+        case 16:
+          if (name.toLowerCase() === 'content-encoding' && headers[i + 1]!.trim().toLowerCase() !== 'identity') return -1;
+          break;
+      }
+    }
+    return type !== undefined && this.#typeMatches(type) ? length : -1;
+  }
+
+  #typeMatches(contentType: string): boolean {
+    const semi = contentType.indexOf(';');
+    const media = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+    if (this.#exact.has(media)) return true;
+    const slash = media.indexOf('/');
+    return slash > 0 && this.#major.has(media.slice(0, slash));
+  }
+}
+
+function acceptEncoding(req: ProxyRequest): string | undefined {
+  const v = req.headers['accept-encoding'];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/**
+ * The client's response behind a compressor, chosen at the head: an answer
+ * that is not eligible passes straight through (the backend head's fast path
+ * included). A compressed one streams through node:zlib with backpressure
+ * both ways (memory stays at the streams' buffers), and is flushed whenever
+ * the backend pauses (after the I/O turn that brought data), so server-sent
+ * events arrive event by event.
+ */
+class CompressingResponse implements ProxyResponse {
+  readonly #res: ProxyResponse;
+  readonly #algorithm: CompressionAlgorithm;
+  readonly #compression: Compression;
+  #stream: Transform | null = null;
+  #ended = false;
+  #flushing = false;
+
+  constructor(res: ProxyResponse, algorithm: CompressionAlgorithm, compression: Compression) {
+    this.#res = res;
+    this.#algorithm = algorithm;
+    this.#compression = compression;
+  }
+
+  get headersSent(): boolean {
+    return this.#res.headersSent;
+  }
+
+  get writableFinished(): boolean {
+    return this.#res.writableFinished;
+  }
+
+  get destroyed(): boolean {
+    return this.#res.destroyed;
+  }
+
+  writeBackendHead(status: number, raw: readonly string[], extra: readonly string[] | undefined): boolean {
+    if (this.#compression.eligible(status, raw) === -1) return this.#res.writeBackendHead?.(status, raw, extra) ?? false;
+    const headers = forwardResponseHeaders(raw);
+    if (extra !== undefined) headers.push(...extra);
+    this.writeHead(status, headers);
+    return true;
+  }
+
+  writeHead(status: number, headers: string[]): unknown {
+    const length = this.#compression.eligible(status, headers);
+    if (length === -1) return this.#res.writeHead(status, headers);
+    this.#start(length);
+    return this.#res.writeHead(status, compressedHeaders(headers, this.#algorithm));
+  }
+
+  #start(sizeHint: number): void {
+    const stream = FACTORIES[this.#algorithm](sizeHint);
+    this.#stream = stream;
+    const res = this.#res;
+    const resume = () => stream.resume();
+    stream.on('data', (out: Buffer) => {
+      if (!res.write(out)) {
+        stream.pause();
+        res.once('drain', resume);
+      }
+    });
+    stream.once('end', () => res.end());
+    stream.once('error', (err) => res.destroy(err));
+  }
+
+  write(chunk: Buffer): boolean {
+    const stream = this.#stream;
+    if (stream === null) return this.#res.write(chunk);
+    if (!this.#flushing) {
+      this.#flushing = true;
+      setImmediate(this.#flush);
+    }
+    return stream.write(chunk);
+  }
+
+  /** After the I/O turn that wrote: what is compressed so far goes out (an event of a stream must not wait for the next). */
+  #flush = (): void => {
+    this.#flushing = false;
+    if (!this.#ended && this.#stream !== null && !this.#stream.destroyed) {
+      (this.#stream as unknown as { flush(kind: number): void }).flush(FLUSH_KIND[this.#algorithm]);
+    }
+  };
+
+  end(data?: string): unknown {
+    const stream = this.#stream;
+    if (stream === null) return this.#res.end(data);
+    this.#ended = true;
+    if (data !== undefined) stream.end(data);
+    else stream.end();
+    return this;
+  }
+
+  destroy(err?: Error): unknown {
+    this.#stream?.destroy();
+    return this.#res.destroy(err);
+  }
+
+  on(event: 'close', listener: () => void): unknown {
+    return this.#res.on(event, listener);
+  }
+
+  once(event: 'finish' | 'drain', listener: () => void): unknown {
+    if (event === 'drain' && this.#stream !== null) return this.#stream.once('drain', listener);
+    return this.#res.once(event, listener);
+  }
+}
+
+/** The head of a compressed answer: no Content-Length, the coding named, Vary extended, a strong ETag made weak (the bytes differ). */
+function compressedHeaders(headers: readonly string[], algorithm: CompressionAlgorithm): string[] {
+  const out: string[] = [];
+  let varies = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    const lower = name.toLowerCase();
+    let value = headers[i + 1]!;
+    if (lower === 'content-length' || lower === 'content-encoding') continue;
+    if (lower === 'vary' && /(?:^|,)\s*(?:\*|accept-encoding)\s*(?:$|,)/i.test(value)) varies = true;
+    if (lower === 'etag' && value.startsWith('"')) value = `W/${value}`;
+    out.push(name, value);
+  }
+  out.push('content-encoding', algorithm);
+  if (!varies) out.push('vary', 'Accept-Encoding');
+  return out;
+}
