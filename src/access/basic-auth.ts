@@ -4,13 +4,6 @@ import bcrypt from 'bcryptjs';
 /** Verified credentials kept per route; beyond it the oldest go (bounded memory whatever clients send). */
 const MAX_CACHED = 1024;
 
-/**
- * A bcrypt hash of no password anyone has (cost 10, as htpasswd -B writes):
- * an unknown user costs the same bcrypt run as a known one, so timing does
- * not tell which user names exist.
- */
-const DUMMY_HASH = '$2b$10$eGdaFdgv0secl.WyRq1Teu17mzMAvQ68ii87Q73YhTF5yf69i4jEG';
-
 /** SHA-256 of a string, as hex: crypto.hash where Node has it (20.12+), else createHash. */
 const sha256: (s: string) => string = typeof (crypto as { hash?: unknown }).hash === 'function'
   ? (s) => (crypto as unknown as { hash(alg: string, data: string): string }).hash('sha256', s)
@@ -30,13 +23,22 @@ export class BasicAuth {
   /** The WWW-Authenticate value of a 401. */
   readonly challenge: string;
   readonly #users: ReadonlyMap<string, string>;
+  /**
+   * An unknown user's password is checked against this (a configured user's
+   * hash, the verdict forced to false): it costs the same bcrypt run as a
+   * known user's, so timing does not tell which user names exist.
+   */
+  readonly #decoy: string;
+  readonly #max: number;
   readonly #good = new Map<string, true>();
   readonly #bad = new Map<string, false>();
   readonly #running = new Map<string, Promise<boolean>>();
 
-  constructor(realm: string, users: Readonly<Record<string, string>>) {
+  constructor(realm: string, users: Readonly<Record<string, string>>, maxCached = MAX_CACHED) {
     this.challenge = `Basic realm="${realm}"`;
     this.#users = new Map(Object.entries(users));
+    this.#decoy = this.#users.values().next().value!;
+    this.#max = maxCached;
   }
 
   /** Whether the Authorization value holds a user's right password; a Promise only when bcrypt must run. */
@@ -50,12 +52,12 @@ export class BasicAuth {
     const credential = decodeBasic(authorization);
     if (credential === undefined) return false;
     const hash = this.#users.get(credential.user);
-    const run = bcrypt.compare(credential.password, hash ?? DUMMY_HASH)
+    const run = bcrypt.compare(credential.password, hash ?? this.#decoy)
       .then((ok) => ok && hash !== undefined, () => false)
       .then((ok) => {
         this.#running.delete(key);
-        if (ok) remember(this.#good, key, true);
-        else remember(this.#bad, key, false);
+        if (ok) remember(this.#good, key, true, this.#max);
+        else remember(this.#bad, key, false, this.#max);
         return ok;
       });
     this.#running.set(key, run);
@@ -68,8 +70,8 @@ export class BasicAuth {
   }
 }
 
-function remember<V>(map: Map<string, V>, key: string, value: V): void {
-  if (map.size >= MAX_CACHED) map.delete(map.keys().next().value!);
+function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  if (map.size >= max) map.delete(map.keys().next().value!);
   map.set(key, value);
 }
 
