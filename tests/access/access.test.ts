@@ -259,3 +259,28 @@ describe('forwardAuth', () => {
     expect(auth.seen.length).toBe(1);
   });
 });
+
+test('a reload applies new access rules and trustedProxies to the next request', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-access-reload-'));
+  cleanups.push(async () => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'fulcrum.yaml');
+  const b = await echo();
+  const yamlWith = (listener: string, access: string) => `
+log: { level: warn, access: false }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public:
+    listen: 127.0.0.1:0
+${listener}
+    routes: [ { pool: p, access: ${access} } ]
+pools: { p: { backends: [ { url: ${b.url}, name: b } ] } }
+`;
+  const f = await startFulcrum(yamlWith('', '{ allow: [127.0.0.2] }'), {}, { file });
+  cleanups.push(() => f.stop());
+  const from = (local: string, xff?: string) => request(`${f.url()}/`, { localAddress: local, headers: xff === undefined ? {} : { 'x-forwarded-for': xff } });
+  expect([(await from('127.0.0.2')).status, (await from('127.0.0.3')).status]).toEqual([200, 403]);
+  fs.writeFileSync(file, yamlWith('    trustedProxies: [127.0.0.3]', '{ allow: [198.51.100.7] }'));
+  const reloaded = await f.fulcrum.reload();
+  expect(reloaded.changes).toEqual(['listener public: routes changed', 'listener public: trustedProxies changed']);
+  expect([(await from('127.0.0.2')).status, (await from('127.0.0.3', '198.51.100.7')).status]).toEqual([403, 200]);
+});
