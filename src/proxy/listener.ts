@@ -287,14 +287,17 @@ export class ProxyListener {
       if (Array.isArray(verdict)) this.#forward(route, req, res, ip, peer, startedAt, h2, url, verdict);
       else sendRefusal(res, verdict, (bytes) => this.#recordLocal(req, ip, startedAt, verdict.status, verdict.error, bytes));
     };
-    const verdict = route.access!.check(req, ip, peer, this.#proto, () => clientGone(res));
+    let gone: AbortSignal | undefined;
+    const goneSignal = () => (gone ??= clientGone(res));
+    const verdict = route.access!.check(req, ip, peer, this.#proto, goneSignal);
     if (!(verdict instanceof Promise)) {
       admit(verdict);
       return;
     }
+    const left = goneSignal();
     verdict.then((v) => {
       // The client left while bcrypt or the auth service was waited for.
-      if (res.destroyed) this.#recordLocal(req, ip, startedAt, 499, ERRORS.FULCRUM_CLIENT_GONE.message, 0);
+      if (left.aborted || res.destroyed) this.#recordLocal(req, ip, startedAt, 499, ERRORS.FULCRUM_CLIENT_GONE.message, 0);
       else admit(v);
     }).catch((err: unknown) => fault(req, res, err));
   }

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { BasicAuth } from '../../src/access/basic-auth';
-import { startFulcrum, type RunningFulcrum } from '../helpers/fulcrum';
+import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { parseProm, sum } from '../helpers/prom';
 import { useTeardown } from '../helpers/teardown';
@@ -246,6 +246,21 @@ describe('forwardAuth', () => {
     expect([r2.status, r2.body]).toEqual([503, 'service unavailable: the auth service did not answer\n']);
     expect(b.seen.length).toBe(0);
     expect(await refusals(refused, '503')).toBe(1);
+  });
+
+  test('a client that leaves while the auth service thinks: the auth call is let go, 499 is logged, the backend sees nothing', async () => {
+    const auth = await authService();
+    const b = await echo();
+    const f = await fulcrum(`{ pool: p, access: { forwardAuth: { url: "${auth.url}", timeout: 10s } } }`, b.url);
+    const req = http.get(`${f.url()}/`, { agent: false, headers: { authorization: 'Bearer slow' } });
+    req.on('error', () => undefined);
+    await waitFor(() => auth.seen.length === 1, 5000, 'the auth service to be asked');
+    const closed = new Promise((resolve) => auth.seen[0]!.socket.once('close', resolve));
+    req.destroy();
+    await closed;
+    await waitFor(() => f.records.length === 1, 5000, 'the request to be logged');
+    expect([f.records[0]!.status, f.records[0]!.backend]).toEqual([499, '']);
+    expect(b.seen.length).toBe(0);
   });
 
   test('basicAuth and forwardAuth together: both must pass', async () => {
