@@ -27,25 +27,6 @@ const ROOT = path.resolve(path.dirname(SELF), '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const GZIP_LEVEL = 6;
 
-if (process.argv[2] === '--role-backend') {
-  // 20 kB of JSON, the same bytes for every request, with a Content-Length.
-  const items = [];
-  for (let i = 0; items.length === 0 || JSON.stringify(items).length < 20_480; i++) {
-    items.push({ id: i, name: `user-${i}`, email: `user${i}@example.com`, active: i % 3 !== 0, score: (i * 37) % 1000 / 10, tags: ['alpha', 'beta'] });
-  }
-  const body = Buffer.from(JSON.stringify(items)).subarray(0, 20_480);
-  const server = http.createServer((req, res) => {
-    req.resume();
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-    res.end(body);
-  });
-  server.keepAliveTimeout = 65_000;
-  server.listen(Number(process.argv[3]), '127.0.0.1');
-  process.on('SIGTERM', () => process.exit(0));
-} else {
-  await main();
-}
-
 function args() {
   const o = { runs: 5, duration: 5, conns: 50 };
   const a = process.argv.slice(2);
@@ -110,7 +91,7 @@ function stop(child) {
 async function stopAll() {
   await Promise.all([...children].map(stop));
 }
-process.on('SIGINT', () => stopAll().then(() => process.exit(130)));
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => stopAll().then(() => process.exit(130)));
 
 function get(port) {
   return new Promise((resolve) => {
@@ -233,3 +214,24 @@ http {
   console.log(`\nFulcrum gzip ÷ nginx gzip, µs/req (median of per-run ratios, min..max): ${ratio('fulcrum gzip', 'nginx gzip')}`);
   console.log(`Fulcrum gzip ÷ Fulcrum plain: ${ratio('fulcrum gzip', 'fulcrum plain')}; nginx gzip ÷ nginx plain: ${ratio('nginx gzip', 'nginx plain')}`);
 }
+
+// Last: main() uses the module's state declared above.
+if (process.argv[2] === '--role-backend') {
+  // 20 kB of JSON, the same bytes for every request, with a Content-Length.
+  const items = [];
+  for (let i = 0; items.length === 0 || JSON.stringify(items).length < 20_480; i++) {
+    items.push({ id: i, name: `user-${i}`, email: `user${i}@example.com`, active: i % 3 !== 0, score: (i * 37) % 1000 / 10, tags: ['alpha', 'beta'] });
+  }
+  const body = Buffer.from(JSON.stringify(items)).subarray(0, 20_480);
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 65_000;
+  server.listen(Number(process.argv[3]), '127.0.0.1');
+  process.on('SIGTERM', () => process.exit(0));
+} else {
+  await main();
+}
+

@@ -18,21 +18,44 @@ const BROTLI_WINDOW = 20;
 /** zlib's own default level, what Traefik and most proxies use. */
 const GZIP_LEVEL = 6;
 
-type Factory = (sizeHint: number) => Transform;
+/**
+ * An answer with a Content-Length up to this is gathered and compressed in
+ * one synchronous call, head and body then written at once: node:zlib's
+ * streams run each piece on the thread pool, which cost more than the
+ * compression itself for a small body (a 20 kB JSON answer: about twice the
+ * CPU). Bounded, so memory per response stays flat; larger and unknown
+ * lengths stream.
+ */
+const GATHER_MAX = 64 * 1024;
 
-const zstd = zlib as unknown as { createZstdCompress?: (o: object) => Transform; constants: Record<string, number> };
+type Factory = (sizeHint: number) => Transform;
+type OneShot = (body: Buffer) => Buffer;
+
+const zstd = zlib as unknown as {
+  createZstdCompress?: (o: object) => Transform;
+  zstdCompressSync?: (b: Buffer, o: object) => Buffer;
+  constants: Record<string, number>;
+};
+
+const brotliOptions = (sizeHint: number) => ({
+  params: {
+    [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+    [zlib.constants.BROTLI_PARAM_LGWIN]: BROTLI_WINDOW,
+    ...(sizeHint > 0 ? { [zlib.constants.BROTLI_PARAM_SIZE_HINT]: sizeHint } : {}),
+  },
+});
 
 const FACTORIES: Record<CompressionAlgorithm, Factory> = {
   gzip: () => zlib.createGzip({ level: GZIP_LEVEL }),
-  br: (sizeHint) => zlib.createBrotliCompress({
-    params: {
-      [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
-      [zlib.constants.BROTLI_PARAM_LGWIN]: BROTLI_WINDOW,
-      ...(sizeHint > 0 ? { [zlib.constants.BROTLI_PARAM_SIZE_HINT]: sizeHint } : {}),
-    },
-  }),
+  br: (sizeHint) => zlib.createBrotliCompress(brotliOptions(sizeHint)),
   // Only reachable where validation let zstd through: this Node has it.
   zstd: () => zstd.createZstdCompress!({}),
+};
+
+const ONE_SHOT: Record<CompressionAlgorithm, OneShot> = {
+  gzip: (body) => zlib.gzipSync(body, { level: GZIP_LEVEL }),
+  br: (body) => zlib.brotliCompressSync(body, brotliOptions(body.length)),
+  zstd: (body) => zstd.zstdCompressSync!(body, {}),
 };
 
 /** What flush() is asked for: everything so far goes out, the compression state stays (no full reset). */
@@ -124,6 +147,9 @@ class CompressingResponse implements ProxyResponse {
   readonly #algorithm: CompressionAlgorithm;
   readonly #compression: Compression;
   #stream: Transform | null = null;
+  /** A small answer of known length, gathered (see GATHER_MAX): its head waits for the compressed length. */
+  #gathered: Buffer[] | null = null;
+  #head: { status: number; headers: string[] } | null = null;
   #ended = false;
   #flushing = false;
 
@@ -134,7 +160,7 @@ class CompressingResponse implements ProxyResponse {
   }
 
   get headersSent(): boolean {
-    return this.#res.headersSent;
+    return this.#head !== null || this.#res.headersSent;
   }
 
   get writableFinished(): boolean {
@@ -156,6 +182,11 @@ class CompressingResponse implements ProxyResponse {
   writeHead(status: number, headers: string[]): unknown {
     const length = this.#compression.eligible(status, headers);
     if (length === -1) return this.#res.writeHead(status, headers);
+    if (length > 0 && length <= GATHER_MAX) {
+      this.#gathered = [];
+      this.#head = { status, headers: compressedHeaders(headers, this.#algorithm) };
+      return this;
+    }
     this.#start(length);
     return this.#res.writeHead(status, compressedHeaders(headers, this.#algorithm));
   }
@@ -177,7 +208,11 @@ class CompressingResponse implements ProxyResponse {
 
   write(chunk: Buffer): boolean {
     const stream = this.#stream;
-    if (stream === null) return this.#res.write(chunk);
+    if (stream === null) {
+      if (this.#gathered === null) return this.#res.write(chunk);
+      this.#gathered.push(chunk); // bounded by the Content-Length (GATHER_MAX)
+      return true;
+    }
     if (!this.#flushing) {
       this.#flushing = true;
       setImmediate(this.#flush);
@@ -195,7 +230,17 @@ class CompressingResponse implements ProxyResponse {
 
   end(data?: string): unknown {
     const stream = this.#stream;
-    if (stream === null) return this.#res.end(data);
+    if (stream === null) {
+      if (this.#gathered === null) return this.#res.end(data);
+      if (data !== undefined) this.#gathered.push(Buffer.from(data));
+      const body = ONE_SHOT[this.#algorithm](Buffer.concat(this.#gathered));
+      this.#gathered = null;
+      // No Content-Length even now that it is known (SPEC 8.5 drops it): the head goes out with the body, in one write.
+      const head = this.#head!;
+      this.#res.writeHead(head.status, head.headers);
+      this.#res.write(body);
+      return this.#res.end();
+    }
     this.#ended = true;
     if (data !== undefined) stream.end(data);
     else stream.end();
@@ -203,6 +248,7 @@ class CompressingResponse implements ProxyResponse {
   }
 
   destroy(err?: Error): unknown {
+    this.#gathered = null;
     this.#stream?.destroy();
     return this.#res.destroy(err);
   }
