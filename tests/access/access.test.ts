@@ -13,6 +13,7 @@ import { BasicAuth } from '../../src/access/basic-auth';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { parseProm, sum } from '../helpers/prom';
+import { rawExchange } from '../helpers/raw';
 import { useTeardown } from '../helpers/teardown';
 
 const { cleanups, backend } = useTeardown();
@@ -103,6 +104,18 @@ describe('basicAuth', () => {
     }
     expect(b.seen.length).toBe(4);
     expect(await refusals(f, '401')).toBe(6);
+  });
+
+  test('a refused request with a body leaves its connection usable: the next request on it is read as a request', async () => {
+    const b = await echo();
+    const f = await fulcrum(`{ pool: p, access: { basicAuth: { realm: ops, users: { alice: "${ALICE}" } } } }`, b.url);
+    const body = 'x'.repeat(10_000);
+    const reply = await rawExchange(Number(new URL(f.url()).port), [
+      `POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      `GET /next HTTP/1.1\r\nHost: x\r\nAuthorization: ${basic('alice', 'wonderland')}\r\n\r\n`,
+    ], { done: (r) => r.length >= 2, timeoutMs: 5000 });
+    expect(reply.responses.map((r) => r.status)).toEqual([401, 200]);
+    expect(b.seen.map((r) => r.url)).toEqual(['/next']);
   });
 
   test('usersFile: an htpasswd file of bcrypt lines', async () => {
