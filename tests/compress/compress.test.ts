@@ -5,13 +5,16 @@
  * stops reading stops the backend (memory stays flat).
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import { pick } from '../../src/compress/negotiate';
 import { ZSTD_AVAILABLE } from '../../src/config/front-door';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { stalled } from '../helpers/wait';
 import { useTeardown } from '../helpers/teardown';
+import { selfSigned } from '../helpers/tls';
 import type { Handler } from '../helpers/backends';
 
 const { cleanups, backend } = useTeardown();
@@ -226,4 +229,42 @@ describe('streaming', () => {
     got.req.destroy();
     await waitFor(() => f.records.length === 1, 5000, 'the request to end');
   }, 30_000);
+});
+
+describe('over HTTP/2 (a TLS listener with http2: true)', () => {
+  test('a compressed answer and an access refusal reach an HTTP/2 client', async () => {
+    const tls = selfSigned();
+    cleanups.push(async () => fs.rmSync(tls.dir, { recursive: true, force: true }));
+    const b = await backend('b', handler);
+    const f = await startFulcrum(`
+log: { level: warn, access: false }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public:
+    listen: 127.0.0.1:0
+    tls: { cert: ${tls.cert}, key: ${tls.key} }
+    http2: true
+    routes:
+      - { match: { pathPrefix: /private/ }, pool: p, access: { allow: [10.0.0.0/8] } }
+      - { pool: p, compress: true }
+pools: { p: { backends: [ { url: ${b.url} } ] } }
+`);
+    cleanups.push(() => f.stop());
+    const session = http2.connect(f.url().replace('http:', 'https:'), { rejectUnauthorized: false });
+    cleanups.push(async () => { session.close(); });
+    const ask = (path: string) => new Promise<{ headers: http2.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      const stream = session.request({ ':path': path, 'accept-encoding': 'br' });
+      const chunks: Buffer[] = [];
+      let headers: http2.IncomingHttpHeaders = {};
+      stream.on('response', (h) => { headers = h; });
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => resolve({ headers, body: Buffer.concat(chunks) }));
+      stream.on('error', reject);
+    });
+    const json = await ask('/json');
+    expect([json.headers[':status'], json.headers['content-encoding']]).toEqual([200, 'br']);
+    expect(decode('br', json.body).equals(JSON_BODY)).toBe(true);
+    const refused = await ask('/private/x');
+    expect([refused.headers[':status'], refused.body.toString()]).toEqual([403, 'forbidden\n']);
+  });
 });
