@@ -113,6 +113,25 @@ describe('end to end', () => {
     expect((await from('198.51.100.9', '127.0.0.3')).status).toBe(403);
   });
 
+  test('IPv6: a trusted proxy on ::1 names an IPv6 client, and access judges it', async () => {
+    const b = await xffBackend();
+    const f = await startFulcrum(`
+log: { level: warn, access: false }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public:
+    listen: "[::1]:0"
+    trustedProxies: ["::1"]
+    routes: [ { pool: p, access: { allow: ["2001:db8::/32"] } } ]
+pools: { p: { backends: [ { url: ${b.url} } ] } }
+`);
+    cleanups.push(() => f.stop());
+    const ok = await request(`${f.url()}/`, { headers: { 'x-forwarded-for': '2001:db8::7' } });
+    expect([ok.status, ok.body]).toEqual([200, '2001:db8::7, ::1']);
+    expect(f.records.at(-1)!.remoteAddress).toBe('2001:db8::7');
+    expect((await request(`${f.url()}/`, { headers: { 'x-forwarded-for': '2001:db9::7' } })).status).toBe(403);
+  });
+
   test('consistent-hash on ip hashes the client address behind the proxy', async () => {
     const bs = await Promise.all(['a', 'b', 'c', 'd'].map((n) => xffBackend(n)));
     const pools = `  p:
