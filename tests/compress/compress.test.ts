@@ -159,9 +159,13 @@ describe('compressed answers', () => {
 });
 
 describe('streaming', () => {
-  test('server-sent events through a compressing route arrive event by event', async () => {
+  const streaming = ['gzip', 'br', ...(ZSTD_AVAILABLE ? ['zstd'] : [])];
+  const decompressor = (algorithm: string) => (algorithm === 'gzip' ? zlib.createGunzip()
+    : algorithm === 'br' ? zlib.createBrotliDecompress()
+    : (zlib as unknown as { createZstdDecompress(): ReturnType<typeof zlib.createGunzip> }).createZstdDecompress());
+  test.each(streaming)('server-sent events through a compressing route arrive event by event (%s)', async (algorithm) => {
     let next: (() => void) | undefined;
-    const f = await fulcrum('true', (req, res) => {
+    const f = await fulcrum(`{ algorithms: [${algorithm}] }`, (req, res) => {
       req.resume();
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       let n = 0;
@@ -175,9 +179,9 @@ describe('streaming', () => {
     });
     const events: string[] = [];
     await new Promise<void>((resolve, reject) => {
-      http.get(`${f.url()}/events`, { agent: false, headers: { 'accept-encoding': 'gzip' } }, (res) => {
-        expect(res.headers['content-encoding']).toBe('gzip');
-        const gunzip = zlib.createGunzip();
+      http.get(`${f.url()}/events`, { agent: false, headers: { 'accept-encoding': algorithm } }, (res) => {
+        expect(res.headers['content-encoding']).toBe(algorithm);
+        const gunzip = decompressor(algorithm);
         res.pipe(gunzip);
         let text = '';
         gunzip.on('data', (c: Buffer) => {
