@@ -103,10 +103,13 @@ export class Fulcrum {
     }];
     if (options.onRequestEnd !== undefined) onEnd.push(options.onRequestEnd);
     const alarm = this.#alarm;
-    this.#observer = combineObservers(onEnd, [this.metrics.onRetry], (pool, backend, kind) => {
-      if (kind === 'local-resource') alarm.raise('local-resource', 'backend connect');
-      else this.metrics.onAttemptFailed(pool, backend, kind);
-    });
+    this.#observer = {
+      ...combineObservers(onEnd, [this.metrics.onRetry], (pool, backend, kind) => {
+        if (kind === 'local-resource') alarm.raise('local-resource', 'backend connect');
+        else this.metrics.onAttemptFailed(pool, backend, kind);
+      }),
+      onMirror: this.metrics.onMirror,
+    };
     if (this.#role !== 'primary') for (const lc of config.listeners) this.#addListener(lc);
     this.admin = new AdminServer(config.admin, {
       pools: () => [...this.#gen.pools.values()],

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { ProxyResponse } from '../proxy/message';
+import type { HeaderRules } from '../routes/header-rules';
 import type { Refusal } from './index';
 
 /** A relayed auth-service body on a WebSocket upgrade is buffered (there is no response to stream to); beyond this it is cut. */
@@ -8,13 +9,15 @@ const UPGRADE_BODY_MAX = 64 * 1024;
 /**
  * Write a refusal to the client: Fulcrum's own one line, or the auth
  * service's answer as it came (status, headers, body streamed with
- * backpressure). `done(bytes)` once it is written, or the client left.
+ * backpressure), with the route's responseHeaders (SPEC 8.1: every answer
+ * on the route). `done(bytes)` once it is written, or the client left.
  */
-export function sendRefusal(res: ProxyResponse, r: Refusal, done: (bytes: number) => void): void {
+export function sendRefusal(res: ProxyResponse, r: Refusal, rules: HeaderRules | null, done: (bytes: number) => void): void {
   if (typeof r.body === 'string') {
     const body = `${r.body}\n`;
     const length = Buffer.byteLength(body);
-    res.writeHead(r.status, ['content-type', 'text/plain; charset=utf-8', 'content-length', String(length), ...r.headers]);
+    const headers = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(length), ...r.headers];
+    res.writeHead(r.status, rules === null ? headers : rules.apply(headers));
     res.end(body);
     done(length);
     return;
@@ -27,7 +30,7 @@ export function sendRefusal(res: ProxyResponse, r: Refusal, done: (bytes: number
     finished = true;
     done(bytes);
   };
-  res.writeHead(r.status, [...r.headers]);
+  res.writeHead(r.status, rules === null ? [...r.headers] : rules.apply(r.headers));
   res.on('close', () => {
     body.destroy();
     finish();
@@ -50,12 +53,13 @@ export function sendRefusal(res: ProxyResponse, r: Refusal, done: (bytes: number
 }
 
 /** A refusal of a WebSocket upgrade as the bytes of a whole answer after which the connection closes. */
-export function answerUpgradeRefusal(r: Refusal, write: (answer: string) => void): void {
+export function answerUpgradeRefusal(r: Refusal, rules: HeaderRules | null, write: (answer: string) => void): void {
+  const list = rules === null ? r.headers : rules.apply(r.headers);
   const head = (length: number, extra = '') => {
     let text = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? 'unknown'}\r\n`;
-    for (let i = 0; i < r.headers.length; i += 2) {
-      const name = r.headers[i]!.toLowerCase();
-      if (name !== 'content-length' && name !== 'connection') text += `${r.headers[i]}: ${r.headers[i + 1]}\r\n`;
+    for (let i = 0; i < list.length; i += 2) {
+      const name = list[i]!.toLowerCase();
+      if (name !== 'content-length' && name !== 'connection') text += `${list[i]}: ${list[i + 1]}\r\n`;
     }
     return `${text}${extra}content-length: ${length}\r\nconnection: close\r\n\r\n`;
   };

@@ -171,11 +171,16 @@ class CompressingResponse implements ProxyResponse {
     return this.#res.destroyed;
   }
 
-  writeBackendHead(status: number, raw: readonly string[], extra: readonly string[] | undefined): boolean {
-    if (this.#compression.eligible(status, raw) === -1) return this.#res.writeBackendHead?.(status, raw, extra) ?? false;
-    const headers = forwardResponseHeaders(raw);
-    if (extra !== undefined) headers.push(...extra);
-    this.writeHead(status, headers);
+  /**
+   * `drop` and `extra`: the route's responseHeaders (they act before
+   * compress, SPEC 8.1), so eligibility is decided on the head as it would
+   * go out. Not eligible: the client's own fast path, untouched.
+   */
+  writeBackendHead(status: number, raw: readonly string[], extra: readonly string[] | undefined, drop?: ReadonlySet<string>): boolean {
+    const plain = extra === undefined && drop === undefined;
+    const headers = plain ? null : withRules(forwardResponseHeaders(raw), extra, drop);
+    if (this.#compression.eligible(status, headers ?? raw) === -1) return this.#res.writeBackendHead?.(status, raw, extra, drop) ?? false;
+    this.writeHead(status, headers ?? forwardResponseHeaders(raw));
     return true;
   }
 
@@ -261,6 +266,13 @@ class CompressingResponse implements ProxyResponse {
     if (event === 'drain' && this.#stream !== null) return this.#stream.once('drain', listener);
     return this.#res.once(event, listener);
   }
+}
+
+/** A filtered head with a route's responseHeaders: `drop` (lower-cased names) removed, `extra` appended. */
+function withRules(headers: string[], extra: readonly string[] | undefined, drop: ReadonlySet<string> | undefined): string[] {
+  const out = drop === undefined || drop.size === 0 ? headers : headers.filter((_, i, all) => !drop.has(all[i - (i % 2)]!.toLowerCase()));
+  if (extra !== undefined) out.push(...extra);
+  return out;
 }
 
 /** The head of a compressed answer: no Content-Length, the coding named, Vary extended, a strong ETag made weak (the bytes differ). */

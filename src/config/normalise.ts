@@ -6,6 +6,7 @@
  */
 import type { BackendConfig, Config, ListenerConfig, PoolConfig } from './types';
 import type { ConfigFile } from './schema';
+import { normaliseRoute } from './routes';
 
 /** `file` is the absolute path of the config file. */
 export function normalise(c: ConfigFile, file: string): Config {
@@ -37,10 +38,7 @@ export function normalise(c: ConfigFile, file: string): Config {
           : {}),
       },
       routes: l.routes.map((r) => ({
-        ...(r.match?.host !== undefined ? { host: r.match.host } : {}),
-        ...(r.match?.pathPrefix !== undefined ? { pathPrefix: r.match.pathPrefix } : {}),
-        pool: r.pool,
-        stripPrefix: r.stripPrefix,
+        ...normaliseRoute(r),
         ...(r.access !== undefined ? { access: r.access } : {}),
         ...(r.compress !== undefined ? { compress: r.compress } : {}),
       })),

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { duration, int, leaf, oneOf, strict } from './builders';
 import { accessSchema, compressSchema, trustedProxiesSchema } from './front-door';
+import { retriesSchema, routeShape } from './routes';
 import { STRATEGY_NAMES, type Address, type LogLevel, type TlsMinVersion } from './types';
 import {
   DEFAULT_CIPHERS,
@@ -18,7 +19,6 @@ import {
   cipherList,
   cookieName,
   dnsName,
-  matchHost,
   parseBackendUrl,
   parseExpectStatus,
   parseHashOn,
@@ -26,7 +26,6 @@ import {
   parseRateLimitKey,
   pathPrefix,
   resolverAddress,
-  retryCondition,
   sizeValue,
   stickySecret,
   tlsFile,
@@ -78,12 +77,7 @@ const pool = strict({
   healthCheck: z.preprocess(emptyIsOn, healthCheck).optional(),
   outlierDetection: z.preprocess(emptyIsOn, outlierDetection).optional(),
   slowStart: duration(0),
-  retries: strict({
-    attempts: int(0, 100).default(1),
-    // A request cut on a stale keep-alive socket is sent again whatever this
-    // says (src/proxy/exchange.ts), so the default stays HAProxy's.
-    on: z.array(leaf(retryCondition)).default(['connect-failure']),
-  }).prefault({}),
+  retries: retriesSchema.prefault({}),
   timeouts: strict({
     connect: duration(5_000, true),
     response: duration(30_000, true),
@@ -95,11 +89,10 @@ const pool = strict({
   sticky: strict({ cookie: leaf(cookieName), secret: leaf(stickySecret).optional() }).optional(),
 });
 
+/** The routes' keys (routes.ts) and the front door's (SPEC 8.3, 8.5: front-door.ts), whose usersFile is read relative to the file. */
 function route(baseDir: string) {
   return strict({
-    match: strict({ host: leaf(matchHost).optional(), pathPrefix: leaf(pathPrefix).optional() }).optional(),
-    pool: z.string().min(1),
-    stripPrefix: z.boolean().default(false),
+    ...routeShape,
     access: accessSchema(baseDir).optional(),
     compress: compressSchema,
   });

@@ -312,3 +312,12 @@ pools: { p: { backends: [ { url: ${b.url}, name: b } ] } }
   expect(reloaded.changes).toEqual(['listener public: routes changed', 'listener public: trustedProxies changed']);
   expect([(await from('127.0.0.2')).status, (await from('127.0.0.3', '198.51.100.7')).status]).toEqual([403, 200]);
 });
+
+test('the route\'s responseHeaders apply to its refusals (SPEC 8.1: every answer on the route)', async () => {
+  const b = await echo();
+  const f = await fulcrum(`{ pool: p, responseHeaders: { set: { x-frame-options: DENY } }, access: { allow: [127.0.0.2], basicAuth: { realm: r, users: { alice: "${ALICE}" } } } }`, b.url);
+  const forbidden = await request(`${f.url()}/`, { localAddress: '127.0.0.3' });
+  expect([forbidden.status, forbidden.headers['x-frame-options']]).toEqual([403, 'DENY']);
+  const unauthorized = await request(`${f.url()}/`, { localAddress: '127.0.0.2' });
+  expect([unauthorized.status, unauthorized.headers['x-frame-options'], unauthorized.headers['www-authenticate']]).toEqual([401, 'DENY', 'Basic realm="r"']);
+});

@@ -158,6 +158,27 @@ describe('compressed answers', () => {
   });
 });
 
+test('compress acts after the route\'s responseHeaders: their head is what is judged and sent', async () => {
+  const b = await backend('b', handler);
+  const f = await startFulcrum(`
+log: { level: warn, access: false }
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  public:
+    listen: 127.0.0.1:0
+    routes:
+      - { match: { path: /png }, pool: p, compress: true, responseHeaders: { set: { content-type: application/json } } }
+      - { pool: p, compress: true, responseHeaders: { set: { x-seen: "yes" }, remove: [etag] } }
+pools: { p: { backends: [ { url: ${b.url} } ] } }
+`);
+  cleanups.push(() => f.stop());
+  const json = await get(`${f.url()}/json`, { 'accept-encoding': 'gzip' });
+  expect([json.headers['content-encoding'], json.headers['x-seen'], json.headers.etag]).toEqual(['gzip', 'yes', undefined]);
+  expect(decode('gzip', json.body).equals(JSON_BODY)).toBe(true);
+  // The backend said image/png; the route's rule made it JSON, which is compressed.
+  expect((await get(`${f.url()}/png`, { 'accept-encoding': 'gzip' })).headers['content-encoding']).toBe('gzip');
+});
+
 describe('streaming', () => {
   const streaming = ['gzip', 'br', ...(ZSTD_AVAILABLE ? ['zstd'] : [])];
   const decompressor = (algorithm: string) => (algorithm === 'gzip' ? zlib.createGunzip()
