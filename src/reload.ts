@@ -48,6 +48,7 @@ export function describeChanges(before: Config, after: Config): string[] {
 
   if (before.log.level !== after.log.level || before.log.access !== after.log.access) out.push('log changed');
   if (before.admin.token !== after.admin.token) out.push('admin.token changed');
+  if (!isDeepStrictEqual(before.tracing, after.tracing)) out.push('tracing changed');
   if (before.workers !== after.workers) out.push('workers changed: takes effect after a restart');
   if (before.shutdownTimeoutMs !== after.shutdownTimeoutMs) out.push('shutdownTimeout changed');
   return out;

@@ -17,6 +17,9 @@ import { isLocalResourceError } from './upstream/errors';
 import { http1FallbackNotice, http1SettingProblem } from './http1/parser';
 import { Connections, close, closeGracefully, formatAddress, listen, sameAddress, sameListenerSocket, sameProtocol } from './listen';
 import { buildGeneration, reusedBackends, type Generation, type GenerationDeps } from './generation';
+import { EXPORT_TIMEOUT_MS, makeTracer, swapTracer, type Tracing } from './tracing';
+import { isDeepStrictEqual } from 'node:util';
+import { TrafficHistory, type TrafficSnapshot } from './metrics/history';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -42,11 +45,15 @@ export interface FulcrumOptions {
     metrics(): Promise<{ contentType: string; text: string }>;
     /** Every worker is serving. */
     workersReady(): boolean;
+    /** The workers' request figures, summed (the dashboard's history). */
+    traffic(): Promise<TrafficSnapshot>;
   };
   /** Extra observers of finished requests (tests). */
   readonly onRequestEnd?: (r: RequestRecord) => void;
   /** The key of sticky cookie tokens for pools without `sticky.secret` (a worker gets its primary's); random by default. */
   readonly stickyKey?: Buffer;
+  /** How often the dashboard's history is sampled (tests make it short); HISTORY_INTERVAL_MS by default. */
+  readonly historyIntervalMs?: number;
 }
 
 export interface ReloadResult {
@@ -83,6 +90,10 @@ export class Fulcrum {
   readonly #unlogInternalErrors: () => void;
   /** Kept across reloads, so a reload does not unstick every client. */
   readonly stickyKey: Buffer;
+  /** The current tracer, shared by every listener (null without `tracing`, and in a primary, which serves no request). */
+  readonly #tracing: Tracing = { tracer: null };
+  /** The dashboard's charts, where the admin API is (not in a worker). */
+  readonly #history: TrafficHistory | undefined;
 
   constructor(config: Config, options: FulcrumOptions) {
     const setting = http1SettingProblem();
@@ -97,9 +108,11 @@ export class Fulcrum {
     this.metrics = new Metrics(() => this.#gen.pools.values(), { role: this.#role });
     this.#gen = buildGeneration(config, undefined, this.#deps());
     this.#accessLog = config.log.access;
+    if (this.#role !== 'primary') this.#tracing.tracer = makeTracer(config.tracing, this.metrics.onSpansDropped);
     const access = accessLogObserver(this.#logger);
     const onEnd = [this.metrics.onRequestEnd, (r: RequestRecord) => {
       if (this.#accessLog) access(r);
+      if (r.trace !== undefined) r.trace.end(r);
     }];
     if (options.onRequestEnd !== undefined) onEnd.push(options.onRequestEnd);
     const alarm = this.#alarm;
@@ -111,6 +124,17 @@ export class Fulcrum {
       onMirror: this.metrics.onMirror,
     };
     if (this.#role !== 'primary') for (const lc of config.listeners) this.#addListener(lc);
+    if (this.#role !== 'worker') {
+      const cluster = this.#cluster;
+      this.#history = new TrafficHistory(
+        cluster !== undefined ? () => cluster.traffic() : () => this.metrics.traffic(),
+        () => ({
+          pools: [...this.#gen.pools.values()].map((p) => ({ name: p.name, backends: p.backends.map((b) => b.name) })),
+          listeners: this.#gen.config.listeners.map((l) => l.name),
+        }),
+        options.historyIntervalMs,
+      );
+    }
     this.admin = new AdminServer(config.admin, {
       pools: () => [...this.#gen.pools.values()],
       listeners: () => this.#gen.config.listeners,
@@ -119,6 +143,7 @@ export class Fulcrum {
       refresh: this.#cluster?.refreshStats,
       ready: () => this.ready(),
       reload: () => this.reload(),
+      history: () => this.#history!.json(),
     });
   }
 
@@ -160,6 +185,7 @@ export class Fulcrum {
     if (this.#role !== 'worker') this.#watchErrors(this.admin.server, 'admin');
     for (const l of this.#listeners.values()) this.#watchErrors(l.server, `listener ${l.name}`);
     for (const h of this.#gen.health) h.start?.();
+    this.#history?.start();
     for (const l of this.#listeners.values()) {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
@@ -261,7 +287,7 @@ export class Fulcrum {
     for (const lc of this.#role === 'primary' ? [] : config.listeners) {
       const current = this.#listeners.get(lc.name);
       if (current !== undefined && sameListenerSocket(current.config, lc)) continue;
-      const l = new ProxyListener(lc, next.targets, this.#observer);
+      const l = new ProxyListener(lc, next.targets, this.#observer, this.#tracing);
       try {
         await listen(l.server, lc.host, lc.port, `listener ${lc.name}`);
       } catch (err) {
@@ -286,6 +312,9 @@ export class Fulcrum {
       this.#track(l);
     }
     this.#gen = next;
+    if (this.#role !== 'primary' && !isDeepStrictEqual(old.config.tracing, config.tracing)) {
+      swapTracer(this.#tracing, config.tracing, this.metrics.onSpansDropped, EXPORT_TIMEOUT_MS);
+    }
     this.#applyLogConfig(config);
     this.admin.setConfig(config.admin);
     for (const h of old.health) h.stop();
@@ -307,10 +336,14 @@ export class Fulcrum {
   async stop(timeoutMs = this.#gen.config.shutdownTimeoutMs): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    const deadline = Date.now() + timeoutMs;
     for (const h of this.#gen.health) h.stop();
+    this.#history?.stop();
     this.ejections.stop();
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
+    // The last requests' spans go out too, within what is left of the drain's time.
+    await this.#tracing.tracer?.close(Math.max(0, deadline - Date.now()));
     this.admin.server.closeAllConnections();
     await close(this.admin.server);
     this.#alarm.stop();
@@ -336,7 +369,7 @@ export class Fulcrum {
   }
 
   #addListener(lc: ListenerConfig): void {
-    const l = new ProxyListener(lc, this.#gen.targets, this.#observer);
+    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, this.#tracing);
     this.#listeners.set(lc.name, l);
     this.#track(l);
   }

@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AdminConfig, ListenerConfig, RouteConfig, ValueMatchConfig } from '../config/types';
 import { dashboardPage } from './dashboard';
-import type { BackendDetailJson, BackendJson, BackendOverviewJson, ListenerJson, OverviewJson, PoolsJson, RouteJson } from './api-json';
+import type { BackendDetailJson, BackendJson, BackendOverviewJson, HistoryJson, ListenerJson, OverviewJson, PoolsJson, RouteJson } from './api-json';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 
@@ -18,6 +18,8 @@ export interface AdminTarget {
   metrics(): Promise<{ contentType: string; text: string }>;
   /** Bring counters up to date before answering about pools (workers report them). */
   refresh?: () => Promise<void>;
+  /** The dashboard's charts: the last 15 minutes of request figures. */
+  history?: () => HistoryJson;
   /** Reload the config file (SPEC section 6); undefined when reload is not available. */
   reload?: () => Promise<{ ok: boolean; changes: string[]; errors: string[] }>;
 }
@@ -220,6 +222,12 @@ export class AdminServer {
         })),
         listeners: this.#target.listeners().map((l) => listenerJson(l, this.#target.listenerAddress(l.name))),
       } satisfies OverviewJson);
+      return;
+    }
+    if (path === '/api/history') {
+      if (method !== 'GET') return sendError(res, 405, 'use GET');
+      if (this.#target.history === undefined) return sendError(res, 501, 'no history in this process');
+      send(res, 200, this.#target.history());
       return;
     }
     if (path === '/api/reload') {

@@ -1,6 +1,7 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../config/types';
 import type { BackendStats, Conditions } from '../pool/backend';
+import type { TrafficSnapshot } from '../metrics/history';
 
 /**
  * What a primary and its workers say to each other over node:cluster's IPC
@@ -15,7 +16,7 @@ export type ToWorker =
   | { t: 'config'; config: Config; stickyKey: string }
   | { t: 'backend'; pool: string; backend: string; conditions: Conditions; reason: string }
   | { t: 'weight'; pool: string; backend: string; weight: number }
-  | { t: 'ask'; id: number; what: 'stats' | 'metrics' }
+  | { t: 'ask'; id: number; what: 'stats' | 'metrics' | 'traffic' }
   | { t: 'ejected'; id: number; ok: boolean }
   | { t: 'stop' };
 
@@ -25,7 +26,7 @@ export type ToPrimary =
   | { t: 'listen-failed'; message: string }
   | { t: 'applied'; ok: boolean; errors: string[] }
   | { t: 'eject'; id: number; pool: string; backend: string; ms: number; reason: string }
-  | { t: 'answer'; id: number; stats?: Stats; metrics?: MetricJson[] };
+  | { t: 'answer'; id: number; stats?: Stats; metrics?: MetricJson[]; traffic?: TrafficSnapshot };
 
 export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 

@@ -16,6 +16,7 @@ export function normalise(c: ConfigFile, file: string): Config {
     shutdownTimeoutMs: c.shutdownTimeout,
     log: c.log,
     admin: { ...c.admin.listen, ...(c.admin.token !== undefined ? { token: c.admin.token } : {}) },
+    ...(c.tracing !== undefined ? { tracing: c.tracing } : {}),
     listeners: Object.entries(c.listeners).map(([name, l]): ListenerConfig => ({
       name,
       ...l.listen,

@@ -19,6 +19,8 @@ import {
   cipherList,
   cookieName,
   dnsName,
+  otlpEndpoint,
+  otlpHeaders,
   parseBackendUrl,
   parseExpectStatus,
   parseHashOn,
@@ -128,6 +130,18 @@ function listener(baseDir: string) {
   });
 }
 
+/** SPEC section 12: OpenTelemetry tracing, exported over OTLP/HTTP. */
+const tracing = strict({
+  otlp: strict({
+    endpoint: leaf(otlpEndpoint),
+    encoding: oneOf('tracing encoding', ['protobuf', 'json'] as const).default('protobuf'),
+    headers: leaf(otlpHeaders).default({}),
+  }),
+  sampleRatio: z.number().min(0).max(1).default(1),
+  serviceName: z.string().min(1, { error: 'tracing.serviceName must not be empty' }).default('fulcrum'),
+  maxQueueSize: int(1, 1_000_000).default(2048),
+});
+
 /**
  * The whole file. `baseDir` is the folder of the config file; relative paths
  * in it (TLS certificates) are resolved against it.
@@ -144,6 +158,7 @@ export function fileSchema(baseDir: string) {
       listen: leaf(parseListen).default(DEFAULT_ADMIN),
       token: z.string().min(1, { error: 'admin.token must not be empty' }).optional(),
     }).prefault({}),
+    tracing: tracing.optional(),
     listeners: z.record(z.string(), listener(baseDir)),
     pools: z.record(z.string(), pool),
   });

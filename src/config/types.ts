@@ -271,6 +271,22 @@ export interface PoolConfig {
   readonly sticky?: { readonly cookie: string; readonly secret?: string };
 }
 
+/** SPEC section 12. */
+export interface TracingConfig {
+  readonly otlp: {
+    /** The collector's OTLP/HTTP traces URL. */
+    readonly endpoint: string;
+    readonly encoding: 'protobuf' | 'json';
+    /** Lower-cased names. */
+    readonly headers: Readonly<Record<string, string>>;
+  };
+  /** 0 to 1: the share of the traces Fulcrum starts itself that are sampled. */
+  readonly sampleRatio: number;
+  readonly serviceName: string;
+  /** Finished spans waiting for export; beyond it they are dropped (and counted). */
+  readonly maxQueueSize: number;
+}
+
 export interface Config {
   /** Absolute path of the file this came from (for reload and relative paths). */
   readonly file: string;
@@ -278,6 +294,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly log: LogConfig;
   readonly admin: AdminConfig;
+  /** undefined = no tracing (nothing per request). */
+  readonly tracing?: TracingConfig;
   readonly listeners: readonly ListenerConfig[];
   readonly pools: readonly PoolConfig[];
 }

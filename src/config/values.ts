@@ -229,3 +229,29 @@ export function fsReason(err: unknown): string {
   if (code === 'EISDIR') return 'is a directory';
   return err instanceof Error ? err.message : String(err);
 }
+
+/** tracing.otlp.endpoint: the collector's OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces. */
+export function otlpEndpoint(v: unknown): string | Invalid {
+  const bad = new Invalid(`must be an OTLP/HTTP http:// or https:// URL such as http://127.0.0.1:4318/v1/traces, got ${show(v)}`);
+  if (typeof v !== 'string') return bad;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return bad;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '' || u.hash !== '') return bad;
+  return u.href;
+}
+
+/** tracing.otlp.headers: sent with every export (a collector's token); names are tokens, values one line. */
+export function otlpHeaders(v: unknown): Record<string, string> | Invalid {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return new Invalid(`must be a map of header names to values, got ${show(v)}`);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(v as Record<string, unknown>)) {
+    if (!TOKEN.test(name)) return new Invalid(`invalid header name ${show(name)}: use letters, digits and !#$%&'*+-.^_\`|~`);
+    if (typeof value !== 'string' || /[\r\n\0]/.test(value)) return new Invalid(`header ${name} must be a one-line string, got ${show(value)}`);
+    out[name.toLowerCase()] = value;
+  }
+  return out;
+}

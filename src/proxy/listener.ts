@@ -33,6 +33,7 @@ import { PendingHandshakes } from './tls-handshake';
 import { AddressSet, RouteAccess, clientBehindProxies, type Verdict } from '../access';
 import { answerUpgradeRefusal, sendRefusal } from '../access/refusal';
 import { Compression } from '../compress';
+import type { ServerTrace, Tracing } from '../tracing/tracer';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -49,6 +50,9 @@ type ListenerRoute = CompiledRoute<PoolTarget> & {
   readonly access: RouteAccess | null;
   readonly compress: Compression | null;
 };
+
+/** A listener made without a tracing switch (tests) never traces. */
+const NO_TRACING: Tracing = { tracer: null };
 
 /** A request-target HTTP/1.1 can carry (RFC 9112 §3.2, RFC 3986): visible ASCII only; anything else is percent-encoded by the client. */
 const HTTP1_TARGET = /^[\x21-\x7e]*$/;
@@ -129,14 +133,17 @@ export class ProxyListener {
   /** SPEC 8.4: null without trustedProxies (the client address is the peer, at no cost). */
   #trusted: AddressSet | null;
   readonly #observer: RequestObserver;
+  /** The current tracer (null without `tracing`), shared with the Fulcrum that reloads it. */
+  readonly #tracing: Tracing;
   readonly #proto: 'http' | 'https';
   /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see src/http1/node-http.ts. */
   readonly #nodeHttp1: boolean;
 
-  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, random: () => number = Math.random) {
+  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, tracing: Tracing = NO_TRACING, random: () => number = Math.random) {
     this.name = config.name;
     this.config = config;
     this.#observer = observer;
+    this.#tracing = tracing;
     this.#random = random;
     this.#proto = config.tls !== undefined ? 'https' : 'http';
     this.#router = this.#compile(config, targets);
@@ -366,6 +373,12 @@ export class ProxyListener {
     const target = action.kind === 'pool' ? action.target : action.choice.pick();
     const pick = target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) };
     if (route.mirror !== null) body = route.mirror.copy({ method: req.method!, path, headers, pick }, body, req.headers['content-length']);
+    const tracer = this.#tracing.tracer;
+    let trace: ServerTrace | undefined;
+    if (tracer !== null) {
+      trace = tracer.begin(req.headers, startedAt, route.index);
+      trace.bindHeaders(headers);
+    }
     const exchange = new Exchange({
       body,
       listener: this.name,
@@ -385,6 +398,7 @@ export class ProxyListener {
       responseRules: rules,
       retries: route.retries,
       timeouts: route.timeouts,
+      trace,
     });
     exchange.start();
     if (body !== null) {
@@ -691,6 +705,8 @@ export class ProxyListener {
       bytes,
       retries: 0,
       error: message,
+      // Answered here: a server span with no client span under it.
+      trace: this.#tracing.tracer?.begin(req.headers, startedAt, -1),
     });
   }
 }

@@ -106,6 +106,21 @@ const headerName = stringOf(`${ALNUM}-`, 1, 12);
 const percent = fc.double({ min: 0, max: 100, noNaN: true });
 const wrongPercent = fc.constantFrom(-1, 100.5, 101, 1e9, '50', '50%', Number.NaN, Number.POSITIVE_INFINITY);
 
+/** SPEC section 12: `tracing`, its collector and sampling. */
+function tracingArb(mode: Mode): fc.Arbitrary<unknown> {
+  return map(mode, {
+    otlp: map(mode, {
+      endpoint: pick(mode, fc.constantFrom('http://127.0.0.1:4318/v1/traces', 'https://otel.internal:4318/v1/traces', 'http://[::1]:4318/v1/traces'),
+        fc.constantFrom('127.0.0.1:4318', 'grpc://h:4317', 'http://', 'ftp://h/x', 'http://h/#frag')),
+      encoding: pick(mode, fc.constantFrom('protobuf', 'json'), fc.constantFrom('grpc', 'Protobuf', 'proto', '')),
+      headers: pick(mode, fc.dictionary(headerName, token, { maxKeys: 3 }), fc.constantFrom({ 'bad name': 'x' }, { h: 'a\nb' }, { h: 5 }, 'x')),
+    }, ['endpoint']),
+    sampleRatio: pick(mode, fc.double({ min: 0, max: 1, noNaN: true }), fc.constantFrom(-0.1, 1.5, '0.5', Number.NaN)),
+    serviceName: pick(mode, token, fc.constantFrom('', 5, null)),
+    maxQueueSize: pick(mode, fc.integer({ min: 1, max: 100_000 }), fc.constantFrom(0, -1, 1.5, '2048', 2_000_000)),
+  }, ['otlp']);
+}
+
 function backendArb(mode: Mode, index: number): fc.Arbitrary<unknown> {
   return map(
     mode,
@@ -440,6 +455,7 @@ function configArb(mode: Mode): fc.Arbitrary<GeneratedConfig> {
               },
               publicAdmin ? ['listen', 'token'] : [],
             ),
+            tracing: tracingArb(mode),
             listeners: mode === 'valid'
               ? fc.constant(objectOf(listenerNames.map((n, i) => [n, listeners[i]])))
               : fc.oneof({ weight: 6, arbitrary: fc.constant(objectOf(listenerNames.map((n, i) => [n, listeners[i]]))) }, { weight: 1, arbitrary: junk }),

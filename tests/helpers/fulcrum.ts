@@ -30,6 +30,8 @@ export async function startFulcrum(
     internalErrorsExpected?: boolean;
     /** Write the YAML to this file and load it from there, so a reload has a file to read again. */
     file?: string;
+    /** The dashboard history's sampling interval (5 s by default). */
+    historyIntervalMs?: number;
   } = {},
 ): Promise<RunningFulcrum> {
   if (options.file !== undefined) writeFileSync(options.file, yaml);
@@ -44,6 +46,7 @@ export async function startFulcrum(
   const records: RequestRecord[] = [];
   const fulcrum = new Fulcrum(config, {
     logger: createLogger(config.log, sink),
+    historyIntervalMs: options.historyIntervalMs,
     onRequestEnd: (r) => {
       records.push(r);
       options.onRequestEnd?.(r);

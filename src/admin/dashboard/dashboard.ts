@@ -14,17 +14,27 @@
  * in place, so open panels and buttons survive each refresh. Every value goes in
  * through textContent, never innerHTML: backend names and reasons come from
  * config and from the network.
+ *
+ * The charts (the last section below) read `GET /api/history` every 5 s and
+ * draw it with uPlot, whose script is a classic <script> before this one.
  */
 import type {
   BackendDetailJson,
   BackendJson,
   BackendOverviewJson,
   BackendStateJson,
+  HistoryJson,
+  HistorySeriesJson,
   ListenerJson,
   OverviewJson,
   PoolJson,
   RouteJson,
+  StatusClassJson,
 } from '../api-json';
+import type UPlot from 'uplot';
+
+/** uPlot's IIFE (inlined before this script) defines it. */
+declare const uPlot: typeof UPlot;
 
 const REFRESH_MS = 2000;
 const TIMEOUT_MS = 5000;
@@ -108,6 +118,8 @@ const ui = {
   listeners: byId('listeners', HTMLTableSectionElement),
   poolsSection: byId('pools-section', HTMLElement),
   pools: byId('pools', HTMLDivElement),
+  chartsSection: byId('charts-section', HTMLElement),
+  charts: byId('charts', HTMLDivElement),
 };
 
 // ---- formatting ----
@@ -629,4 +641,111 @@ function renderWhy(r: Row, d: BackendDetailJson): void {
   );
 }
 
+// ---- charts: the last 15 minutes (GET /api/history, drawn with uPlot) ----
+
+const HISTORY_REFRESH_MS = 5000;
+const PALETTE = ['#0969da', '#bf8700', '#8250df', '#0a7d8c', '#bc4c00', '#57606a', '#cf222e', '#1a7f37'];
+const CLASS_COLORS: Readonly<Record<StatusClassJson, string>> = { '1xx': '#8c959f', '2xx': '#1a7f37', '3xx': '#0969da', '4xx': '#bf8700', '5xx': '#cf222e' };
+const CLASSES: readonly StatusClassJson[] = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
+/** What one chart shows: its title, unit, and one line per series. */
+interface ChartSpec {
+  readonly key: string;
+  readonly title: string;
+  readonly unit: string;
+  readonly series: readonly { readonly label: string; readonly color: string; readonly values: readonly (number | null)[] }[];
+}
+
+/** The plots by chart key, and the shape they were built for. */
+let plots = new Map<string, { readonly plot: UPlot; readonly box: HTMLDivElement }>();
+let chartShape = '';
+let historyTimer: number | undefined;
+
+async function refreshCharts(): Promise<void> {
+  clearTimeout(historyTimer);
+  try {
+    renderCharts(await api<HistoryJson>('GET', 'api/history'));
+  } catch {
+    // The overview's banner already says when the admin API cannot be reached.
+  } finally {
+    historyTimer = setTimeout(() => void refreshCharts(), HISTORY_REFRESH_MS);
+  }
+}
+
+/** A pool's three charts: its total and each backend, one line each. */
+function poolCharts(p: HistoryJson['pools'][number]): ChartSpec[] {
+  const lines = (pick: (s: HistorySeriesJson) => readonly (number | null)[]) => [
+    { label: p.name + ' (pool)', color: '#1f2328', values: pick(p) },
+    ...p.backends.map((b, i) => ({ label: b.name, color: PALETTE[i % PALETTE.length]!, values: pick(b) })),
+  ];
+  return [
+    { key: 'pool/' + p.name + '/requests', title: 'Requests', unit: 'req/s', series: lines((s) => s.requestRate) },
+    { key: 'pool/' + p.name + '/errors', title: 'Errors (5xx)', unit: '%', series: lines((s) => s.errorRate) },
+    { key: 'pool/' + p.name + '/p99', title: 'p99 latency', unit: 'ms', series: lines((s) => s.p99Ms) },
+  ];
+}
+
+function listenerChart(l: HistoryJson['listeners'][number]): ChartSpec {
+  return {
+    key: 'listener/' + l.name + '/codes',
+    title: 'Status codes',
+    unit: 'req/s',
+    series: CLASSES.map((c) => ({ label: c, color: CLASS_COLORS[c], values: l.codes[c] })),
+  };
+}
+
+function renderCharts(h: HistoryJson): void {
+  const groups = [
+    ...h.pools.map((p) => ({ kind: 'pool', name: p.name, specs: poolCharts(p) })),
+    ...h.listeners.map((l) => ({ kind: 'listener', name: l.name, specs: [listenerChart(l)] })),
+  ];
+  const sig = JSON.stringify(groups.map((g) => [g.kind, g.name, g.specs.map((s) => [s.key, s.series.map((x) => x.label)])]));
+  ui.chartsSection.hidden = groups.length === 0;
+  if (sig !== chartShape) {
+    buildCharts(groups);
+    chartShape = sig;
+  }
+  const times = h.times.map((t) => t / 1000);
+  for (const g of groups) {
+    for (const spec of g.specs) {
+      const c = plots.get(spec.key);
+      if (!c) continue;
+      c.plot.setData([times, ...spec.series.map((s) => s.values.slice())] as UPlot.AlignedData);
+      // How many values the lines hold: what a test (or a curious operator) can read off the page.
+      const points = spec.series.reduce((n, s) => n + s.values.filter((v) => v !== null).length, 0);
+      c.box.setAttribute('data-points', String(points));
+    }
+  }
+}
+
+function buildCharts(groups: readonly { kind: string; name: string; specs: readonly ChartSpec[] }[]): void {
+  for (const c of plots.values()) c.plot.destroy();
+  plots = new Map();
+  ui.charts.textContent = '';
+  const width = Math.max(240, Math.floor((ui.charts.clientWidth || 1200) / 3) - 24);
+  for (const g of groups) {
+    const row = el('div', { class: 'chart-row' });
+    const card = el('section', { class: 'card chart-card', ['data-chart-' + g.kind]: g.name }, [
+      el('div', { class: 'chart-head' }, [el('h2', null, [g.name]), el('span', { class: 'strategy' }, [g.kind])]),
+      row,
+    ]);
+    ui.charts.appendChild(card);
+    for (const spec of g.specs) {
+      const box = el('div', { class: 'chart', 'data-chart': spec.key, 'data-points': '0' });
+      row.appendChild(el('div', { class: 'chart-cell' }, [el('h3', null, [spec.title + ' · ' + spec.unit]), box]));
+      const opts: UPlot.Options = {
+        width,
+        height: 150,
+        legend: { show: true },
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(max ?? 0, min ?? 0, spec.unit === '%' ? 1 : 0.001) * 1.1] } },
+        axes: [{ stroke: '#59636e', grid: { stroke: '#eef1f4' } }, { stroke: '#59636e', grid: { stroke: '#eef1f4' }, size: 48 }],
+        series: [{}, ...spec.series.map((s) => ({ label: s.label, stroke: s.color, width: s.label.endsWith('(pool)') ? 2 : 1.5, spanGaps: false, points: { show: false } }))],
+      };
+      plots.set(spec.key, { plot: new uPlot(opts, [[], ...spec.series.map(() => [])] as UPlot.AlignedData, box), box });
+    }
+  }
+}
+
+void refreshCharts();
 void refresh();
