@@ -11,6 +11,7 @@
  *
  * Options: --runs N (3)  --duration S (5)  --conns C (50)  --warmup S (1)
  *          --workers  --pin split|none (split)  --json  --client wrk|node (wrk when installed)
+ *          --header "Name: value" (repeatable: sent with every request, by wrk, the fallback generator and the probes)
  *
  * Starts 3 keep-alive node:http backends (`200 ok\n`, one process each), then for
  * each run measures, one after the other:
@@ -136,7 +137,7 @@ async function runUndiciProxy(port, backends) {
 }
 
 /** Fallback closed-loop load generator (when wrk is missing): prints one RESULT line like report.lua. */
-async function runLoadgen(url, conns, seconds) {
+async function runLoadgen(url, conns, seconds, headers = []) {
   const { Pool } = await import('undici');
   const { createHistogram } = await import('node:perf_hooks');
   const hist = createHistogram({ lowest: 1, highest: 60e6, figures: 3 });
@@ -149,7 +150,7 @@ async function runLoadgen(url, conns, seconds) {
     while (process.hrtime.bigint() < end) {
       const t0 = process.hrtime.bigint();
       try {
-        const { statusCode, body } = await pool.request({ path: '/', method: 'GET', headersTimeout: 5000, bodyTimeout: 5000 });
+        const { statusCode, body } = await pool.request({ path: '/', method: 'GET', headers, headersTimeout: 5000, bodyTimeout: 5000 });
         await body.dump();
         if (statusCode > 399) e.status++;
         requests++;
@@ -175,18 +176,19 @@ async function runLoadgen(url, conns, seconds) {
 function usage(message) {
   if (message) process.stderr.write(`bench: ${message}\n`);
   process.stderr.write('usage: npm run bench -- [--runs N] [--duration S] [--conns C] [--warmup S] [--workers] ' +
-    '[--pin split|none] [--client wrk|node] [--baseline PATH/cli.js] [--config FILE] [--baseline-config FILE] [--json]\n' +
+    '[--pin split|none] [--client wrk|node] [--baseline PATH/cli.js] [--config FILE] [--baseline-config FILE] [--header "Name: value"]... [--json]\n' +
     '  --baseline: also measure another Fulcrum build (e.g. a worktree of the previous commit) in the same runs:\n' +
     '    git worktree add /tmp/fulcrum-base HEAD~1 && (cd /tmp/fulcrum-base && npm ci) && npm run bench -- --baseline /tmp/fulcrum-base/dist/cli.js\n' +
     '  --config / --baseline-config: run that Fulcrum (this build / the baseline) on your own YAML instead of the\n' +
     '    generated one, to compare two configs (--baseline-config alone compares on this build). The file gets\n' +
     '    ${BENCH_PORT} (its listener), ${BENCH_ADMIN} (admin port), ${BENCH_BACKEND_1..3} (host:port) and\n' +
-    '    ${BENCH_OTLP} (host:port of an OTLP/HTTP receiver the bench runs, answering 200) from the env.\n');
+    '    ${BENCH_OTLP} (host:port of an OTLP/HTTP receiver the bench runs, answering 200) from the env.\n' +
+    '  --header: a request header for every request (e.g. --header "Authorization: Basic ..." for a route with basicAuth).\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { runs: 3, duration: 5, conns: 50, warmup: 1, workers: false, pin: undefined, json: false, client: undefined, baseline: undefined, config: undefined, baselineConfig: undefined };
+  const o = { runs: 3, duration: 5, conns: 50, warmup: 1, workers: false, pin: undefined, json: false, client: undefined, baseline: undefined, config: undefined, baselineConfig: undefined, headers: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
@@ -214,6 +216,13 @@ function parseArgs(argv) {
       case '--baseline': o.baseline = path.resolve(value()); if (!fs.existsSync(o.baseline)) usage(`--baseline: no such file ${o.baseline}`); break;
       case '--config': o.config = path.resolve(value()); if (!fs.existsSync(o.config)) usage(`--config: no such file ${o.config}`); break;
       case '--baseline-config': o.baselineConfig = path.resolve(value()); if (!fs.existsSync(o.baselineConfig)) usage(`--baseline-config: no such file ${o.baselineConfig}`); break;
+      case '--header': {
+        const h = value();
+        const colon = h.indexOf(':');
+        if (colon < 1) usage(`--header: expected "Name: value", got ${h}`);
+        o.headers.push(h.slice(0, colon).trim(), h.slice(colon + 1).trim());
+        break;
+      }
       case '-h': case '--help': usage(); break;
       default: usage(`unknown option ${arg}`);
     }
@@ -344,9 +353,14 @@ async function freePorts(n) { // hold them all open at once so they are distinct
   return ports;
 }
 
+/** --header's [name, value, ...]: every request carries them, the probes' included. */
+let extraHeaders = [];
+
 function probe(port, agentless = true) { // -> { status, backend } on a new connection
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/probe', agent: agentless ? false : undefined, headers: { connection: 'close' }, timeout: 2000 }, (res) => {
+    const headers = { connection: 'close' };
+    for (let i = 0; i < extraHeaders.length; i += 2) headers[extraHeaders[i].toLowerCase()] = extraHeaders[i + 1];
+    const req = http.get({ host: '127.0.0.1', port, path: '/probe', agent: agentless ? false : undefined, headers, timeout: 2000 }, (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode, backend: res.headers['x-backend'] ?? '-' }));
     });
@@ -387,6 +401,7 @@ function httpGet(port, p) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  extraHeaders = o.headers;
   const out = o.json ? process.stderr : process.stdout; // human-readable progress
   const say = (s = '') => out.write(`${s}\n`);
 
@@ -519,11 +534,13 @@ end
       'fulcrum-w2': { port: f2Port, admin: f2Admin, start: () => launch('fulcrum-w2', process.execPath, [CLI, '--config', path.join(tmp, 'fulcrum-w2.yaml')], { cpus: cpus.servers, logFile: path.join(tmp, 'fulcrum-w2.log') }) },
     };
 
+    const wrkHeaders = [];
+    for (let i = 0; i < o.headers.length; i += 2) wrkHeaders.push('-H', `${o.headers[i]}: ${o.headers[i + 1]}`);
     const load = async (port, seconds) => {
       const url = `http://127.0.0.1:${port}/`;
       const [cmd, args] = client === 'wrk'
-        ? [wrk, ['-t1', `-c${o.conns}`, `-d${seconds}s`, '--timeout', '5s', '-s', reportLua, url]]
-        : [process.execPath, [SELF, '--role', 'loadgen', url, String(o.conns), String(seconds)]];
+        ? [wrk, ['-t1', `-c${o.conns}`, `-d${seconds}s`, '--timeout', '5s', ...wrkHeaders, '-s', reportLua, url]]
+        : [process.execPath, [SELF, '--role', 'loadgen', url, String(o.conns), String(seconds), JSON.stringify(o.headers)]];
       const [file, argv] = cpus.load ? ['taskset', ['-c', cpus.load, cmd, ...args]] : [cmd, args];
       const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
       const entry = { pid: child.pid, child, name: 'load', exited: false };
@@ -691,7 +708,7 @@ if (roleIdx !== -1) {
   if (role === 'backend') await runBackend(Number(args[0]));
   else if (role === 'undici-proxy') await runUndiciProxy(Number(args[0]), args[1].split(','));
   else if (role === 'otlp') await runOtlpReceiver(Number(args[0]));
-  else if (role === 'loadgen') await runLoadgen(args[0], Number(args[1]), Number(args[2]));
+  else if (role === 'loadgen') await runLoadgen(args[0], Number(args[1]), Number(args[2]), args[3] === undefined ? [] : JSON.parse(args[3]));
   else { process.stderr.write(`unknown role ${role}\n`); process.exit(2); }
 } else {
   await main();

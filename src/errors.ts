@@ -32,6 +32,14 @@ export const ERRORS = {
   /** The client went away first (logged as 499, as nginx does). */
   FULCRUM_CLIENT_GONE: { kind: 'client', status: 499, message: 'client closed the connection' },
 
+  // A route's `access` refused the request (SPEC 8.3; src/access/): answered, never a backend's doing.
+  /** The client address is outside `allow` or inside `deny`. */
+  FULCRUM_FORBIDDEN: { kind: 'access', status: 403, message: 'forbidden' },
+  /** basicAuth: no credentials, or wrong ones (with WWW-Authenticate). */
+  FULCRUM_UNAUTHORIZED: { kind: 'access', status: 401, message: 'unauthorized' },
+  /** forwardAuth: no answer within its timeout, or no connection. */
+  FULCRUM_AUTH_UNAVAILABLE: { kind: 'access', status: 503, message: 'service unavailable: the auth service did not answer' },
+
   // An attempt on a backend (src/upstream/errors.ts holds them with Node's and undici's codes).
   FULCRUM_CONNECT_TIMEOUT: { kind: 'connect-failure', status: 504, message: 'gateway timeout: the backend did not accept the connection in time' },
   FULCRUM_RESPONSE_TIMEOUT: { kind: 'timeout', status: 504, message: 'gateway timeout: the backend did not answer in time' },

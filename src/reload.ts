@@ -20,6 +20,7 @@ export function describeChanges(before: Config, after: Config): string[] {
       if (!isDeepStrictEqual(o.tls, l.tls) || o.http2 !== l.http2) out.push(`listener ${name}: tls changed`);
       if (!isDeepStrictEqual(o.limits, l.limits)) out.push(`listener ${name}: limits changed`);
       if (!isDeepStrictEqual(o.proxyProtocol, l.proxyProtocol)) out.push(`listener ${name}: proxyProtocol changed`);
+      if (!isDeepStrictEqual(o.trustedProxies, l.trustedProxies)) out.push(`listener ${name}: trustedProxies changed`);
     }
   }
   for (const name of oldL.keys()) if (!newL.has(name)) out.push(`listener ${name}: removed`);

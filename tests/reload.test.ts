@@ -144,3 +144,10 @@ test('everything at once keeps the order: listeners, pools, the rest', () => {
     'workers changed: takes effect after a restart',
   ]);
 });
+
+test('trustedProxies, access and compress: the listener line and its routes line', () => {
+  const main = (extra: string[], route: string[]) => base({ main: ['    listen: 127.0.0.1:8080', ...extra, '    routes:', '      - pool: web', ...route] });
+  expect(describeChanges(main([], []), main(['    trustedProxies: [10.0.0.0/8]'], []))).toEqual(['listener main: trustedProxies changed']);
+  expect(describeChanges(main([], []), main([], ['        access: { allow: [10.0.0.0/8] }']))).toEqual(['listener main: routes changed']);
+  expect(describeChanges(main([], ['        compress: true']), main([], ['        compress: { algorithms: [gzip] }']))).toEqual(['listener main: routes changed']);
+});

@@ -40,7 +40,12 @@ export function normalise(c: ConfigFile, file: string): Config {
             }
           : {}),
       },
-      routes: l.routes.map(normaliseRoute),
+      routes: l.routes.map((r) => ({
+        ...normaliseRoute(r),
+        ...(r.access !== undefined ? { access: r.access } : {}),
+        ...(r.compress !== undefined ? { compress: r.compress } : {}),
+      })),
+      ...(l.trustedProxies !== undefined && l.trustedProxies.length > 0 ? { trustedProxies: l.trustedProxies } : {}),
     })),
     pools: Object.entries(c.pools).map(([name, p]): PoolConfig => ({
       name,

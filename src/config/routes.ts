@@ -124,7 +124,8 @@ export const retriesSchema = strict({
   on: z.array(leaf(retryCondition)).default(['connect-failure']),
 });
 
-export const routeSchema = strict({
+/** A route's keys; schema.ts adds the front door's (access, compress) beside them. */
+export const routeShape = {
   match: strict({
     host: leaf(matchHosts).optional(),
     path: leaf(exactPath).optional(),
@@ -163,7 +164,9 @@ export const routeSchema = strict({
     percent: z.number().min(0).max(100).default(100),
     maxBodySize: leaf(sizeValue).default(64 * 1024),
   }).optional(),
-});
+};
+
+export const routeSchema = strict(routeShape);
 
 type RouteFile = z.output<typeof routeSchema>;
 

@@ -10,7 +10,8 @@
  */
 import { z } from 'zod';
 import { duration, int, leaf, oneOf, strict } from './builders';
-import { retriesSchema, routeSchema } from './routes';
+import { accessSchema, compressSchema, trustedProxiesSchema } from './front-door';
+import { retriesSchema, routeShape } from './routes';
 import { POOL_PROTOCOLS, STRATEGY_NAMES, type Address, type LogLevel, type TlsMinVersion } from './types';
 import {
   DEFAULT_CIPHERS,
@@ -113,6 +114,15 @@ const pool = (baseDir: string) => strict({
   tls: poolTls(baseDir).optional(),
 });
 
+/** The routes' keys (routes.ts) and the front door's (SPEC 8.3, 8.5: front-door.ts), whose usersFile is read relative to the file. */
+function route(baseDir: string) {
+  return strict({
+    ...routeShape,
+    access: accessSchema(baseDir).optional(),
+    compress: compressSchema,
+  });
+}
+
 const rateLimit = strict({
   requestsPerSecond: z.number().positive(),
   burst: z.number().min(1).optional(),
@@ -152,7 +162,8 @@ function listener(baseDir: string) {
       maxConnections: int(0).default(0),
       rateLimit: rateLimit.optional(),
     }).prefault({}),
-    routes: z.array(routeSchema).min(1, { error: 'a listener needs at least one route' }),
+    routes: z.array(route(baseDir)).min(1, { error: 'a listener needs at least one route' }),
+    trustedProxies: trustedProxiesSchema.optional(),
   });
 }
 

@@ -173,6 +173,40 @@ export interface RouteConfig {
   /** Replaces the pool's block. */
   readonly retries?: RetriesConfig;
   readonly mirror?: MirrorConfig;
+  /** SPEC 8.3; undefined = every client may pass. */
+  readonly access?: AccessConfig;
+  /** SPEC 8.5; undefined = answers pass as they are. */
+  readonly compress?: CompressConfig;
+}
+
+/** SPEC 8.3. Addresses and CIDRs are written "ADDRESS/PREFIX". */
+export interface AccessConfig {
+  readonly allow?: readonly string[];
+  readonly deny?: readonly string[];
+  /** `users`: user → bcrypt hash, from the file or from `usersFile` (read at load). */
+  readonly basicAuth?: { readonly realm: string; readonly users: Readonly<Record<string, string>> };
+  readonly forwardAuth?: ForwardAuthConfig;
+}
+
+export interface ForwardAuthConfig {
+  readonly url: string;
+  readonly timeoutMs: number;
+  /** Lower-cased; undefined = every header of the client's request. */
+  readonly requestHeaders?: readonly string[];
+  /** Lower-cased; copied from a 2xx answer onto the request to the backend. */
+  readonly responseHeaders: readonly string[];
+}
+
+export type CompressionAlgorithm = 'br' | 'gzip' | 'zstd';
+
+/** SPEC 8.5. */
+export interface CompressConfig {
+  /** In the order that breaks ties between equal q-values. */
+  readonly algorithms: readonly CompressionAlgorithm[];
+  /** Bytes: a Content-Length below it is sent as it is. */
+  readonly minSize: number;
+  /** Lower-cased "type/subtype" or "type/*". */
+  readonly types: readonly string[];
 }
 
 export interface ListenerConfig extends Address {
@@ -183,6 +217,8 @@ export interface ListenerConfig extends Address {
   readonly proxyProtocol?: { readonly trusted?: readonly string[] };
   readonly limits: LimitsConfig;
   readonly routes: readonly RouteConfig[];
+  /** SPEC 8.4: "ADDRESS/PREFIX" of the proxies whose X-Forwarded-For is believed; undefined = none. */
+  readonly trustedProxies?: readonly string[];
 }
 
 export interface BackendConfig {

@@ -27,9 +27,12 @@ import { Http1Server } from '../http1/server';
 import { llhttpAvailable } from '../http1/parser';
 import { bodyStream, type ProxyRequest, type ProxyResponse } from './message';
 import { reportInternalError } from '../internal-errors';
-import { fulcrumError } from '../errors';
+import { ERRORS, fulcrumError } from '../errors';
 import { deferClientError, trackChunkedBody, trackRequest } from '../http1/node-http';
 import { PendingHandshakes } from './tls-handshake';
+import { AddressSet, RouteAccess, clientBehindProxies, type Verdict } from '../access';
+import { answerUpgradeRefusal, sendRefusal } from '../access/refusal';
+import { Compression } from '../compress';
 import type { ServerTrace, Tracing } from '../tracing/tracer';
 import { cidrList, guardConnections, type ProxyProtocolPolicy } from '../proxy-protocol/accept';
 import { clientAuthOptions, clientCertHeader, watchClientCertificates } from '../tls/client-certs';
@@ -50,8 +53,11 @@ export interface PoolTarget {
 
 const NO_KEY: PickContext = {};
 
-/** A route as this listener runs it. */
-type ListenerRoute = CompiledRoute<PoolTarget>;
+/** A route as this listener runs it, with its front door (SPEC 8.3, 8.5) precomputed: null where the route has none (one null check per request). */
+type ListenerRoute = CompiledRoute<PoolTarget> & {
+  readonly access: RouteAccess | null;
+  readonly compress: Compression | null;
+};
 
 /** A listener made without a tracing switch (tests) never traces. */
 const NO_TRACING: Tracing = { tracer: null };
@@ -152,6 +158,8 @@ export class ProxyListener {
   /** `pools` and `mirror.percent` draw from it (injected in tests). */
   readonly #random: () => number;
   #limiter: RateLimiter | undefined;
+  /** SPEC 8.4: null without trustedProxies (the client address is the peer, at no cost). */
+  #trusted: AddressSet | null;
   readonly #observer: RequestObserver;
   /** The current tracer (null without `tracing`), shared with the Fulcrum that reloads it. */
   readonly #tracing: Tracing;
@@ -180,6 +188,7 @@ export class ProxyListener {
     this.#proto = config.tls !== undefined ? 'https' : 'http';
     this.#router = this.#compile(config, targets);
     this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
+    this.#trusted = trustedSet(config);
     const limits = config.limits;
     const common = {
       headersTimeout: limits.headersTimeoutMs,
@@ -271,16 +280,26 @@ export class ProxyListener {
     h1.keepAliveTimeout = config.limits.keepAliveTimeoutMs;
     this.config = config;
     this.#router = router;
+    this.#trusted = trustedSet(config);
+  }
+
+  /** SPEC 8.4: the TCP peer (or PROXY source), or behind trusted proxies the client they name. */
+  #clientOf(peer: string, req: ProxyRequest): string {
+    return this.#trusted === null ? peer : clientBehindProxies(peer, req.rawHeaders, this.#trusted);
   }
 
   /** The routes, compiled once per config (SPEC 8): matching, actions, header rules, mirrors. */
   #compile(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>): Router<ListenerRoute> {
     const observer = this.#observer;
-    return new Router(config.routes, (r, i) => compileRoute(r, i, {
-      target: (name) => targets.get(name)!,
-      poolOf: (t) => t.pool,
-      random: this.#random,
-      onMirror: (pool, result) => observer.onMirror?.(pool, result),
+    return new Router(config.routes, (r, i): ListenerRoute => ({
+      ...compileRoute(r, i, {
+        target: (name) => targets.get(name)!,
+        poolOf: (t) => t.pool,
+        random: this.#random,
+        onMirror: (pool, result) => observer.onMirror?.(pool, result),
+      }),
+      access: r.access !== undefined ? new RouteAccess(r.access) : null,
+      compress: r.compress !== undefined ? new Compression(r.compress) : null,
     }));
   }
 
@@ -340,7 +359,8 @@ export class ProxyListener {
       return;
     }
     const startedAt = performance.now();
-    const ip = peerAddress(req.socket);
+    const peer = peerAddress(req.socket);
+    const ip = this.#clientOf(peer, req);
     const h2 = isHttp2(req);
     if (this.#nodeHttp1 && !h2) trackRequest(req, res);
     if (!h2) {
@@ -389,12 +409,37 @@ export class ProxyListener {
       this.#answer(req, res, ip, startedAt, 404, LOCAL_MESSAGES[404]);
       return;
     }
+    // SPEC 8.1's order of work from here: access (8.3), then the rate limit,
+    // then redirect or respond, or forwarding.
+    if (route.access !== null) this.#guard(route, req, res, ip, peer, startedAt, h2, url);
+    else this.#forward(route, req, res, ip, peer, startedAt, h2, url, req.rawHeaders);
+  }
+
+  /** SPEC 8.3: the route's access check, then (if it passes) the rest of the way; refusals are answered (with the route's responseHeaders) and logged here. */
+  #guard(route: ListenerRoute, req: ProxyRequest, res: ProxyResponse, ip: string, peer: string, startedAt: number, h2: boolean, url: string): void {
+    const admit = (verdict: Verdict) => {
+      if (Array.isArray(verdict)) this.#forward(route, req, res, ip, peer, startedAt, h2, url, verdict);
+      else sendRefusal(res, verdict, route.responseRules, (bytes) => this.#recordLocal(req, ip, startedAt, verdict.status, verdict.error, bytes));
+    };
+    let gone: AbortSignal | undefined;
+    const goneSignal = () => (gone ??= clientGone(res));
+    const verdict = route.access!.check(req, ip, peer, this.#proto, goneSignal);
+    if (!(verdict instanceof Promise)) {
+      admit(verdict);
+      return;
+    }
+    const left = goneSignal();
+    verdict.then((v) => {
+      // The client left while bcrypt or the auth service was waited for.
+      if (left.aborted || res.destroyed) this.#recordLocal(req, ip, startedAt, 499, ERRORS.FULCRUM_CLIENT_GONE.message, 0);
+      else admit(v);
+    }).catch((err: unknown) => fault(req, res, err));
+  }
+
+  /** After the route's access check: the listener's rate limit, then the route's action. `raw`: the client's headers as access left them. */
+  #forward(route: ListenerRoute, req: ProxyRequest, res: ProxyResponse, ip: string, peer: string, startedAt: number, h2: boolean, url: string, raw: string[]): void {
     // Every answer from here on is the route's: its responseHeaders apply.
     const rules = route.responseRules;
-    // SPEC 8.1's order of work from here: access (8.3) goes first, right
-    // here, after the match and before the rate limit (its 401 and 403 pass
-    // `rules` like the 429 below); then the rate limit; then redirect or
-    // respond, or forwarding.
     if (this.#limiter !== undefined) {
       const wait = this.#limiter.take(req, ip);
       if (wait > 0) {
@@ -412,7 +457,8 @@ export class ProxyListener {
       this.#reply(req, res, ip, startedAt, status, headers as string[], body);
       return;
     }
-    const fwd = forwardRequestHeaders(req.rawHeaders, ip, this.#proto);
+    // X-Forwarded-For gets the peer (SPEC 8.4), whatever the client address is.
+    const fwd = forwardRequestHeaders(raw, peer, this.#proto);
     if (fwd.duplicateHost) {
       this.#refuse(req, res, ip, startedAt, 'bad request: more than one Host header', rules);
       return;
@@ -428,7 +474,7 @@ export class ProxyListener {
     const path = route.rewritePath === null ? url : route.rewritePath(url);
     const target = action.kind === 'pool' ? action.target : action.choice.pick();
     const pick = target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) };
-    if (route.mirror !== null) body = route.mirror.copy({ method: req.method, path, headers, pick }, body, req.headers['content-length']);
+    if (route.mirror !== null) body = route.mirror.copy({ method: req.method!, path, headers, pick }, body, req.headers['content-length']);
     const tracer = this.#tracing.tracer;
     let trace: ServerTrace | undefined;
     if (tracer !== null) {
@@ -441,7 +487,8 @@ export class ProxyListener {
       observer: this.#observer,
       pool: target.pool,
       req,
-      res,
+      // SPEC 8.5: compress acts last, on what the exchange writes (responseHeaders applied).
+      res: route.compress === null ? res : route.compress.wrap(req, res),
       path,
       headers,
       requestId: fwd.requestId,
@@ -470,7 +517,7 @@ export class ProxyListener {
    */
   #connect = (req: ProxyRequest, socketOrRes: Duplex | ProxyResponse): void => {
     const startedAt = performance.now();
-    const ip = peerAddress(req.socket);
+    const ip = this.#clientOf(peerAddress(req.socket), req);
     if ('writeHead' in socketOrRes) {
       this.#answer(req, socketOrRes, ip, startedAt, 501, LOCAL_MESSAGES[501]);
       return;
@@ -499,7 +546,8 @@ export class ProxyListener {
 
   #tunnel(req: ProxyRequest, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
-    const ip = peerAddress(req.socket);
+    const peer = peerAddress(req.socket);
+    const ip = this.#clientOf(peer, req);
     const record = (status: number, pool: string, backend: string, requestId: string, error?: string) => this.#observer.onRequestEnd({
       listener: this.name, method: req.method!, url: req.url!, requestId,
       remoteAddress: ip, pool, backend, status, durationMs: performance.now() - startedAt, bytes: 0, retries: 0, error,
@@ -545,7 +593,43 @@ export class ProxyListener {
       refused(status, LOCAL_MESSAGES[status]);
       return;
     }
-    // 8.3 access goes here too, as in #serve.
+    if (route.access === null) {
+      this.#tunnelOn(route, req, socket, head, ip, peer, url, req.rawHeaders, refuseInOrder, refused, record);
+      return;
+    }
+    // SPEC 8.3 holds for WebSocket upgrades too: a route's access is never bypassed by asking for a tunnel.
+    const admit = (verdict: Verdict) => {
+      if (Array.isArray(verdict)) {
+        this.#tunnelOn(route, req, socket, head, ip, peer, url, verdict, refuseInOrder, refused, record);
+        return;
+      }
+      answerUpgradeRefusal(verdict, route.responseRules, (answer) => {
+        if (!this.#nodeHttp1 || !deferClientError(socket, answer)) {
+          if (socket.writable) socket.end(answer);
+        }
+        refused(verdict.status, verdict.error);
+      });
+    };
+    const verdict = route.access.check(req, ip, peer, this.#proto, () => socketGone(socket));
+    if (!(verdict instanceof Promise)) admit(verdict);
+    else {
+      verdict.then((v) => {
+        if (socket.destroyed) refused(499, ERRORS.FULCRUM_CLIENT_GONE.message);
+        else admit(v);
+      }).catch((err: unknown) => {
+        reportInternalError(err, 'upgrade handler');
+        socket.destroy();
+      });
+    }
+  }
+
+  /** An upgrade past its route's access check: the rate limit, then the route's action. */
+  #tunnelOn(
+    route: ListenerRoute, req: ProxyRequest, socket: Duplex, head: Buffer, ip: string, peer: string, url: string, raw: string[],
+    refuseInOrder: (s: Duplex, status: number, message: string, extra?: string) => void,
+    refused: (status: number, error: string) => void,
+    record: (status: number, pool: string, backend: string, requestId: string, error?: string) => void,
+  ): void {
     const wait = this.#limiter?.take(req, ip) ?? 0;
     if (wait > 0) {
       refuseInOrder(socket, 429, LOCAL_MESSAGES[429], `retry-after: ${wait}\r\n`);
@@ -573,7 +657,7 @@ export class ProxyListener {
       return;
     }
     proxyUpgrade({
-      req, socket, head, path, ip, proto: this.#proto, pool: target.pool,
+      req, socket, head, path, ip: peer, rawHeaders: raw, proto: this.#proto, pool: target.pool,
       pick: target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) },
       requestRules: route.requestRules,
       onEnd: (status, backend, requestId, error) => record(status, target.pool.name, backend, requestId, error),
@@ -595,6 +679,14 @@ export class ProxyListener {
       return;
     }
     this.#reply(req, res, ip, startedAt, answer.status, answer.headers, answer.body);
+  }
+
+  /** A request answered without a backend, already written (access refusals): logged and counted like any. */
+  #recordLocal(req: ProxyRequest, ip: string, startedAt: number, status: number, error: string, bytes: number): void {
+    this.#observer.onRequestEnd({
+      listener: this.name, method: req.method!, url: req.url ?? '', requestId: requestIdOf(req),
+      remoteAddress: ip, pool: '', backend: '', status, durationMs: performance.now() - startedAt, bytes, retries: 0, error,
+    });
   }
 
   /** A route's own answer (redirect, respond): headers as given, logged and counted like any request. */
@@ -804,4 +896,22 @@ function originForm(target: string): string | undefined {
   if (end === from) return undefined;
   const rest = target.slice(end);
   return rest === '' ? '/' : rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest;
+}
+
+/** SPEC 8.4: a listener's trusted proxies, built once per config; null when it has none. */
+function trustedSet(config: ListenerConfig): AddressSet | null {
+  return config.trustedProxies !== undefined ? new AddressSet(config.trustedProxies) : null;
+}
+
+/** Aborted when the client's response closes before it is finished (an auth call for it is then let go). */
+function clientGone(res: ProxyResponse): AbortSignal {
+  const gone = new AbortController();
+  res.on('close', () => gone.abort());
+  return gone.signal;
+}
+
+function socketGone(socket: Duplex): AbortSignal {
+  const gone = new AbortController();
+  socket.once('close', () => gone.abort());
+  return gone.signal;
 }

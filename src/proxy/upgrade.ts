@@ -25,7 +25,10 @@ export interface UpgradeInit {
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly path: string;
+  /** The TCP peer (or PROXY source): what X-Forwarded-For is extended with (SPEC 8.4). */
   readonly ip: string;
+  /** The client's headers as the route's access left them (default: as received). */
+  readonly rawHeaders?: readonly string[];
   readonly proto: 'http' | 'https';
   readonly pool: BackendPool;
   readonly pick: PickContext;
@@ -46,7 +49,7 @@ export function proxyUpgrade(u: UpgradeInit): void {
   const { pool, socket } = u;
   // Hop-by-hop headers go (undici sets Upgrade and Connection itself); the
   // Sec-WebSocket-* headers are end-to-end and stay.
-  const fwd = forwardRequestHeaders(u.req.rawHeaders, u.ip, u.proto);
+  const fwd = forwardRequestHeaders(u.rawHeaders ?? u.req.rawHeaders, u.ip, u.proto);
   const { requestId } = fwd;
   const headers = u.requestRules == null ? fwd.headers : u.requestRules.apply(fwd.headers);
   const backend = pool.pick(u.pick);

@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import { STRATEGY_NAMES } from '../../src/config';
+import { ZSTD_AVAILABLE } from '../../src/config/front-door';
 import { SPECIAL_VALUES } from './mutations';
 
 type Obj = Record<string, unknown>;
@@ -238,6 +239,57 @@ function poolArb(mode: Mode): fc.Arbitrary<unknown> {
   );
 }
 
+// --- the front door (SPEC 8.3-8.5) ------------------------------------------------
+
+/** A bcrypt hash of "fuzz" (cost 4), in the three spellings htpasswd and the libraries write. */
+const BCRYPT = '$2b$04$.5soTfkYzNYcCDch5ZG0x.HLpQRG2Xil/73FbeFap8W9P7qxEQt3S';
+const cidr = fc.oneof(
+  fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 32 })).map(([a, b, p]) => `${a}.${b}.0.0/${p}`),
+  fc.constantFrom('192.168.1.7', '127.0.0.1', '::1', '2001:db8::/32', 'fd00::/8', '::ffff:10.0.0.0/104', '0.0.0.0/0', '::/0'),
+);
+const wrongCidr = fc.constantFrom('10.0.0.0/33', '10.0.0', '::1/129', 'fe80::1%eth0', 'localhost', '', '10.0.0.0/-1', '10.0.0.0/8/8', 5);
+const cidrs = fc.oneof(fc.array(cidr, { maxLength: 4 }), cidr);
+const algorithms = fc.subarray(['br', 'gzip', ...(ZSTD_AVAILABLE ? ['zstd'] : [])], { minLength: 1 });
+
+function accessArb(mode: Mode): fc.Arbitrary<unknown> {
+  return map(mode, {
+    allow: pick(mode, cidrs, fc.array(wrongCidr, { minLength: 1, maxLength: 2 })),
+    deny: pick(mode, cidrs, wrongCidr),
+    basicAuth: fc.oneof(
+      map(mode, {
+        realm: pick(mode, token, fc.constantFrom('', 'a"b', 'a\\b')),
+        users: pick(
+          mode,
+          fc.dictionary(stringOf(`${ALNUM}._-`, 1, 8).filter((u) => u !== '__proto__'), fc.constantFrom(BCRYPT, `$2a$${BCRYPT.slice(4)}`, `$2y$${BCRYPT.slice(4)}`), { minKeys: 1, maxKeys: 3 }),
+          fc.constantFrom({ alice: 'secret' }, { alice: '$2b$04$short' }, { alice: '{SHA}abc' }, {}, { 'a:b': BCRYPT }),
+        ),
+      }, ['realm', 'users']),
+      map(mode, {
+        realm: pick(mode, token),
+        // Relative to the fuzz file's folder (tests/config/fixtures).
+        usersFile: pick(mode, fc.constant('htpasswd'), fc.constantFrom('missing-htpasswd', 'certs', 'certs/server.crt', '')),
+      }, ['realm', 'usersFile']),
+    ),
+    forwardAuth: map(mode, {
+      url: pick(mode, fc.constantFrom('http://auth.internal:9000/verify', 'https://sso.example.com/check?x=1', 'http://127.0.0.1:1'), fc.constantFrom('ftp://x/', 'auth.internal', 'http://', 'http://u:p@h/', '')),
+      timeout: pick(mode, positiveDuration, wrongDuration),
+      requestHeaders: pick(mode, fc.array(headerName, { maxLength: 3 }), fc.constantFrom(['a b'], [''], 'cookie')),
+      responseHeaders: pick(mode, fc.array(headerName, { maxLength: 3 }), fc.constantFrom(['a b'], [5])),
+    }, ['url']),
+  });
+}
+
+function compressArb(mode: Mode): fc.Arbitrary<unknown> {
+  return fc.oneof(
+    fc.boolean(),
+    map(mode, {
+      algorithms: pick(mode, algorithms, fc.constantFrom(['deflate'], [], ['GZIP'], 'gzip', ...(ZSTD_AVAILABLE ? [] : [['zstd']]))),
+      minSize: pick(mode, size, wrongSize),
+      types: pick(mode, fc.array(fc.constantFrom('text/*', 'application/json', 'image/svg+xml', 'Application/XML'), { minLength: 1, maxLength: 3 }), fc.constantFrom(['*/*'], ['text'], [], ['a b/c'])),
+    }),
+  );
+}
+
 // --- routes (SPEC 8) -------------------------------------------------------------
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -327,6 +379,8 @@ function routeArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unknow
       maxBodySize: pick(mode, size, wrongSize),
     }, ['pool']),
   };
+  // SPEC 8.3, 8.5: on a route of any kind (access runs before redirect and respond).
+  const frontDoor = { access: accessArb(mode), compress: pick(mode, compressArb(mode), fc.constantFrom('yes', 1, 'gzip', [])) };
   if (mode === 'any') {
     return map(mode, {
       match,
@@ -336,10 +390,11 @@ function routeArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unknow
       respond,
       stripPrefix: pick(mode, fc.boolean(), fc.constantFrom('true', 1)),
       responseHeaders: headerRulesArb(mode),
+      ...frontDoor,
       ...forwarding,
     });
   }
-  const common = { match, responseHeaders: headerRulesArb(mode) };
+  const common = { match, responseHeaders: headerRulesArb(mode), ...frontDoor };
   const forwards = (action: Shape) => fc.tuple(map(mode, { ...common, ...action, ...forwarding }, Object.keys(action)), fc.boolean())
     // rewrite and stripPrefix: true never together.
     .map(([r, strip]) => ({ ...(r as Obj), stripPrefix: 'rewrite' in (r as Obj) ? false : strip }));
@@ -388,6 +443,7 @@ function listenerArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unk
               ),
             }
           : {}),
+        trustedProxies: pick(mode, cidrs, fc.oneof(wrongCidr, fc.array(wrongCidr, { minLength: 1, maxLength: 2 }))),
         // With TLS: ALPN h2; without: HTTP/1.1 and h2c on one port (SPEC 9.2).
         http2: pick(mode, fc.boolean(), fc.constantFrom('yes', 1)),
         proxyProtocol: pick(

@@ -44,6 +44,7 @@ function seedFrom(name: string, file: string): Seed {
 
 export const SEEDS: readonly Seed[] = [
   seedFrom('spec-full', path.join(FIXTURES, 'spec-full.yaml')),
+  seedFrom('front-door', path.join(FIXTURES, 'front-door.yaml')),
   seedFrom('production', path.join(ROOT, 'examples', 'production.yaml')),
   seedFrom('quickstart', path.join(ROOT, 'examples', 'quickstart.yaml')),
   { name: 'minimal', file: path.join(FIXTURES, 'minimal.yaml'), text: MINIMAL_TEXT },

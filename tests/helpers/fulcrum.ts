@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config';
 import { createLogger } from '../../src/log';
@@ -27,13 +28,16 @@ export async function startFulcrum(
     onRequestEnd?: (r: RequestRecord) => void;
     /** Only for tests that plant a bug: otherwise an `internal error` line fails stop(). */
     internalErrorsExpected?: boolean;
+    /** Write the YAML to this file and load it from there, so a reload has a file to read again. */
+    file?: string;
     /** The dashboard history's sampling interval (5 s by default). */
     historyIntervalMs?: number;
     /** ACME timing (a short first retry). */
     acme?: FulcrumOptions['acme'];
   } = {},
 ): Promise<RunningFulcrum> {
-  const config = parseConfig(yaml, 'test.yaml', env);
+  if (options.file !== undefined) writeFileSync(options.file, yaml);
+  const config = parseConfig(yaml, options.file ?? 'test.yaml', env);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
