@@ -32,6 +32,7 @@ export function normalise(c: ConfigFile, file: string): Config {
                 requestsPerSecond: l.limits.rateLimit.requestsPerSecond,
                 burst: l.limits.rateLimit.burst ?? Math.max(1, l.limits.rateLimit.requestsPerSecond),
                 key: l.limits.rateLimit.key,
+                scope: l.limits.rateLimit.scope,
               },
             }
           : {}),
@@ -85,6 +86,7 @@ export function normalise(c: ConfigFile, file: string): Config {
               consecutiveFailures: p.outlierDetection.consecutiveFailures,
               baseEjectionTimeMs: p.outlierDetection.baseEjectionTime,
               maxEjectionPercent: p.outlierDetection.maxEjectionPercent,
+              scope: p.outlierDetection.scope,
             },
           }
         : {}),
@@ -95,5 +97,8 @@ export function normalise(c: ConfigFile, file: string): Config {
       panicThreshold: p.panicThreshold,
       ...(p.sticky !== undefined ? { sticky: { cookie: p.sticky.cookie, ...(p.sticky.secret !== undefined ? { secret: p.sticky.secret } : {}) } } : {}),
     })),
+    ...(c.cluster !== undefined
+      ? { cluster: { redis: c.cluster.redis, name: c.cluster.name, ...(c.cluster.replica !== undefined ? { replica: c.cluster.replica } : {}) } }
+      : {}),
   };
 }

@@ -10,11 +10,12 @@
  */
 import { z } from 'zod';
 import { duration, int, leaf, oneOf, strict } from './builders';
-import { STRATEGY_NAMES, type Address, type LogLevel, type TlsMinVersion } from './types';
+import { STRATEGY_NAMES, type Address, type LogLevel, type Scope, type TlsMinVersion } from './types';
 import {
   DEFAULT_CIPHERS,
   backendName,
   cipherList,
+  clusterName,
   cookieName,
   dnsName,
   matchHost,
@@ -23,7 +24,9 @@ import {
   parseHashOn,
   parseListen,
   parseRateLimitKey,
+  parseRedisUrl,
   pathPrefix,
+  replicaName,
   resolverAddress,
   retryCondition,
   sizeValue,
@@ -34,6 +37,7 @@ import {
 
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
 const TLS_MIN_VERSIONS: readonly TlsMinVersion[] = ['TLSv1.2', 'TLSv1.3'];
+const SCOPES: readonly Scope[] = ['local', 'cluster'];
 
 export const DEFAULT_ADMIN: Address = { host: '127.0.0.1', port: 9901 };
 
@@ -50,6 +54,7 @@ const outlierDetection = strict({
   consecutiveFailures: int(1).default(5),
   baseEjectionTime: duration(30_000, true),
   maxEjectionPercent: z.number().min(0).max(100).default(10),
+  scope: oneOf('outlierDetection scope', SCOPES).default('local'),
 });
 
 /** `healthCheck:` with nothing after it means "on, with the defaults". */
@@ -104,6 +109,14 @@ const rateLimit = strict({
   requestsPerSecond: z.number().positive(),
   burst: z.number().min(1).optional(),
   key: leaf(parseRateLimitKey).default({ kind: 'ip' }),
+  scope: oneOf('rateLimit scope', SCOPES).default('local'),
+});
+
+/** SPEC section 10: replicas that share state through Redis. */
+const cluster = strict({
+  redis: leaf(parseRedisUrl),
+  name: leaf(clusterName),
+  replica: leaf(replicaName).optional(),
 });
 
 function listener(baseDir: string) {
@@ -147,6 +160,7 @@ export function fileSchema(baseDir: string) {
     }).prefault({}),
     listeners: z.record(z.string(), listener(baseDir)),
     pools: z.record(z.string(), pool),
+    cluster: cluster.optional(),
   });
 }
 
