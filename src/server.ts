@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { createServer, type Server as NetServer, type AddressInfo } from 'node:net';
 import type { Config, ListenerConfig } from './config/types';
 import { loadConfig } from './config';
@@ -17,6 +18,8 @@ import { isLocalResourceError } from './upstream/errors';
 import { http1FallbackNotice, http1SettingProblem } from './http1/parser';
 import { Connections, close, closeGracefully, formatAddress, listen, sameAddress, sameListenerSocket, sameProtocol } from './listen';
 import { buildGeneration, reusedBackends, type Generation, type GenerationDeps } from './generation';
+import type { SharedBuckets } from './proxy/rate-limit';
+import { Replica, applyAction, configHash, fulcrumVersion, type AdminAction, type ClusterJson } from './replicas';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -47,6 +50,8 @@ export interface FulcrumOptions {
   readonly onRequestEnd?: (r: RequestRecord) => void;
   /** The key of sticky cookie tokens for pools without `sticky.secret` (a worker gets its primary's); random by default. */
   readonly stickyKey?: Buffer;
+  /** Worker: the cluster's rate-limit buckets, through the primary (which holds the Redis connection). */
+  readonly sharedBuckets?: SharedBuckets;
 }
 
 export interface ReloadResult {
@@ -83,6 +88,12 @@ export class Fulcrum {
   readonly #unlogInternalErrors: () => void;
   /** Kept across reloads, so a reload does not unstick every client. */
   readonly stickyKey: Buffer;
+  /** With `cluster` (single or primary): this replica's link to the others through Redis. */
+  #replica: Replica | undefined;
+  /** Where `rateLimit.scope: cluster` settles: this process's replica, or the primary's (worker). */
+  readonly #sharedBuckets: SharedBuckets;
+  readonly #actionListeners: ((a: AdminAction) => void)[] = [];
+  #configHash: string;
 
   constructor(config: Config, options: FulcrumOptions) {
     const setting = http1SettingProblem();
@@ -96,6 +107,14 @@ export class Fulcrum {
     this.#cluster = options.cluster;
     this.metrics = new Metrics(() => this.#gen.pools.values(), { role: this.#role });
     this.#gen = buildGeneration(config, undefined, this.#deps());
+    this.#configHash = configHash(config);
+    this.#sharedBuckets = options.sharedBuckets ?? {
+      settle: async (set, rate, burst, keys, used) => this.#replica?.settle(set, rate, burst, keys, used),
+    };
+    this.ejections.onLocalEject = (pool, b, until, reason) => {
+      if (pool.config.outlierDetection?.scope === 'cluster') this.#replica?.shareEjection(pool.name, b.name, until, reason);
+    };
+    if (this.#role !== 'worker') this.#setCluster(config);
     this.#accessLog = config.log.access;
     const access = accessLogObserver(this.#logger);
     const onEnd = [this.metrics.onRequestEnd, (r: RequestRecord) => {
@@ -116,7 +135,69 @@ export class Fulcrum {
       refresh: this.#cluster?.refreshStats,
       ready: () => this.ready(),
       reload: () => this.reload(),
+      act: (a) => this.act(a),
+      cluster: () => this.#replica?.json(),
     });
+  }
+
+  /**
+   * An admin action taken here (the admin API): applied to this process's
+   * pools, shared with the other replicas when there is a cluster, and told
+   * to the listeners (a primary relays it to its workers). Returns the
+   * backend it applied to.
+   */
+  act(a: AdminAction): ReturnType<typeof applyAction> {
+    const b = applyAction(this.#gen.pools, a, undefined, this.#role !== 'primary');
+    this.#replica?.share(a);
+    for (const l of this.#actionListeners) l(a);
+    return b;
+  }
+
+  /** Told every admin action applied here, this replica's or another's (a primary relays them to its workers). */
+  onAction(listener: (a: AdminAction) => void): void {
+    this.#actionListeners.push(listener);
+  }
+
+  /** A worker following its primary: an action that changes which backends exist. */
+  follow(a: AdminAction): void {
+    applyAction(this.#gen.pools, a);
+  }
+
+  /** Where `rateLimit.scope: cluster` settles its rounds (a primary answers its workers' with it). */
+  get sharedBuckets(): SharedBuckets {
+    return this.#sharedBuckets;
+  }
+
+  /** GET /api/cluster; undefined without a cluster. */
+  clusterJson(): ClusterJson | undefined {
+    return this.#replica?.json();
+  }
+
+  /**
+   * Start, restart or stop this replica's link to its cluster (at start, and
+   * on a reload that changes the cluster block).
+   */
+  #setCluster(config: Config): void {
+    const before = this.#replica;
+    if (isDeepStrictEqual(before?.config, config.cluster)) return;
+    void before?.stop();
+    this.#replica = undefined;
+    if (config.cluster === undefined) return;
+    const replica = new Replica(config.cluster, {
+      logger: this.#logger,
+      adminAddress: () => (this.admin.server.listening ? this.adminAddress() : `${this.#gen.config.admin.host}:${this.#gen.config.admin.port}`),
+      configHash: () => this.#configHash,
+      applyAction: (a, origin) => {
+        applyAction(this.#gen.pools, a, origin ?? this.#replica?.name, this.#role !== 'primary');
+        for (const l of this.#actionListeners) l(a);
+      },
+      applyEjection: (pool, backend, until, reason) => {
+        this.ejections.applyRemote(pool, backend, until, reason);
+      },
+    }, fulcrumVersion());
+    this.#replica = replica;
+    this.metrics.registerCluster(() => (this.#replica === undefined ? undefined : { redisUp: this.#replica.redisUp, replicas: this.#replica.alive() }));
+    if (this.#bound) replica.start();
   }
 
   get config(): Config {
@@ -157,6 +238,7 @@ export class Fulcrum {
     if (this.#role !== 'worker') this.#watchErrors(this.admin.server, 'admin');
     for (const l of this.#listeners.values()) this.#watchErrors(l.server, `listener ${l.name}`);
     for (const h of this.#gen.health) h.start?.();
+    this.#replica?.start();
     for (const l of this.#listeners.values()) {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
@@ -244,6 +326,7 @@ export class Fulcrum {
       }
     }
     const changes = describeChanges(old.config, config);
+    changes.push(...keptRuntimeBackends(old, config));
     if (!sameAddress(config.admin, old.config.admin)) {
       changes.push('admin.listen changed: takes effect after a restart');
     }
@@ -258,7 +341,7 @@ export class Fulcrum {
     for (const lc of this.#role === 'primary' ? [] : config.listeners) {
       const current = this.#listeners.get(lc.name);
       if (current !== undefined && sameListenerSocket(current.config, lc)) continue;
-      const l = new ProxyListener(lc, next.targets, this.#observer);
+      const l = new ProxyListener(lc, next.targets, this.#observer, this.#sharedBuckets);
       try {
         await listen(l.server, lc.host, lc.port, `listener ${lc.name}`);
       } catch (err) {
@@ -283,6 +366,11 @@ export class Fulcrum {
       this.#track(l);
     }
     this.#gen = next;
+    this.#configHash = configHash(config);
+    if (this.#role !== 'worker') {
+      this.#setCluster(config);
+      this.#restoreFileValues(next);
+    }
     this.#applyLogConfig(config);
     this.admin.setConfig(config.admin);
     for (const h of old.health) h.stop();
@@ -298,6 +386,22 @@ export class Fulcrum {
   }
 
   /**
+   * SPEC section 11: a reload restores the file's weights and backends. In a
+   * cluster the weights and deletions standing in Redis for this file's
+   * backends are written over with "as the file says", so they stop standing
+   * there too (a replica that restarts would apply them again).
+   */
+  #restoreFileValues(next: Generation): void {
+    const replica = this.#replica;
+    if (replica === undefined) return;
+    for (const a of replica.standing()) {
+      const inFile = next.pools.get(a.pool)?.config.backends.some((b) => b.name === a.backend) === true;
+      if (!inFile || a.value === null) continue;
+      if (a.kind === 'weight' || (a.kind === 'member' && a.value === 'removed')) this.act({ ...a, value: null });
+    }
+  }
+
+  /**
    * Graceful stop: readiness fails, listeners stop accepting, idle keep-alive
    * connections close, in-flight requests get up to `timeoutMs` to finish.
    */
@@ -306,6 +410,7 @@ export class Fulcrum {
     this.#stopping = true;
     for (const h of this.#gen.health) h.stop();
     this.ejections.stop();
+    void this.#replica?.stop();
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
     this.admin.server.closeAllConnections();
@@ -333,7 +438,7 @@ export class Fulcrum {
   }
 
   #addListener(lc: ListenerConfig): void {
-    const l = new ProxyListener(lc, this.#gen.targets, this.#observer);
+    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, this.#sharedBuckets);
     this.#listeners.set(lc.name, l);
     this.#track(l);
   }
@@ -359,4 +464,19 @@ export class Fulcrum {
       return close(s);
     }));
   }
+}
+
+/** The reload's `changes` name the backends added at run time that stay (SPEC section 11). */
+function keptRuntimeBackends(old: Generation, config: Config): string[] {
+  const out: string[] = [];
+  for (const pc of config.pools) {
+    const before = old.pools.get(pc.name);
+    for (const [b, bc] of before?.runtimeBackends() ?? []) {
+      if (before!.isRetiring(b)) continue;
+      out.push(pc.backends.some((x) => x.name === bc.name)
+        ? `pool ${pc.name}: backend ${bc.name} (added at run time) replaced by the file's`
+        : `pool ${pc.name}: backend ${bc.name} (added at run time) kept`);
+    }
+  }
+  return out;
 }

@@ -18,7 +18,7 @@ import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import { localAnswer, proxyUpgrade, refuseUpgrade } from './upgrade';
 import { BodyLimit } from './body-limit';
 import { BODY_TIMEOUT } from './exchange';
-import { RateLimiter } from './rate-limit';
+import { RateLimiter, type SharedBuckets } from './rate-limit';
 import type { Readable } from 'node:stream';
 import { Http1Server } from '../http1/server';
 import { llhttpAvailable } from '../http1/parser';
@@ -113,17 +113,20 @@ export class ProxyListener {
   #router: Router<PoolTarget>;
   #limiter: RateLimiter | undefined;
   readonly #observer: RequestObserver;
+  /** Where `rateLimit.scope: cluster` keeps its buckets (SPEC section 10); undefined without a cluster. */
+  readonly #sharedBuckets: SharedBuckets | undefined;
   readonly #proto: 'http' | 'https';
   /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see src/http1/node-http.ts. */
   readonly #nodeHttp1: boolean;
 
-  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver) {
+  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, sharedBuckets?: SharedBuckets) {
     this.name = config.name;
     this.config = config;
     this.#observer = observer;
+    this.#sharedBuckets = sharedBuckets;
     this.#proto = config.tls !== undefined ? 'https' : 'http';
     this.#router = new Router(config.routes, (name) => targets.get(name)!);
-    this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
+    this.#limiter = this.#makeLimiter(config);
     const limits = config.limits;
     const common = {
       headersTimeout: limits.headersTimeoutMs,
@@ -182,6 +185,13 @@ export class ProxyListener {
     });
   }
 
+  #makeLimiter(config: ListenerConfig): RateLimiter | undefined {
+    const rl = config.limits.rateLimit;
+    if (rl === undefined) return undefined;
+    const shared = this.#sharedBuckets;
+    return new RateLimiter(rl, undefined, shared !== undefined ? { buckets: shared, set: config.name } : undefined);
+  }
+
   /** Reload: new routes (and certificates) for requests from now on. */
   update(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>): void {
     const router = new Router(config.routes, (name) => targets.get(name)!);
@@ -189,7 +199,7 @@ export class ProxyListener {
     if (tls !== undefined) (this.server as https.Server).setSecureContext(tls);
     if (!isDeepStrictEqual(config.limits.rateLimit, this.config.limits.rateLimit)) {
       this.#limiter?.stop();
-      this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
+      this.#limiter = this.#makeLimiter(config);
     }
     this.server.maxConnections = config.limits.maxConnections > 0 ? config.limits.maxConnections : Infinity;
     const h1 = this.server as http.Server;
