@@ -96,6 +96,7 @@ export class Replica implements SharedBuckets {
   #caughtUp = false;
   /** The warn line for a lost Redis is written once per loss. */
   #lostLogged = false;
+  #everUp = false;
   #stopped = false;
   readonly #heartbeat: NodeJS.Timeout;
   /** The newest record of each action field, this replica's or another's. */
@@ -234,7 +235,10 @@ export class Replica implements SharedBuckets {
     if (up === this.#up) return;
     this.#up = up;
     if (up) {
-      this.#host.logger.info({ redis: 'up', cluster: this.config.name, replica: this.name }, 'cluster: Redis is back: sharing state again');
+      const fields = { redis: 'up', cluster: this.config.name, replica: this.name };
+      if (this.#everUp || this.#lostLogged) this.#host.logger.info(fields, 'cluster: Redis is back: sharing state again');
+      else this.#host.logger.info(fields, 'cluster: connected to Redis');
+      this.#everUp = true;
       this.#lostLogged = false;
     } else {
       this.#caughtUp = false;
