@@ -282,6 +282,44 @@ describe('GET /api/cluster', () => {
   });
 });
 
+describe('a replica with workers', () => {
+  test('workers: 2 beside a single replica: the primary relays actions and rate-limit rounds; redis_up is not summed over workers', async () => {
+    const a = await backend('a');
+    const b = await backend('b');
+    const extra = await backend('extra');
+    const rps = 20;
+    const burst = 5;
+    const c = cluster({ backends: [a, b], listener: [`    limits: { rateLimit: { requestsPerSecond: ${rps}, burst: ${burst}, key: header:x-key, scope: cluster } }`] });
+    const single = await c.start('single');
+    const dir = c.dir;
+    const multi = writeFile(dir, 'workers.yaml', yaml({ backends: [a, b], top: ['workers: 2'], listener: [`    limits: { rateLimit: { requestsPerSecond: ${rps}, burst: ${burst}, key: header:x-key, scope: cluster } }`] }, c.name));
+    const w = await c.start('workers', multi);
+    await w.p.waitForLog((l) => l.msg === 'workers listening', 15_000, 'workers listening');
+    await waitFor(sees(single, ['single', 'workers']), 5000, 'both replicas');
+    expect(sum(parseProm((await request(`${w.admin}/metrics`)).body), 'fulcrum_cluster_redis_up')).toBe(1);
+
+    expect((await post(`${single.admin}/api/pools/web/backends/b/drain`)).status).toBe(200);
+    expect((await post(`${single.admin}/api/pools/web/backends`, { url: extra.url, name: 'extra' })).status).toBe(201);
+    await within(1500, [w], async (r) => (await stateOf(r, 'b')) === 'draining' && (await stateOf(r, 'extra')) === 'up', 'drain and extra');
+    // Fresh connections spread over both workers: none reaches b, some reach extra.
+    const bodies: string[] = [];
+    for (let i = 0; i < 12; i++) bodies.push((await request(`${w.url}/`, { headers: { 'x-key': `k${i}` } })).body);
+    expect(bodies).not.toContain('b');
+    expect(bodies).toContain('extra');
+
+    // One key, both workers and the other replica: one bucket.
+    const started = Date.now();
+    let admitted = 0;
+    const loop = async (url: string) => {
+      while (Date.now() - started < 2000) if ((await request(`${url}/`, { headers: { 'x-key': 'shared' } })).status === 200) admitted++;
+    };
+    await Promise.all([loop(w.url), loop(w.url), loop(w.url), loop(single.url)]);
+    const elapsed = (Date.now() - started) / 1000;
+    // Three processes with buckets of their own would admit 3 × (5 + 40) = 135.
+    expect(admitted).toBeLessThanOrEqual(burst + rps * elapsed + 3 * (burst + rps * 0.1));
+  });
+});
+
 describe('Redis down', () => {
   test('killed and restarted under steady load: zero failed requests; one warn, one info; redis_up 0 meanwhile; actions taken meanwhile reach the others when it is back', async () => {
     const a = await backend('a');
