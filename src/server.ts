@@ -84,6 +84,8 @@ export class Fulcrum {
   #gen: Generation;
   #bound = false;
   #stopping = false;
+  /** A drain has been asked for (SIGTERM): /readyz fails from now on, even while the listeners still accept (shutdownDelay). */
+  #draining = false;
   #reloading: Promise<ReloadResult> | undefined;
   readonly #unlogInternalErrors: () => void;
   /** Kept across reloads, so a reload does not unstick every client. */
@@ -212,9 +214,9 @@ export class Fulcrum {
     return [...this.#listeners.values()];
   }
 
-  /** Listeners bound, not stopping, and every pool has an available backend. */
+  /** Listeners bound, not stopping (nor about to), and every pool has an available backend. */
   ready(): boolean {
-    return this.#bound && !this.#stopping && (this.#cluster?.workersReady() ?? true)
+    return this.#bound && !this.#stopping && !this.#draining && (this.#cluster?.workersReady() ?? true)
       && [...this.#gen.pools.values()].every((p) => p.available.length > 0);
   }
 
@@ -399,6 +401,11 @@ export class Fulcrum {
       if (!inFile || a.value === null) continue;
       if (a.kind === 'weight' || (a.kind === 'member' && a.value === 'removed')) this.act({ ...a, value: null });
     }
+  }
+
+  /** SIGTERM or SIGINT: readiness fails now; stop() follows after `shutdownDelay`. */
+  startDrain(): void {
+    this.#draining = true;
   }
 
   /**

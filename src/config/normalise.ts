@@ -13,6 +13,7 @@ export function normalise(c: ConfigFile, file: string): Config {
     file,
     workers: c.workers,
     shutdownTimeoutMs: c.shutdownTimeout,
+    shutdownDelayMs: c.shutdownDelay,
     log: c.log,
     admin: { ...c.admin.listen, ...(c.admin.token !== undefined ? { token: c.admin.token } : {}) },
     listeners: Object.entries(c.listeners).map(([name, l]): ListenerConfig => ({

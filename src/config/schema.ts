@@ -150,6 +150,8 @@ export function fileSchema(baseDir: string) {
   return strict({
     workers: leaf(workersValue).default(1),
     shutdownTimeout: duration(30_000),
+    // Active-passive (SPEC section 10): /readyz fails at once, the listeners close this much later.
+    shutdownDelay: duration(0),
     log: strict({
       level: oneOf('log level', LOG_LEVELS).default('info'),
       access: z.boolean().default(true),

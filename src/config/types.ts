@@ -175,6 +175,12 @@ export interface Config {
   readonly file: string;
   readonly workers: number | 'auto';
   readonly shutdownTimeoutMs: number;
+  /**
+   * SIGTERM/SIGINT: /readyz answers 503 at once, and the listeners keep
+   * accepting this long before the drain, so keepalived (or a Kubernetes
+   * Service) moves traffic away before connections are refused.
+   */
+  readonly shutdownDelayMs: number;
   readonly log: LogConfig;
   readonly admin: AdminConfig;
   readonly listeners: readonly ListenerConfig[];

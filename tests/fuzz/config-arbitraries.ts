@@ -270,6 +270,7 @@ function configArb(mode: Mode): fc.Arbitrary<GeneratedConfig> {
           {
             workers: pick(mode, fc.oneof(fc.integer({ min: 1, max: 64 }), fc.constant('auto')), fc.constantFrom(0, -1, 1.5, 'all', '2')),
             shutdownTimeout: pick(mode, anyDuration, wrongDuration),
+            shutdownDelay: pick(mode, anyDuration, wrongDuration),
             log: map(mode, {
               level: pick(mode, fc.constantFrom('trace', 'debug', 'info', 'warn', 'error'), fc.constantFrom('INFO', 'verbose', 'fatal', '')),
               access: pick(mode, fc.boolean(), fc.constantFrom('yes', 'on', 1)),
