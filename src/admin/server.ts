@@ -189,6 +189,7 @@ export class AdminServer {
     }
     if (path === '/api/overview') {
       if (method !== 'GET') return sendError(res, 405, 'use GET');
+      const cluster = this.#target.cluster();
       send(res, 200, {
         pools: this.#target.pools().map((p) => ({
           name: p.name,
@@ -196,6 +197,7 @@ export class AdminServer {
           backends: p.backends.map(backendOverviewJson),
         })),
         listeners: this.#target.listeners().map((l) => listenerJson(l, this.#target.listenerAddress(l.name))),
+        ...(cluster !== undefined ? { cluster } : {}),
       } satisfies OverviewJson);
       return;
     }

@@ -5,6 +5,7 @@ import type { Logger } from '../log';
 import type { SharedBuckets } from '../proxy/rate-limit';
 import type { AdminAction } from './actions';
 import { ACTION_LUA, BUCKETS_LUA } from './scripts';
+import type { ClusterJson, ReplicaJson } from '../admin/api-json';
 
 /**
  * One replica of a cluster (SPEC section 10): its connection to Redis and
@@ -35,22 +36,7 @@ export interface ReplicaHost {
   applyEjection(pool: string, backend: string, until: number, reason: string): void;
 }
 
-export interface ReplicaJson {
-  readonly name: string;
-  readonly address: string;
-  /** Epoch ms of its last heartbeat. */
-  readonly lastSeen: number;
-  readonly version: string;
-  readonly configHash: string;
-}
-
-/** `GET /api/cluster` (SPEC section 10). */
-export interface ClusterJson {
-  readonly name: string;
-  readonly redis: 'up' | 'down';
-  readonly replicas: readonly ReplicaJson[];
-  readonly configsAgree?: false;
-}
+export type { ClusterJson, ReplicaJson } from '../admin/api-json';
 
 interface StoredAction {
   readonly value: AdminAction['value'];
