@@ -260,8 +260,11 @@ export class Replica implements SharedBuckets {
       if (forget.length > 0) await this.#redis.hdel(this.#key('replicas'), ...forget);
       this.#setUp(true);
       if (!this.#caughtUp) await this.#catchUp();
+      // A write that failed while Redis was up (a timeout) is tried again here.
+      else for (const field of [...this.#unsent]) await this.#write(field);
     } catch {
-      if (this.#redis.status !== 'ready') this.#setUp(false);
+      // Gone, or there but not answering in time (stopped, overloaded): down either way until a heartbeat passes.
+      this.#setUp(false);
     }
   }
 

@@ -392,8 +392,14 @@ describe('Redis down', () => {
       expect(j.replicas.map((r) => r.name)).toEqual(['r1']);
       expect(sum(parseProm((await request(`${r1.admin}/metrics`)).body), 'fulcrum_cluster_redis_up')).toBe(0);
       await waitFor(() => r1.p.logs.some((l) => l.level === 40 && /Redis is lost/.test(String(l.msg))), 3000, 'the warn line');
-    } finally {
+      // Redis arrives: the replica writes the drain it took meanwhile, and a replica started now sees it.
       await redis.restart();
+      await waitFor(async () => (await api<{ redis: string }>(`${r1.admin}/api/cluster`)).redis === 'up', 5000, 'redis up');
+      const r2 = await c.start('r2');
+      await waitFor(async () => (await stateOf(r2, 'a')) === 'draining', 3000, 'the drain on r2');
+      expect(sum(parseProm((await request(`${r1.admin}/metrics`)).body), 'fulcrum_cluster_redis_up')).toBe(1);
+    } finally {
+      if (!(await redis.flush().then(() => true, () => false))) await redis.restart();
     }
   });
 });
