@@ -27,6 +27,8 @@ function read(...parts: string[]): string {
 /** Every fulcrum_* metric the code registers (no default process metrics). */
 function registeredMetrics(): Set<string> {
   const metrics = new Metrics(() => [], { defaultMetrics: false });
+  // Registered once a config has a cluster block (SPEC section 10).
+  metrics.registerCluster(() => undefined);
   return new Set(metrics.registry.getMetricsAsArray().map((m) => m.name).filter((n) => n.startsWith('fulcrum_')));
 }
 
