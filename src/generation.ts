@@ -50,6 +50,7 @@ export function buildGeneration(config: Config, previous: Generation | undefined
     pools.set(pc.name, pool);
     targets.set(pc.name, poolTarget(pool, deps.stickyKey));
   }
+  for (const l of config.listeners) for (const r of l.routes) if (r.mirror !== undefined) deps.metrics.registerMirror(r.mirror.pool);
   return { config, pools, targets, health };
 }
 

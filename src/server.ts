@@ -124,10 +124,13 @@ export class Fulcrum {
     }];
     if (options.onRequestEnd !== undefined) onEnd.push(options.onRequestEnd);
     const alarm = this.#alarm;
-    this.#observer = combineObservers(onEnd, [this.metrics.onRetry], (pool, backend, kind) => {
-      if (kind === 'local-resource') alarm.raise('local-resource', 'backend connect');
-      else this.metrics.onAttemptFailed(pool, backend, kind);
-    });
+    this.#observer = {
+      ...combineObservers(onEnd, [this.metrics.onRetry], (pool, backend, kind) => {
+        if (kind === 'local-resource') alarm.raise('local-resource', 'backend connect');
+        else this.metrics.onAttemptFailed(pool, backend, kind);
+      }),
+      onMirror: this.metrics.onMirror,
+    };
     if (this.#role !== 'primary') for (const lc of config.listeners) this.#addListener(lc);
     this.admin = new AdminServer(config.admin, {
       pools: () => [...this.#gen.pools.values()],
@@ -343,7 +346,7 @@ export class Fulcrum {
     for (const lc of this.#role === 'primary' ? [] : config.listeners) {
       const current = this.#listeners.get(lc.name);
       if (current !== undefined && sameListenerSocket(current.config, lc)) continue;
-      const l = new ProxyListener(lc, next.targets, this.#observer, this.#sharedBuckets);
+      const l = new ProxyListener(lc, next.targets, this.#observer, undefined, this.#sharedBuckets);
       try {
         await listen(l.server, lc.host, lc.port, `listener ${lc.name}`);
       } catch (err) {
@@ -445,7 +448,7 @@ export class Fulcrum {
   }
 
   #addListener(lc: ListenerConfig): void {
-    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, this.#sharedBuckets);
+    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, undefined, this.#sharedBuckets);
     this.#listeners.set(lc.name, l);
     this.#track(l);
   }

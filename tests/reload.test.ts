@@ -48,6 +48,9 @@ describe('listeners', () => {
     ['limits', ['    listen: 127.0.0.1:8080', '    limits: { maxBodySize: 1mb }', '    routes:', '      - pool: web'], ['listener main: limits changed']],
     ['address, routes and limits at once', ['    listen: 127.0.0.1:9000', '    limits: { headersTimeout: 1s }', '    routes:', '      - pool: web', '        stripPrefix: true'],
       ['listener main: address changed', 'listener main: routes changed', 'listener main: limits changed']],
+    ['a route becomes a redirect (SPEC 8)', ['    listen: 127.0.0.1:8080', '    routes:', '      - redirect: { scheme: https }'], ['listener main: routes changed']],
+    ['a weight of pools', ['    listen: 127.0.0.1:8080', '    routes:', '      - pools: [ { pool: web, weight: 2 } ]'], ['listener main: routes changed']],
+    ['a response header rule', ['    listen: 127.0.0.1:8080', '    routes:', '      - { pool: web, responseHeaders: { set: { x-a: b } } }'], ['listener main: routes changed']],
     ['the same values written otherwise', ['    listen: "127.0.0.1:8080"', '    limits: { maxBodySize: 0 }', '    routes: [{ pool: web, stripPrefix: false }]'], []],
   ])('%s', (_what, main, expected) => {
     expect(describeChanges(base(), base({ main }))).toEqual(expected);

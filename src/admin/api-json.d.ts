@@ -47,10 +47,35 @@ export interface PoolsJson {
   readonly pools: readonly PoolJson<BackendJson>[];
 }
 
+/** What a route does (SPEC 8): exactly one of pool, pools, redirect, respond. */
+export type RouteKindJson = 'pool' | 'pools' | 'redirect' | 'respond';
+
 export interface RouteJson {
+  /** Its hosts joined with ", "; null: any host. */
   readonly host: string | null;
+  readonly hosts: readonly string[] | null;
   readonly pathPrefix: string | null;
-  readonly pool: string;
+  readonly path: string | null;
+  readonly pathRegex: string | null;
+  readonly methods: readonly string[] | null;
+  /** Header and query conditions, as "name=value" or "name~regex". */
+  readonly headers: readonly string[] | null;
+  readonly query: readonly string[] | null;
+  readonly kind: RouteKindJson;
+  /** kind "pool": its pool; null otherwise. */
+  readonly pool: string | null;
+  /** kind "pools": the weighted split. */
+  readonly pools: readonly { readonly pool: string; readonly weight: number }[] | null;
+  /** kind "redirect": the parts it replaces and its status. */
+  readonly redirect: { readonly scheme: string | null; readonly host: string | null; readonly port: number | null; readonly path: string | null; readonly status: number } | null;
+  /** kind "respond": the fixed answer's status. */
+  readonly respond: { readonly status: number } | null;
+  readonly mirror: { readonly pool: string; readonly percent: number } | null;
+  /** stripPrefix or rewrite, as text ("strip /v1/", "^/old/(.*)$ → /new/$1", "→ /fixed"); null: none. */
+  readonly rewrite: string | null;
+  /** The route has requestHeaders / responseHeaders rules. */
+  readonly requestHeaders: boolean;
+  readonly responseHeaders: boolean;
 }
 
 export interface ListenerJson {

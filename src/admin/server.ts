@@ -1,8 +1,8 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { AdminConfig, ListenerConfig } from '../config/types';
+import type { AdminConfig, ListenerConfig, RouteConfig, ValueMatchConfig } from '../config/types';
 import { dashboardPage } from './dashboard';
-import type { BackendDetailJson, BackendJson, BackendOverviewJson, ListenerJson, OverviewJson, PoolsJson } from './api-json';
+import type { BackendDetailJson, BackendJson, BackendOverviewJson, ListenerJson, OverviewJson, PoolsJson, RouteJson } from './api-json';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 import type { AdminAction, ClusterJson } from '../replicas';
@@ -52,7 +52,36 @@ function listenerJson(l: ListenerConfig, bound: string | undefined): ListenerJso
     name: l.name,
     listen: bound ?? (l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`),
     tls: l.tls !== undefined,
-    routes: l.routes.map((r) => ({ host: r.host ?? null, pathPrefix: r.pathPrefix ?? null, pool: r.pool })),
+    routes: l.routes.map(routeJson),
+  };
+}
+
+function routeJson(r: RouteConfig): RouteJson {
+  const m = r.match;
+  const conditions = (list: readonly ValueMatchConfig[] | undefined) =>
+    list === undefined ? null : list.map((v) => (v.regex !== undefined ? `${v.name}~${v.regex}` : `${v.name}=${v.exact}`));
+  const w = r.rewrite;
+  return {
+    host: m.hosts !== undefined ? m.hosts.join(', ') : null,
+    hosts: m.hosts ?? null,
+    pathPrefix: m.pathPrefix ?? null,
+    path: m.path ?? null,
+    pathRegex: m.pathRegex ?? null,
+    methods: m.methods ?? null,
+    headers: conditions(m.headers),
+    query: conditions(m.query),
+    kind: r.pools !== undefined ? 'pools' : r.redirect !== undefined ? 'redirect' : r.respond !== undefined ? 'respond' : 'pool',
+    pool: r.pool ?? null,
+    pools: r.pools ?? null,
+    redirect: r.redirect !== undefined
+      ? { scheme: r.redirect.scheme ?? null, host: r.redirect.host ?? null, port: r.redirect.port ?? null, path: r.redirect.path ?? null, status: r.redirect.status }
+      : null,
+    respond: r.respond !== undefined ? { status: r.respond.status } : null,
+    mirror: r.mirror !== undefined ? { pool: r.mirror.pool, percent: r.mirror.percent } : null,
+    rewrite: w !== undefined ? ('path' in w ? `→ ${w.path}` : `${w.pathRegex} → ${w.replacement}`)
+      : r.stripPrefix && m.pathPrefix !== undefined ? `strip ${m.pathPrefix}` : null,
+    requestHeaders: r.requestHeaders !== undefined,
+    responseHeaders: r.responseHeaders !== undefined,
   };
 }
 

@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import { DEFAULT_ADMIN } from './schema';
 import type { Address } from './types';
 import { Invalid, parseBackendUrl, parseListen } from './values';
+import { routeProblems } from './routes';
 
 /** Pool and listener names appear in URLs of the admin API and in metric labels. */
 const NAME = /^[A-Za-z0-9._-]+$/;
@@ -102,16 +103,8 @@ export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
       if (!(address instanceof Invalid)) {
         addresses.push({ label: `listener "${name}"`, address, path: ['listeners', name, 'listen'] });
       }
-      if (pools !== undefined && Array.isArray(l.routes)) {
-        l.routes.forEach((r, i) => {
-          if (isMap(r) && typeof r.pool === 'string' && r.pool !== '' && !Object.hasOwn(pools, r.pool)) {
-            const known = Object.keys(pools);
-            problems.push({
-              path: ['listeners', name, 'routes', i, 'pool'],
-              message: `route points to unknown pool ${JSON.stringify(r.pool)}${known.length > 0 ? ` (pools: ${known.join(', ')})` : ''}`,
-            });
-          }
-        });
+      if (Array.isArray(l.routes)) {
+        l.routes.forEach((r, i) => problems.push(...routeProblems(r, ['listeners', name, 'routes', i], pools)));
       }
     }
   }

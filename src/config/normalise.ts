@@ -6,6 +6,7 @@
  */
 import type { BackendConfig, Config, ListenerConfig, PoolConfig } from './types';
 import type { ConfigFile } from './schema';
+import { normaliseRoute } from './routes';
 
 /** `file` is the absolute path of the config file. */
 export function normalise(c: ConfigFile, file: string): Config {
@@ -38,12 +39,7 @@ export function normalise(c: ConfigFile, file: string): Config {
             }
           : {}),
       },
-      routes: l.routes.map((r) => ({
-        ...(r.match?.host !== undefined ? { host: r.match.host } : {}),
-        ...(r.match?.pathPrefix !== undefined ? { pathPrefix: r.match.pathPrefix } : {}),
-        pool: r.pool,
-        stripPrefix: r.stripPrefix,
-      })),
+      routes: l.routes.map(normaliseRoute),
     })),
     pools: Object.entries(c.pools).map(([name, p]): PoolConfig => ({
       name,

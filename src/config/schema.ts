@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { duration, int, leaf, oneOf, strict } from './builders';
+import { retriesSchema, routeSchema } from './routes';
 import { STRATEGY_NAMES, type Address, type LogLevel, type Scope, type TlsMinVersion } from './types';
 import {
   DEFAULT_CIPHERS,
@@ -18,7 +19,6 @@ import {
   clusterName,
   cookieName,
   dnsName,
-  matchHost,
   parseBackendUrl,
   parseExpectStatus,
   parseHashOn,
@@ -28,7 +28,6 @@ import {
   pathPrefix,
   replicaName,
   resolverAddress,
-  retryCondition,
   sizeValue,
   stickySecret,
   tlsFile,
@@ -82,12 +81,7 @@ const pool = strict({
   healthCheck: z.preprocess(emptyIsOn, healthCheck).optional(),
   outlierDetection: z.preprocess(emptyIsOn, outlierDetection).optional(),
   slowStart: duration(0),
-  retries: strict({
-    attempts: int(0, 100).default(1),
-    // A request cut on a stale keep-alive socket is sent again whatever this
-    // says (src/proxy/exchange.ts), so the default stays HAProxy's.
-    on: z.array(leaf(retryCondition)).default(['connect-failure']),
-  }).prefault({}),
+  retries: retriesSchema.prefault({}),
   timeouts: strict({
     connect: duration(5_000, true),
     response: duration(30_000, true),
@@ -97,12 +91,6 @@ const pool = strict({
   maxConnectionsPerBackend: int(0).default(0),
   panicThreshold: z.number().min(0).max(100).default(0),
   sticky: strict({ cookie: leaf(cookieName), secret: leaf(stickySecret).optional() }).optional(),
-});
-
-const route = strict({
-  match: strict({ host: leaf(matchHost).optional(), pathPrefix: leaf(pathPrefix).optional() }).optional(),
-  pool: z.string().min(1),
-  stripPrefix: z.boolean().default(false),
 });
 
 const rateLimit = strict({
@@ -138,7 +126,7 @@ function listener(baseDir: string) {
       maxConnections: int(0).default(0),
       rateLimit: rateLimit.optional(),
     }).prefault({}),
-    routes: z.array(route).min(1, { error: 'a listener needs at least one route' }),
+    routes: z.array(routeSchema).min(1, { error: 'a listener needs at least one route' }),
   });
 }
 

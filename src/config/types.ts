@@ -83,13 +83,83 @@ export interface TlsConfig {
 
 export type TlsMinVersion = 'TLSv1.2' | 'TLSv1.3';
 
-export interface RouteConfig {
-  /** Lower-cased host without port; undefined = any host. */
-  readonly host?: string;
-  /** undefined = any path. */
+/** A header or query condition: the value as sent (`exact`) or a regex source; names of headers lower-cased. */
+export interface ValueMatchConfig {
+  readonly name: string;
+  readonly exact?: string;
+  readonly regex?: string;
+}
+
+/** SPEC 8: every condition given must hold; an empty match holds for every request. */
+export interface RouteMatchConfig {
+  /** Lower-cased hosts without port; "*.example.com" covers any subdomain. undefined = any host. */
+  readonly hosts?: readonly string[];
+  /** Exact path (no query string). */
+  readonly path?: string;
   readonly pathPrefix?: string;
+  /** A JavaScript regex source, checked for super-linear backtracking at validation. */
+  readonly pathRegex?: string;
+  readonly methods?: readonly string[];
+  readonly headers?: readonly ValueMatchConfig[];
+  /** Compared with decoded query values. */
+  readonly query?: readonly ValueMatchConfig[];
+}
+
+/** remove, then set (replaces), then add (appends). Names to remove lower-cased; set and add keep the case written. */
+export interface HeaderRulesConfig {
+  readonly remove: readonly string[];
+  readonly set: readonly (readonly [string, string])[];
+  readonly add: readonly (readonly [string, string])[];
+}
+
+export interface RedirectConfig {
+  readonly scheme?: 'http' | 'https';
+  readonly host?: string;
+  readonly port?: number;
+  readonly path?: string;
+  readonly status: 301 | 302 | 303 | 307 | 308;
+}
+
+export interface RespondConfig {
+  readonly status: number;
+  readonly body: string;
+  readonly headers: readonly (readonly [string, string])[];
+}
+
+export type RewriteConfig =
+  | { readonly pathRegex: string; readonly replacement: string }
+  | { readonly path: string };
+
+export interface MirrorConfig {
   readonly pool: string;
+  /** 0-100: share of requests copied. */
+  readonly percent: number;
+  /** Bytes: a request with a bigger body is not mirrored. */
+  readonly maxBodySize: number;
+}
+
+export interface WeightedPoolConfig {
+  readonly pool: string;
+  /** 0-10000; 0 takes nothing. */
+  readonly weight: number;
+}
+
+/** SPEC 8: exactly one of pool, pools, redirect, respond is set. */
+export interface RouteConfig {
+  readonly match: RouteMatchConfig;
+  readonly pool?: string;
+  readonly pools?: readonly WeightedPoolConfig[];
+  readonly redirect?: RedirectConfig;
+  readonly respond?: RespondConfig;
   readonly stripPrefix: boolean;
+  readonly rewrite?: RewriteConfig;
+  readonly requestHeaders?: HeaderRulesConfig;
+  readonly responseHeaders?: HeaderRulesConfig;
+  /** Overrides the pool's, key by key. */
+  readonly timeouts?: { readonly connectMs?: number; readonly responseMs?: number };
+  /** Replaces the pool's block. */
+  readonly retries?: RetriesConfig;
+  readonly mirror?: MirrorConfig;
 }
 
 export interface ListenerConfig extends Address {

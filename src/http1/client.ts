@@ -206,11 +206,20 @@ export class UpstreamClient implements Upstream {
     return head + (this.#keepAlive ? 'connection: keep-alive\r\n\r\n' : 'connection: close\r\n\r\n');
   }
 
+  /**
+   * @internal a route's own timeout (SPEC 8.1) in this client's ticks; undefined: the client's.
+   * Checked at the client's pace: at most one interval (10..250 ms) late.
+   */
+  ticksOf(ms: number | undefined): number | undefined {
+    return ms === undefined ? undefined : Math.max(1, Math.ceil(ms / this.#interval));
+  }
+
   #check(): void {
     const tick = ++this.tick;
     for (const conn of this.#connections) {
-      const ticks = conn.phase === Phase.Connecting ? this.#connectTicks
-        : conn.phase === Phase.Waiting ? this.#responseTicks
+      const call = conn.call;
+      const ticks = conn.phase === Phase.Connecting ? call?.connectTicks ?? this.#connectTicks
+        : conn.phase === Phase.Waiting ? call?.responseTicks ?? this.#responseTicks
           : conn.phase === Phase.Idle ? this.#idleTicks : 0;
       if (ticks === 0 || tick - conn.since <= ticks) continue;
       try {
@@ -231,11 +240,16 @@ class Call implements UpstreamCall {
   readonly handler: UpstreamHandler;
   conn: Connection | null = null;
   done = false;
+  /** A route's timeouts in ticks; undefined: the client's. */
+  readonly connectTicks: number | undefined;
+  readonly responseTicks: number | undefined;
 
   constructor(client: UpstreamClient, request: UpstreamRequest, handler: UpstreamHandler) {
     this.client = client;
     this.request = request;
     this.handler = handler;
+    this.connectTicks = client.ticksOf(request.connectMs);
+    this.responseTicks = client.ticksOf(request.responseMs);
   }
 
   abort(err: Error): void {

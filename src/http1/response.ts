@@ -141,9 +141,10 @@ export class Http1Response {
    * already held them to RFC 9112). Hop-by-hop headers go, as forwardResponseHeaders drops them;
    * `extra` ([name, value, ...]) follows. Returns false, having written
    * nothing, when a Connection header names further headers to drop: the
+   * (`drop`: lower-cased names a route's responseHeaders remove or replace)
    * caller then uses forwardResponseHeaders and writeHead.
    */
-  writeBackendHead(status: number, raw: readonly string[], extra: readonly string[] | undefined): boolean {
+  writeBackendHead(status: number, raw: readonly string[], extra: readonly string[] | undefined, drop?: ReadonlySet<string>): boolean {
     let length = false;
     let date = false;
     let text = statusLine(status);
@@ -154,6 +155,8 @@ export class Http1Response {
         if (dropped === 'connection' && connectionTokens(raw[i + 1]) !== undefined) return false;
         continue;
       }
+      // A route's responseHeaders: what it removes or sets (set replaces) goes.
+      if (drop !== undefined && drop.has(name.toLowerCase())) continue;
       if (name.length === 4) date ||= name.toLowerCase() === 'date';
       else if (name.length === 14) length ||= name.toLowerCase() === 'content-length';
       text += `${name}: ${raw[i + 1]}\r\n`;

@@ -45,6 +45,7 @@ export class Metrics {
   readonly #retries: Counter<'pool'>;
   readonly #ejections: Counter<'pool' | 'backend'>;
   readonly #reloads: Counter<'result'>;
+  readonly #mirrors: Counter<'pool' | 'result'>;
   readonly #backendFailures: CounterFamily;
   /** pool → backend name → kind → series; made once per backend name (a reload may replace the Backend object). */
   readonly #failureSeries = new Map<string, Map<string, Record<BackendFailureKind, CounterSeries>>>();
@@ -117,6 +118,12 @@ export class Metrics {
         this.reset();
         this.inc(internalErrorCount());
       },
+    });
+    this.#mirrors = new Counter({
+      name: 'fulcrum_mirror_requests_total',
+      help: 'Copies of requests sent to a mirror pool (SPEC 8.2), by result: sent (answered), failed (no answer), skipped (body too large, no backend, limit).',
+      labelNames: ['pool', 'result'],
+      registers,
     });
     this.#backendFailures = new CounterFamily('fulcrum_backend_failures_total',
       'Failed attempts on a backend (each retry counts where it went), by kind: connect-failure, reset, timeout, 5xx, error.', registers);
@@ -197,6 +204,15 @@ export class Metrics {
       byStatus.set(r.status, counter);
     }
     counter.inc();
+  };
+
+  /** A route mirrors to `pool`: its series exist from the start, at zero. */
+  registerMirror(pool: string): void {
+    for (const result of ['sent', 'failed', 'skipped'] as const) this.#mirrors.inc({ pool, result }, 0);
+  }
+
+  onMirror = (pool: string, result: 'sent' | 'failed' | 'skipped'): void => {
+    this.#mirrors.inc({ pool, result });
   };
 
   onRetry = (pool: string): void => {

@@ -10,6 +10,9 @@ import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import type { Sticky } from '../pool/sticky';
 import type { Readable } from 'node:stream';
 import { BODY_TOO_LARGE } from './body-limit';
+import type { RetriesConfig } from '../config/types';
+import type { HeaderRules } from '../routes/header-rules';
+import type { MirrorResult } from '../routes/mirror';
 
 /** The client stopped sending its body for `limits.bodyTimeout`. */
 export const BODY_TIMEOUT = 'FULCRUM_BODY_TIMEOUT';
@@ -47,6 +50,8 @@ export interface RequestObserver {
   onRetry(pool: string): void;
   /** One attempt failed (retried or not); not called for a client that left or a refused body. */
   onAttemptFailed(pool: string, backend: string, kind: AttemptFailure): void;
+  /** A route's mirror copied a request, or skipped it (SPEC 8.2); not a client request. */
+  onMirror?(pool: string, result: MirrorResult): void;
 }
 
 /** RFC 9110 §9.2.2: safe to send twice. */
@@ -75,6 +80,12 @@ export interface ExchangeInit {
   /** The pool's cookie affinity, when configured. */
   readonly sticky?: Sticky;
   readonly startedAt: number;
+  /** The route's responseHeaders: on the backend's answer and on Fulcrum's own (502, 503, 504). */
+  readonly responseRules?: HeaderRules | null;
+  /** The route's retries, replacing the pool's. */
+  readonly retries?: RetriesConfig;
+  /** The route's timeouts, overriding the pool's key by key. */
+  readonly timeouts?: { readonly connectMs?: number; readonly responseMs?: number };
 }
 
 /**
@@ -127,11 +138,13 @@ export class Exchange implements UpstreamHandler {
     this.#latencyMs = undefined;
     this.#attemptStart = performance.now();
     pool.acquire(backend);
+    const t = this.#init.timeouts;
     this.#call = backend.upstream.dispatch({
       path: this.#init.path,
       method: req.method!,
       headers: this.#init.headers,
       body: this.#init.body,
+      ...(t !== undefined ? { connectMs: t.connectMs, responseMs: t.responseMs } : {}),
     }, this);
   }
 
@@ -154,6 +167,18 @@ export class Exchange implements UpstreamHandler {
       ? ['set-cookie', this.#init.sticky.setCookie(this.#backend!)] : undefined;
     this.#status = statusCode;
     this.#responding = true;
+    // SPEC 8.1: the route's responseHeaders act here, after Fulcrum's own
+    // passes; compress (8.5) comes after them, on what this writes.
+    const rules = this.#init.responseRules ?? null;
+    if (rules !== null) {
+      // After Fulcrum's own passes (hop-by-hop, the sticky cookie): remove, set, add.
+      const extra = cookie !== undefined && rules.keeps('set-cookie') ? [...cookie, ...rules.append] : rules.append;
+      if (res.writeBackendHead !== undefined && res.writeBackendHead(statusCode, rawHeaders, extra, rules.drop)) return;
+      const headers = forwardResponseHeaders(rawHeaders);
+      if (cookie !== undefined) headers.push(...cookie);
+      res.writeHead(statusCode, rules.apply(headers));
+      return;
+    }
     // Our own server writes the backend's headers in one pass; node:http takes a filtered list.
     if (res.writeBackendHead !== undefined && res.writeBackendHead(statusCode, rawHeaders, cookie)) return;
     const headers = forwardResponseHeaders(rawHeaders);
@@ -256,7 +281,7 @@ export class Exchange implements UpstreamHandler {
    * cannot be replayed).
    */
   #mayRetry(kind: FailureKind, responded: boolean): boolean {
-    const { retries } = this.#init.pool.config;
+    const retries = this.#init.retries ?? this.#init.pool.config.retries;
     if (this.#retries >= retries.attempts || !retries.on.includes(kind as never)) return false;
     if (this.#init.body !== null && this.#init.body.readableDidRead) return false;
     if (kind === 'connect-failure' && !responded) return true;
@@ -305,7 +330,7 @@ export class Exchange implements UpstreamHandler {
   #local(status: number, message: string, headers?: readonly string[], error?: string): void {
     const { res } = this.#init;
     this.#status = status;
-    this.#bytes = res.headersSent ? 0 : sendLocal(res, status, message, headers);
+    this.#bytes = res.headersSent ? 0 : sendLocal(res, status, message, headers, this.#init.responseRules ?? null);
     this.#finish(error ?? message);
   }
 

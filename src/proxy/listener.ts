@@ -10,7 +10,10 @@ import type { HashOn, ListenerConfig, TlsConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
 import type { PickContext } from '../balancing/types';
 import { Sticky, readCookie } from '../pool/sticky';
-import { Router, stripPathPrefix } from './router';
+import { Router } from './router';
+import { compileRoute, redirectAnswer, type CompiledRoute } from '../routes/route';
+import type { HeaderRules } from '../routes/header-rules';
+import type { Redirect } from '../routes/redirect';
 import { forwardRequestHeaders } from './headers';
 import { peerAddress } from './peer';
 import { Exchange, type RequestObserver } from './exchange';
@@ -37,6 +40,9 @@ export interface PoolTarget {
 }
 
 const NO_KEY: PickContext = {};
+
+/** A route as this listener runs it. */
+type ListenerRoute = CompiledRoute<PoolTarget>;
 
 /** A request-target HTTP/1.1 can carry (RFC 9112 §3.2, RFC 3986): visible ASCII only; anything else is percent-encoded by the client. */
 const HTTP1_TARGET = /^[\x21-\x7e]*$/;
@@ -110,7 +116,9 @@ export class ProxyListener {
   readonly server: NetServer;
   /** TLS listeners: connections still in their handshake (closed after headersTimeout, or on drain). */
   readonly handshakes: PendingHandshakes | undefined;
-  #router: Router<PoolTarget>;
+  #router: Router<ListenerRoute>;
+  /** `pools` and `mirror.percent` draw from it (injected in tests). */
+  readonly #random: () => number;
   #limiter: RateLimiter | undefined;
   readonly #observer: RequestObserver;
   /** Where `rateLimit.scope: cluster` keeps its buckets (SPEC section 10); undefined without a cluster. */
@@ -119,13 +127,14 @@ export class ProxyListener {
   /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see src/http1/node-http.ts. */
   readonly #nodeHttp1: boolean;
 
-  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, sharedBuckets?: SharedBuckets) {
+  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, random: () => number = Math.random, sharedBuckets?: SharedBuckets) {
     this.name = config.name;
     this.config = config;
     this.#observer = observer;
+    this.#random = random;
     this.#sharedBuckets = sharedBuckets;
     this.#proto = config.tls !== undefined ? 'https' : 'http';
-    this.#router = new Router(config.routes, (name) => targets.get(name)!);
+    this.#router = this.#compile(config, targets);
     this.#limiter = this.#makeLimiter(config);
     const limits = config.limits;
     const common = {
@@ -194,7 +203,7 @@ export class ProxyListener {
 
   /** Reload: new routes (and certificates) for requests from now on. */
   update(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>): void {
-    const router = new Router(config.routes, (name) => targets.get(name)!);
+    const router = this.#compile(config, targets);
     const tls = tlsOptions(config);
     if (tls !== undefined) (this.server as https.Server).setSecureContext(tls);
     if (!isDeepStrictEqual(config.limits.rateLimit, this.config.limits.rateLimit)) {
@@ -207,6 +216,17 @@ export class ProxyListener {
     h1.keepAliveTimeout = config.limits.keepAliveTimeoutMs;
     this.config = config;
     this.#router = router;
+  }
+
+  /** The routes, compiled once per config (SPEC 8): matching, actions, header rules, mirrors. */
+  #compile(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>): Router<ListenerRoute> {
+    const observer = this.#observer;
+    return new Router(config.routes, (r, i) => compileRoute(r, i, {
+      target: (name) => targets.get(name)!,
+      poolOf: (t) => t.pool,
+      random: this.#random,
+      onMirror: (pool, result) => observer.onMirror?.(pool, result),
+    }));
   }
 
   /** Timers this listener owns (rate-limit sweeps). */
@@ -270,27 +290,46 @@ export class ProxyListener {
       this.#answer(req, res, ip, startedAt, 400, LOCAL_MESSAGES[400]);
       return;
     }
-    const route = this.#router.match(hostOf(req), url);
+    const route = this.#router.match(hostOf(req), url, req.method, req.headers);
     if (route === undefined) {
       this.#answer(req, res, ip, startedAt, 404, LOCAL_MESSAGES[404]);
       return;
     }
+    // Every answer from here on is the route's: its responseHeaders apply.
+    const rules = route.responseRules;
+    // SPEC 8.1's order of work from here: access (8.3) goes first, right
+    // here, after the match and before the rate limit (its 401 and 403 pass
+    // `rules` like the 429 below); then the rate limit; then redirect or
+    // respond, or forwarding.
     if (this.#limiter !== undefined) {
       const wait = this.#limiter.take(req, ip);
       if (wait > 0) {
-        this.#answer(req, res, ip, startedAt, 429, LOCAL_MESSAGES[429], ['retry-after', String(wait)]);
+        this.#answer(req, res, ip, startedAt, 429, LOCAL_MESSAGES[429], ['retry-after', String(wait)], rules);
         return;
       }
     }
-    const fwd = forwardRequestHeaders(req.rawHeaders, ip, this.#proto);
-    if (fwd.duplicateHost) {
-      this.#refuse(req, res, ip, startedAt, 'bad request: more than one Host header');
+    const action = route.action;
+    if (action.kind === 'redirect') {
+      this.#redirect(req, res, ip, startedAt, url, action.redirect, rules);
       return;
     }
-    const body = this.#body(req, res, ip, startedAt, h2);
+    if (action.kind === 'respond') {
+      const { status, headers, body } = action.answer;
+      this.#reply(req, res, ip, startedAt, status, headers as string[], body);
+      return;
+    }
+    const fwd = forwardRequestHeaders(req.rawHeaders, ip, this.#proto);
+    if (fwd.duplicateHost) {
+      this.#refuse(req, res, ip, startedAt, 'bad request: more than one Host header', rules);
+      return;
+    }
+    const headers = route.requestRules === null ? fwd.headers : route.requestRules.apply(fwd.headers);
+    let body = this.#body(req, res, ip, startedAt, h2, rules);
     if (body === false) return;
-    const target = route.pool;
-    const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
+    const path = route.rewritePath === null ? url : route.rewritePath(url);
+    const target = action.kind === 'pool' ? action.target : action.choice.pick();
+    const pick = target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) };
+    if (route.mirror !== null) body = route.mirror.copy({ method: req.method, path, headers, pick }, body, req.headers['content-length']);
     const exchange = new Exchange({
       body,
       listener: this.name,
@@ -299,13 +338,16 @@ export class ProxyListener {
       req,
       res,
       path,
-      headers: fwd.headers,
+      headers,
       requestId: fwd.requestId,
       remoteAddress: ip,
-      pick: target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) },
+      pick,
       sticky: target.sticky,
       preferred: target.sticky?.preferred(req.headers.cookie),
       startedAt,
+      responseRules: rules,
+      retries: route.retries,
+      timeouts: route.timeouts,
     });
     exchange.start();
     if (body !== null) {
@@ -390,25 +432,67 @@ export class ProxyListener {
       return;
     }
     const url = ProxyListener.#pathOf(req);
-    const route = url === undefined ? undefined : this.#router.match(hostOf(req), url);
+    const route = url === undefined ? undefined : this.#router.match(hostOf(req), url, req.method, req.headers);
     if (url === undefined || route === undefined) {
       const status = url === undefined ? 400 : 404;
       refuseInOrder(socket, status, LOCAL_MESSAGES[status]);
       refused(status, LOCAL_MESSAGES[status]);
       return;
     }
+    // 8.3 access goes here too, as in #serve.
     const wait = this.#limiter?.take(req, ip) ?? 0;
     if (wait > 0) {
       refuseInOrder(socket, 429, LOCAL_MESSAGES[429], `retry-after: ${wait}\r\n`);
       refused(429, 'rate limited');
       return;
     }
-    const path = route.stripPrefix && route.pathPrefix !== undefined ? stripPathPrefix(url, route.pathPrefix) : url;
-    const target = route.pool;
+    const action = route.action;
+    if (action.kind === 'redirect' || action.kind === 'respond') {
+      // No tunnel: the route's answer, and the connection closes.
+      const answer = action.kind === 'redirect' ? this.#redirectParts(req, url, action.redirect, route.responseRules) : undefined;
+      const status = action.kind === 'respond' ? action.answer.status : answer?.status ?? 400;
+      const head = action.kind === 'respond' ? action.answer.headers : answer?.headers;
+      const text = action.kind === 'respond' ? action.answer.body : Buffer.from(answer?.body ?? `${LOCAL_MESSAGES[400]}\n`);
+      if (head === undefined) refuseInOrder(socket, 400, LOCAL_MESSAGES[400]);
+      else if (socket.writable) socket.end(Buffer.concat([Buffer.from(rawHead(status, head)), text]));
+      record(status, '', '', requestIdOf(req));
+      return;
+    }
+    const path = route.rewritePath === null ? url : route.rewritePath(url);
+    const target = action.kind === 'pool' ? action.target : action.choice.pick();
     proxyUpgrade({
       req, socket, head, path, ip, proto: this.#proto, pool: target.pool,
       pick: target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) },
+      requestRules: route.requestRules,
       onEnd: (status, backend, requestId, error) => record(status, target.pool.name, backend, requestId, error),
+    });
+  }
+
+  /** A redirect's status, headers (responseHeaders applied) and body; undefined when the Host is no authority. */
+  #redirectParts(req: ProxyRequest, url: string, redirect: Redirect, rules: HeaderRules | null): { status: number; headers: string[]; body: string } | undefined {
+    const location = redirect.location(this.#proto, hostOf(req) ?? localAuthority(req), url);
+    if (location === undefined) return undefined;
+    const { headers, body } = redirectAnswer(redirect.status, location);
+    return { status: redirect.status, headers: rules === null ? headers : rules.apply(headers), body };
+  }
+
+  #redirect(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, url: string, redirect: Redirect, rules: HeaderRules | null): void {
+    const answer = this.#redirectParts(req, url, redirect, rules);
+    if (answer === undefined) {
+      this.#answer(req, res, ip, startedAt, 400, 'bad request: the Host header is not a valid authority', undefined, rules);
+      return;
+    }
+    this.#reply(req, res, ip, startedAt, answer.status, answer.headers, answer.body);
+  }
+
+  /** A route's own answer (redirect, respond): headers as given, logged and counted like any request. */
+  #reply(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, headers: string[], body: string | Buffer): void {
+    res.writeHead(status, headers);
+    res.end(body as string);
+    this.#observer.onRequestEnd({
+      listener: this.name, method: req.method!, url: req.url!, requestId: requestIdOf(req), remoteAddress: ip,
+      pool: '', backend: '', status, durationMs: performance.now() - startedAt,
+      bytes: req.method === 'HEAD' ? 0 : body.length, retries: 0,
     });
   }
 
@@ -418,7 +502,7 @@ export class ProxyListener {
    * the limit is refused here (413) before a byte is read: returns false.
    * While the body streams, a client that goes quiet for bodyTimeout is cut off.
    */
-  #body(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, h2: boolean): Readable | null | false {
+  #body(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, h2: boolean, rules: HeaderRules | null): Readable | null | false {
     const h = req.headers;
     const length = h['content-length'];
     // Unknown length: chunked in HTTP/1.1; in HTTP/2, DATA frames until the end of the stream.
@@ -427,7 +511,7 @@ export class ProxyListener {
     if (!chunked && (length === undefined || length === '0')) return null;
     const { maxBodySize } = this.config.limits;
     if (maxBodySize > 0 && !chunked && Number(length) > maxBodySize) {
-      this.#answer(req, res, ip, startedAt, 413, LOCAL_MESSAGES[413], ['connection', 'close']);
+      this.#answer(req, res, ip, startedAt, 413, LOCAL_MESSAGES[413], ['connection', 'close'], rules);
       return false;
     }
     const body = bodyStream(req);
@@ -489,25 +573,25 @@ export class ProxyListener {
    * client sends is not read as requests). Over HTTP/2 only the stream ends:
    * the connection's other streams are not the bad request's.
    */
-  #closeWith(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string): void {
+  #closeWith(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string, rules: HeaderRules | null = null): void {
     if (isHttp2(req)) {
-      this.#answer(req, res, ip, startedAt, status, message);
+      this.#answer(req, res, ip, startedAt, status, message, undefined, rules);
       return;
     }
     (req.socket as Marked)[POISONED] = true;
-    this.#answer(req, res, ip, startedAt, status, message, ['connection', 'close']);
+    this.#answer(req, res, ip, startedAt, status, message, ['connection', 'close'], rules);
   }
 
   /** 400 for ambiguous framing: answer, then nothing more from this connection (HTTP/2: this stream). */
-  #refuse(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, message: string): void {
-    this.#closeWith(req, res, ip, startedAt, 400, message);
+  #refuse(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, message: string, rules: HeaderRules | null = null): void {
+    this.#closeWith(req, res, ip, startedAt, 400, message, rules);
     if (!isHttp2(req)) res.once('finish', () => req.socket.destroy());
   }
 
   /** Fulcrum answers itself (404, 400, 413, 429): logged and counted like any request. */
-  #answer(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[]): void {
+  #answer(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[], rules: HeaderRules | null = null): void {
     const requestId = requestIdOf(req);
-    const bytes = sendLocal(res, status, message, headers);
+    const bytes = sendLocal(res, status, message, headers, rules);
     const method = req.method;
     this.#observer.onRequestEnd({
       listener: this.name,
@@ -565,6 +649,20 @@ function fault(req: ProxyRequest, res: ProxyResponse, err: unknown): void {
   } catch {
     req.socket.destroy();
   }
+}
+
+/** The authority of the address a Host-less request came to (HTTP/1.0): what its redirect's Location names. */
+function localAuthority(req: ProxyRequest): string {
+  const address = req.socket.localAddress ?? '';
+  const host = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  return `${host.includes(':') ? `[${host}]` : host}:${req.socket.localPort ?? 0}`;
+}
+
+/** A raw HTTP/1.1 head after which the connection closes (answers to upgrade requests). */
+function rawHead(status: number, headers: readonly string[]): string {
+  let head = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'unknown'}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return `${head}connection: close\r\n\r\n`;
 }
 
 /** For a request Fulcrum answers itself: the client's X-Request-Id, else a new one. */

@@ -1,4 +1,5 @@
 import type { ProxyResponse } from './message';
+import type { HeaderRules } from '../routes/header-rules';
 
 /** Bodies of the answers Fulcrum gives itself: one line, never a stack trace. */
 export const LOCAL_MESSAGES: Readonly<Record<number, string>> = {
@@ -15,13 +16,13 @@ export const LOCAL_MESSAGES: Readonly<Record<number, string>> = {
   505: 'http version not supported',
 };
 
-/** Write a one-line text answer; returns the body length. */
-export function sendLocal(res: ProxyResponse, status: number, message: string, headers?: readonly string[]): number {
+/** Write a one-line text answer; returns the body length. `rules`: the route's responseHeaders (SPEC 8.1: they apply to Fulcrum's own answers too). */
+export function sendLocal(res: ProxyResponse, status: number, message: string, headers?: readonly string[], rules: HeaderRules | null = null): number {
   const body = `${message}\n`;
   const len = Buffer.byteLength(body);
   const h = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(len)];
   if (headers !== undefined) h.push(...headers);
-  res.writeHead(status, h);
+  res.writeHead(status, rules === null ? h : rules.apply(h));
   res.end(body);
   return len;
 }

@@ -37,10 +37,10 @@ export interface ProxyResponse {
   readonly destroyed: boolean;
   /**
    * Writes a backend's response head from its raw header list in one pass,
-   * dropping hop-by-hop headers, `extra` after; false (nothing written) when
+   * dropping hop-by-hop headers (and those `drop` names, lower-cased), `extra` after; false (nothing written) when
    * the caller must filter the headers itself. Our server's fast path.
    */
-  writeBackendHead?(status: number, raw: readonly string[], extra: readonly string[] | undefined): boolean;
+  writeBackendHead?(status: number, raw: readonly string[], extra: readonly string[] | undefined, drop?: ReadonlySet<string>): boolean;
 }
 
 /** The request body as a stream: node:http's request is one; ours makes one on demand. */

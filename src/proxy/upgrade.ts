@@ -6,6 +6,7 @@ import type { BackendPool } from '../pool/pool';
 import { forwardRequestHeaders } from './headers';
 import { blamesBackend, classifyUpstreamError } from '../upstream/errors';
 import { LOCAL_MESSAGES } from './local-response';
+import type { HeaderRules } from '../routes/header-rules';
 
 /** Answer an upgrade request on the raw socket (no ProxyResponse exists for it) and close. */
 export function refuseUpgrade(socket: Duplex, status: number, message: string, extra = ''): void {
@@ -28,6 +29,8 @@ export interface UpgradeInit {
   readonly proto: 'http' | 'https';
   readonly pool: BackendPool;
   readonly pick: PickContext;
+  /** The route's requestHeaders, after Fulcrum's own passes. */
+  readonly requestRules?: HeaderRules | null;
   /** Called once, when the tunnel closes or the upgrade fails; `requestId` is the X-Request-Id the backend got (or would have). */
   readonly onEnd: (status: number, backend: string, requestId: string, error?: string) => void;
 }
@@ -43,7 +46,9 @@ export function proxyUpgrade(u: UpgradeInit): void {
   const { pool, socket } = u;
   // Hop-by-hop headers go (undici sets Upgrade and Connection itself); the
   // Sec-WebSocket-* headers are end-to-end and stay.
-  const { headers, requestId } = forwardRequestHeaders(u.req.rawHeaders, u.ip, u.proto);
+  const fwd = forwardRequestHeaders(u.req.rawHeaders, u.ip, u.proto);
+  const { requestId } = fwd;
+  const headers = u.requestRules == null ? fwd.headers : u.requestRules.apply(fwd.headers);
   const backend = pool.pick(u.pick);
   if (backend === undefined) {
     refuseUpgrade(socket, 503, LOCAL_MESSAGES[503], 'retry-after: 1\r\n');

@@ -26,6 +26,9 @@ export interface UpstreamRequest {
   /** Flat [name, value, ...]; Content-Length, if any, describes `body`. Hop-by-hop headers already gone. */
   readonly headers: readonly string[];
   readonly body: Readable | null;
+  /** A route's timeouts (SPEC 8.1), overriding the backend's for this request; undefined: the backend's. */
+  readonly connectMs?: number;
+  readonly responseMs?: number;
 }
 
 /** A request in flight. */

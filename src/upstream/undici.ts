@@ -26,12 +26,15 @@ export class UndiciUpstream implements Upstream {
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): UpstreamCall {
-    const call = new UndiciCall(handler, this.#responseMs);
+    // A route's response timeout (SPEC 8.1) replaces the pool's for this request.
+    const ms = request.responseMs;
+    const call = new UndiciCall(handler, ms === undefined ? this.#responseMs : ms < PRECISE_RESPONSE_TIMEOUT_BELOW_MS ? ms : 0);
     this.pool.dispatch({
       path: request.path,
       method: request.method as Dispatcher.HttpMethod,
       headers: request.headers as string[],
       body: request.body,
+      ...(ms !== undefined ? { headersTimeout: ms } : {}),
     }, call);
     return call;
   }

@@ -76,8 +76,12 @@ listeners:
     routes:
       - match: { pathPrefix: /api/ }
         pool: web
+      - { match: { pathPrefix: /shop/ }, pools: [ { pool: web, weight: 90 }, { pool: web2, weight: 10 } ], mirror: { pool: web2, percent: 5 } }
+      - { match: { host: old.test }, redirect: { scheme: https, host: www.test, status: 301 } }
+      - { match: { path: /robots.txt }, respond: { status: 200, body: x } }
       - pool: web
 pools:
+  web2: { backends: [ { url: ${bs[0]!.url}, name: copy } ] }
   web:
     strategy: round-robin
     healthCheck: { path: /healthz, interval: 500ms, timeout: 500ms }
@@ -146,7 +150,14 @@ describe('the dashboard in Chromium', () => {
     const listener = page.locator('[data-listener="public"]');
     await listener.waitFor({ timeout: 5000 });
     expect(await text(listener.locator('.listen'))).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(await listener.locator('.route').allTextContents()).toEqual(['/api/ → web', '* → web']);
+    expect(await listener.locator('.route').allTextContents()).toEqual([
+      '/api/ → web',
+      '/shop/ → web 90% · web2 10% (mirror web2 5%)',
+      'host old.test redirect 301 to https://www.test/(path)?(query)',
+      '= /robots.txt respond 200',
+      '* → web',
+    ]);
+    expect(await listener.locator('.route').evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')))).toEqual(['pool', 'pools', 'redirect', 'respond', 'pool']);
     const pool = page.locator('[data-pool="web"]');
     expect(await text(pool.locator('.pool-name'))).toBe('web');
     expect(await text(pool.locator('.strategy'))).toBe('round-robin');

@@ -41,8 +41,8 @@ describe('the full example of SPEC section 2', () => {
       rateLimit: { requestsPerSecond: 100, burst: 200, key: { kind: 'ip' }, scope: 'local' },
     });
     expect(l.routes).toEqual([
-      { host: 'api.example.com', pathPrefix: '/v1/', pool: 'api', stripPrefix: false },
-      { pool: 'web', stripPrefix: false },
+      { match: { hosts: ['api.example.com'], pathPrefix: '/v1/' }, pool: 'api', stripPrefix: false },
+      { match: {}, pool: 'web', stripPrefix: false },
     ]);
   });
 
@@ -116,7 +116,7 @@ describe('a minimal config', () => {
           port: 0,
           http2: false,
           limits: { maxBodySize: 0, headersTimeoutMs: 10_000, bodyTimeoutMs: 60_000, keepAliveTimeoutMs: 65_000, maxConnections: 0 },
-          routes: [{ pool: 'web', stripPrefix: false }],
+          routes: [{ match: {}, pool: 'web', stripPrefix: false }],
         },
       ],
       pools: [
@@ -210,7 +210,7 @@ describe('normalisation', () => {
       '      - pool: web',
       ...MINIMAL.slice(5),
     ), 'fulcrum.yaml', {});
-    expect(c.listeners[0]!.routes[0]).toEqual({ host: 'api.example.com', pathPrefix: '/v1', pool: 'web', stripPrefix: true });
+    expect(c.listeners[0]!.routes[0]).toEqual({ match: { hosts: ['api.example.com'], pathPrefix: '/v1' }, pool: 'web', stripPrefix: true });
   });
 
   test('rate limit burst defaults to requestsPerSecond, at least 1; key header is lower-cased', () => {

@@ -80,7 +80,7 @@ describe('example configs', () => {
     expect(config.admin).toMatchObject({ host: '127.0.0.1', port: 9901, token: 'example-token' });
     expect(config.listeners.length).toBeGreaterThanOrEqual(2);
     const routes = config.listeners.flatMap((l) => l.routes);
-    expect(routes.some((r) => r.host !== undefined && r.pathPrefix !== undefined)).toBe(true);
+    expect(routes.some((r) => r.match.hosts !== undefined && r.match.pathPrefix !== undefined)).toBe(true);
     const strategies = config.pools.map((p) => p.strategy);
     expect(strategies).toEqual(expect.arrayContaining(['least-connections', 'consistent-hash']));
     for (const pool of config.pools) {

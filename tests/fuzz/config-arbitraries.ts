@@ -208,20 +208,121 @@ function poolArb(mode: Mode, withCluster = false): fc.Arbitrary<unknown> {
   );
 }
 
-function listenerArb(mode: Mode, poolNames: readonly string[], withCluster = false): fc.Arbitrary<unknown> {
-  const poolName = poolNames.length > 0 ? fc.constantFrom(...poolNames) : fc.constant('web');
-  const route = map(
+// --- routes (SPEC 8) -------------------------------------------------------------
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+/** A header name a rule may set or add: no hop-by-hop header, no content-length. */
+const ruleHeaderName = headerName.filter((h) => !HOP_BY_HOP.includes(h.toLowerCase()) && h.toLowerCase() !== 'content-length');
+const safeRegexSource = fc.constantFrom('^/v1/users/[0-9]+$', '^acme-', '^/a', 'b$', '^/(x|y)/', '^\\/api\\.v2', '[0-9]{2,4}', '^/old/(.*)$');
+const wrongRegex = fc.constantFrom('(a+)+', '^(a*)*b$', '(x|x)*y*(z+)+', '^/(a', '[', '(?<n>x', '', 5, null);
+const routePath = stringOf('abcxyz019/_-', 0, 10).map((s) => `/${s}`);
+const wrongPath = fc.constantFrom('v1/', '', 'http://x/', '/a?b', 5);
+
+function valueConditions(mode: Mode, names: fc.Arbitrary<string>): fc.Arbitrary<unknown> {
+  return pick(
     mode,
-    {
-      match: map(mode, {
-        host: pick(mode, fc.constantFrom('api.example.com', 'API.Example.com:8080', '[::1]', '*.example.com', 'localhost'), fc.constantFrom('', 'a b', 'é.com', '[::1')),
-        pathPrefix: pick(mode, stringOf('abcxyz019/_-', 0, 10).map((s) => `/${s}`), fc.constantFrom('v1/', '', 'http://x/')),
-      }),
-      pool: pick(mode, poolName, fc.constantFrom('', 'no-such-pool', 'toString', '__proto__')),
-      stripPrefix: pick(mode, fc.boolean(), fc.constantFrom('true', 1)),
-    },
-    ['pool'],
+    fc.dictionary(names, fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.boolean(), safeRegexSource.map((regex) => ({ regex }))), { maxKeys: 3 }),
+    fc.constantFrom({ 'a b': 'x' }, { x: { regex: '(a+)+' } }, { x: { rgx: 'a' } }, { x: null }, { x: ['a'] }, { x: { regex: '^(' } }),
   );
+}
+
+function headerRulesArb(mode: Mode): fc.Arbitrary<unknown> {
+  const values = fc.dictionary(ruleHeaderName, fc.oneof(fc.string({ maxLength: 10 }), fc.integer()), { maxKeys: 3 });
+  const wrongValues = fc.constantFrom({ connection: 'close' }, { 'Transfer-Encoding': 'gzip' }, { upgrade: 'h2c' }, { 'content-length': '5' }, { 'a b': 'c' }, { x: null });
+  return map(mode, {
+    remove: pick(mode, fc.array(ruleHeaderName, { maxLength: 3 }), fc.constantFrom(['a b'], ['content-length'], 'x', [5])),
+    set: pick(mode, values, wrongValues),
+    add: pick(mode, values, wrongValues),
+  });
+}
+
+/**
+ * One route. Valid mode: exactly one action; one path condition at most;
+ * forwarding-only keys only with pool or pools; rewrite never with
+ * stripPrefix: true. Any mode: every key with any value, in any combination.
+ */
+function routeArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unknown> {
+  const poolName = poolNames.length > 0 ? fc.constantFrom(...poolNames) : fc.constant('web');
+  const wrongPoolName = fc.constantFrom('', 'no-such-pool', 'toString', '__proto__');
+  const host = fc.constantFrom('api.example.com', 'API.Example.com:8080', '[::1]', '*.example.com', 'localhost');
+  const hosts = pick(mode, fc.oneof(host, fc.array(host, { minLength: 1, maxLength: 3 })), fc.constantFrom('', 'a b', 'é.com', '[::1', [], ['ok.com', '']));
+  const pathCondition = mode === 'valid'
+    ? fc.oneof(fc.constant({}), routePath.map((path) => ({ path })), routePath.map((pathPrefix) => ({ pathPrefix })), safeRegexSource.map((pathRegex) => ({ pathRegex })))
+    : fc.record({ path: pick(mode, routePath, wrongPath), pathPrefix: pick(mode, routePath, wrongPath), pathRegex: pick(mode, safeRegexSource, wrongRegex) }, { requiredKeys: [] });
+  const match = fc.tuple(
+    map(mode, {
+      host: hosts,
+      methods: pick(mode, fc.subarray(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], { minLength: 1 }), fc.constantFrom(['get'], ['CONNECT'], [], 'GET', ['BREW'])),
+      headers: valueConditions(mode, token),
+      query: valueConditions(mode, stringOf(`${ALNUM}_-`, 1, 8)),
+    }),
+    pathCondition,
+  ).map(([m, p]) => ({ ...(m as Obj), ...p }));
+  const weighted: fc.Arbitrary<unknown> = poolNames.length > 0
+    ? fc.shuffledSubarray([...poolNames], { minLength: 1 }).chain((names) => fc.tuple(...names.map((n, i) => fc.record({ pool: fc.constant(n), weight: fc.integer({ min: i === 0 ? 1 : 0, max: 10_000 }) }, { requiredKeys: i === 0 ? ['pool', 'weight'] : ['pool'] }))))
+    : fc.constant([{ pool: 'web' }]);
+  const pools = pick(mode, weighted, fc.constantFrom([], [{ pool: 'web', weight: 10_001 }], [{ pool: 'web', weight: -1 }], [{ pool: 'web', weight: 0 }], [{ weight: 5 }], [{ pool: 'no-such-pool' }]));
+  const redirect = fc.tuple(
+    map(mode, {
+      scheme: pick(mode, fc.constantFrom('http', 'https'), fc.constantFrom('ftp', 'HTTPS', '')),
+      host: pick(mode, fc.constantFrom('www.example.com', 'example.org', '[::1]', 'a-b.c'), fc.constantFrom('a b', 'x.com:80', 'http://x', '')),
+      port: pick(mode, port, wrongPort),
+      path: pick(mode, routePath, wrongPath),
+      status: pick(mode, fc.constantFrom(301, 302, 303, 307, 308), fc.constantFrom(200, 304, 300, 399, '301', null)),
+    }),
+    fc.constantFrom('scheme', 'host', 'path'),
+  ).map(([r, needed]) => (mode === 'valid' && !['scheme', 'host', 'port', 'path'].some((k) => k in (r as Obj))
+    ? { ...(r as Obj), [needed]: needed === 'scheme' ? 'https' : needed === 'host' ? 'www.example.com' : '/landing' }
+    : r));
+  const respond = map(mode, {
+    status: pick(mode, fc.integer({ min: 200, max: 599 }).filter((n) => n !== 204 && n !== 304), fc.constantFrom(99, 100, 600, '200', 1.5)),
+    body: pick(mode, fc.string({ maxLength: 20 }), fc.constantFrom(5, null, ['x'])),
+    headers: pick(mode, fc.dictionary(ruleHeaderName, fc.string({ maxLength: 8 }), { maxKeys: 2 }), fc.constantFrom({ connection: 'close' }, { 'content-length': '1' })),
+  }, ['status']);
+  const forwarding = {
+    rewrite: pick(
+      mode,
+      fc.oneof(routePath.map((path) => ({ path })), safeRegexSource.map((pathRegex) => ({ pathRegex, replacement: '/new/$1' }))),
+      fc.constantFrom({}, { path: '/a', pathRegex: '^/a' }, { pathRegex: '^/a' }, { replacement: '/x' }, { pathRegex: '(a+)+', replacement: '/x' }),
+    ),
+    requestHeaders: headerRulesArb(mode),
+    timeouts: map(mode, { connect: pick(mode, positiveDuration, wrongDuration), response: pick(mode, positiveDuration, wrongDuration) }),
+    retries: map(mode, {
+      attempts: pick(mode, fc.integer({ min: 0, max: 100 }), fc.constantFrom(-1, 101, 1.5)),
+      on: pick(mode, fc.subarray(['connect-failure', 'reset', 'timeout', '502', '503', '504', 502]), fc.constantFrom(['500'], 'reset')),
+    }),
+    mirror: map(mode, {
+      pool: pick(mode, poolName, wrongPoolName),
+      percent: pick(mode, percent, wrongPercent),
+      maxBodySize: pick(mode, size, wrongSize),
+    }, ['pool']),
+  };
+  if (mode === 'any') {
+    return map(mode, {
+      match,
+      pool: pick(mode, poolName, wrongPoolName),
+      pools,
+      redirect,
+      respond,
+      stripPrefix: pick(mode, fc.boolean(), fc.constantFrom('true', 1)),
+      responseHeaders: headerRulesArb(mode),
+      ...forwarding,
+    });
+  }
+  const common = { match, responseHeaders: headerRulesArb(mode) };
+  const forwards = (action: Shape) => fc.tuple(map(mode, { ...common, ...action, ...forwarding }, Object.keys(action)), fc.boolean())
+    // rewrite and stripPrefix: true never together.
+    .map(([r, strip]) => ({ ...(r as Obj), stripPrefix: 'rewrite' in (r as Obj) ? false : strip }));
+  return fc.oneof(
+    forwards({ pool: poolName }),
+    forwards({ pools }),
+    map(mode, { ...common, redirect }, ['redirect']),
+    map(mode, { ...common, respond }, ['respond']),
+  );
+}
+
+function listenerArb(mode: Mode, poolNames: readonly string[], withCluster = false): fc.Arbitrary<unknown> {
+  const route = routeArb(mode, poolNames);
   return fc.boolean().chain((withTls) =>
     map(
       mode,

@@ -16,8 +16,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
+import safeRegex from 'safe-regex2';
 import { parseConfig, type Config } from '../../src/config';
 import { MINIMAL, yaml } from '../config/helpers';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 /** A hang guard, wide enough for a loaded 2-core machine (CI runs two suites at once); speed is the benchmarks' job. */
 export const MAX_CALL_MS = 5000;
@@ -158,8 +161,24 @@ export function checkConsistent(c: Config, text: string): void {
   for (const l of c.listeners) {
     if (l.routes.length === 0) violation(`accepted listener ${JSON.stringify(l.name)} has no routes`, text);
     for (const r of l.routes) {
-      if (!poolNames.has(r.pool)) {
-        violation(`accepted config routes listener ${JSON.stringify(l.name)} to pool ${JSON.stringify(r.pool)}, which is not in config.pools [${[...poolNames].join(', ')}]`, text);
+      // SPEC 8: exactly one action; every pool a route names (pool, pools, mirror) exists.
+      const actions = [r.pool, r.pools, r.redirect, r.respond].filter((a) => a !== undefined);
+      if (actions.length !== 1) violation(`accepted route of listener ${JSON.stringify(l.name)} has ${actions.length} actions`, text);
+      const named = [r.pool, ...(r.pools ?? []).map((p) => p.pool), r.mirror?.pool].filter((n): n is string => n !== undefined);
+      for (const name of named) {
+        if (!poolNames.has(name)) {
+          violation(`accepted config routes listener ${JSON.stringify(l.name)} to pool ${JSON.stringify(name)}, which is not in config.pools [${[...poolNames].join(', ')}]`, text);
+        }
+      }
+      if (r.pools !== undefined && r.pools.every((p) => p.weight === 0)) violation('accepted pools whose weights are all 0', text);
+      if (r.rewrite !== undefined && r.stripPrefix) violation('accepted rewrite with stripPrefix: true', text);
+      for (const rules of [r.requestHeaders, r.responseHeaders]) {
+        for (const [name] of [...(rules?.set ?? []), ...(rules?.add ?? [])]) {
+          if (HOP_BY_HOP.has(name.toLowerCase())) violation(`accepted hop-by-hop header ${name} in set/add`, text);
+        }
+      }
+      for (const source of [r.match.pathRegex, ...(r.match.headers ?? []).map((h) => h.regex), ...(r.match.query ?? []).map((q) => q.regex)]) {
+        if (source !== undefined && !safeRegex(source)) violation(`accepted a regex that can backtrack catastrophically: ${source}`, text);
       }
     }
   }

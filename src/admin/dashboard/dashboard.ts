@@ -24,6 +24,7 @@ import type {
   ListenerJson,
   OverviewJson,
   PoolJson,
+  RouteJson,
 } from '../api-json';
 
 const REFRESH_MS = 2000;
@@ -410,6 +411,36 @@ function render(data: OverviewJson): void {
   }
 }
 
+/** One route in one line: what it matches, then what it does (SPEC 8). */
+function routeText(r: RouteJson): string {
+  const m: string[] = [];
+  if (r.host) m.push('host ' + r.host);
+  if (r.methods) m.push(r.methods.join(','));
+  if (r.path) m.push('= ' + r.path);
+  if (r.pathPrefix) m.push(r.pathPrefix);
+  if (r.pathRegex) m.push('~ ' + r.pathRegex);
+  for (const h of r.headers ?? []) m.push('header ' + h);
+  for (const q of r.query ?? []) m.push('query ' + q);
+  let action: string;
+  if (r.kind === 'pools' && r.pools) {
+    const total = r.pools.reduce((sum, p) => sum + p.weight, 0);
+    action = '→ ' + r.pools.map((p) => p.pool + ' ' + (total > 0 ? Math.round((p.weight / total) * 1000) / 10 : 0) + '%').join(' · ');
+  } else if (r.kind === 'redirect' && r.redirect) {
+    const d = r.redirect;
+    action = 'redirect ' + d.status + ' to ' + (d.scheme ?? '(scheme)') + '://' + (d.host ?? '(host)') + (d.port !== null ? ':' + d.port : '') + (d.path ?? '/(path)') + '?(query)';
+  } else if (r.kind === 'respond' && r.respond) {
+    action = 'respond ' + r.respond.status;
+  } else {
+    action = '→ ' + (r.pool ?? '');
+  }
+  const extras: string[] = [];
+  if (r.rewrite) extras.push('rewrite ' + r.rewrite);
+  if (r.mirror) extras.push('mirror ' + r.mirror.pool + ' ' + r.mirror.percent + '%');
+  if (r.requestHeaders) extras.push('request headers');
+  if (r.responseHeaders) extras.push('response headers');
+  return (m.length ? m.join(' ') : '*') + ' ' + action + (extras.length ? ' (' + extras.join(', ') + ')' : '');
+}
+
 function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: readonly ListenerJson[]): void {
   const lt = ui.listeners;
   lt.textContent = '';
@@ -417,12 +448,7 @@ function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: reado
     const routes = el(
       'td',
       { class: 'routes' },
-      l.routes.map((r) => {
-        const m: string[] = [];
-        if (r.host) m.push('host ' + r.host);
-        if (r.pathPrefix) m.push(r.pathPrefix);
-        return el('span', { class: 'route' }, [(m.length ? m.join(' ') : '*') + ' → ' + r.pool]);
-      }),
+      l.routes.map((r) => el('span', { class: 'route', 'data-kind': r.kind }, [routeText(r)])),
     );
     lt.appendChild(
       el('tr', { 'data-listener': l.name }, [
