@@ -75,6 +75,27 @@ async function runBackend(port) {
   process.on('SIGINT', () => process.exit(0));
 }
 
+/** A stand-in OpenTelemetry collector for configs with `tracing` (${BENCH_OTLP}): reads each export, answers 200. */
+async function runOtlpReceiver(port) {
+  let exports = 0;
+  let bytes = 0;
+  const server = http.createServer((req, res) => {
+    req.on('data', (c) => { bytes += c.length; });
+    req.on('end', () => {
+      exports++;
+      res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/x-protobuf', 'content-length': 0 });
+      res.end();
+    });
+  });
+  server.listen(port, '127.0.0.1', () => console.log(`otlp receiver pid ${process.pid} on 127.0.0.1:${port}`));
+  const bye = () => {
+    console.log(`otlp receiver: ${exports} exports, ${bytes} bytes`);
+    process.exit(0);
+  };
+  process.on('SIGTERM', bye);
+  process.on('SIGINT', bye);
+}
+
 /** Bare undici reverse proxy: a copy of shared/bench/proxy-undici.mjs (single process). */
 async function runUndiciProxy(port, backends) {
   const { Pool } = await import('undici');
@@ -159,7 +180,8 @@ function usage(message) {
     '    git worktree add /tmp/fulcrum-base HEAD~1 && (cd /tmp/fulcrum-base && npm ci) && npm run bench -- --baseline /tmp/fulcrum-base/dist/cli.js\n' +
     '  --config / --baseline-config: run that Fulcrum (this build / the baseline) on your own YAML instead of the\n' +
     '    generated one, to compare two configs (--baseline-config alone compares on this build). The file gets\n' +
-    '    ${BENCH_PORT} (its listener), ${BENCH_ADMIN} (admin port) and ${BENCH_BACKEND_1..3} (host:port) from the env.\n');
+    '    ${BENCH_PORT} (its listener), ${BENCH_ADMIN} (admin port), ${BENCH_BACKEND_1..3} (host:port) and\n' +
+    '    ${BENCH_OTLP} (host:port of an OTLP/HTTP receiver the bench runs, answering 200) from the env.\n');
   process.exit(2);
 }
 
@@ -431,7 +453,7 @@ async function main() {
   hard.unref();
 
   try {
-    const [b1, b2, b3, undiciPort, fPort, fAdmin, f2Port, f2Admin, basePort, baseAdmin] = await freePorts(10);
+    const [b1, b2, b3, undiciPort, fPort, fAdmin, f2Port, f2Admin, basePort, baseAdmin, otlpPort] = await freePorts(11);
     const backendPorts = [b1, b2, b3];
     const backendsCsv = backendPorts.map((p) => `127.0.0.1:${p}`).join(',');
 
@@ -443,6 +465,9 @@ async function main() {
     }
     for (let i = 0; i < backends.length; i++) await waitReady(backends[i], backendPorts[i], 10);
     const backendPids = backends.map((b) => b.pid);
+    // Idle unless a --config names it: a collector for tracing's exports (its CPU is not the proxy's).
+    const otlp = launch('otlp', process.execPath, [SELF, '--role', 'otlp', String(otlpPort)], { cpus: cpus.servers, logFile: path.join(tmp, 'otlp.log') });
+    await waitReady(otlp, otlpPort, 10);
     say(`backends: ${backendPorts.map((p, i) => `:${p} (pid ${backendPids[i]})`).join(' ')}`);
 
     // Fulcrum configs
@@ -467,7 +492,7 @@ async function main() {
     ].join('\n');
     // What a --config / --baseline-config file finds in ${...}.
     const benchEnv = (port, admin) => Object.fromEntries([
-      ['BENCH_PORT', String(port)], ['BENCH_ADMIN', String(admin)],
+      ['BENCH_PORT', String(port)], ['BENCH_ADMIN', String(admin)], ['BENCH_OTLP', `127.0.0.1:${otlpPort}`],
       ...backendPorts.map((p, i) => [`BENCH_BACKEND_${i + 1}`, `127.0.0.1:${p}`]),
     ]);
     fs.writeFileSync(path.join(tmp, 'fulcrum-w1.yaml'), fulcrumConfig(1, fPort, fAdmin));
@@ -665,6 +690,7 @@ if (roleIdx !== -1) {
   setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 1000).unref();
   if (role === 'backend') await runBackend(Number(args[0]));
   else if (role === 'undici-proxy') await runUndiciProxy(Number(args[0]), args[1].split(','));
+  else if (role === 'otlp') await runOtlpReceiver(Number(args[0]));
   else if (role === 'loadgen') await runLoadgen(args[0], Number(args[1]), Number(args[2]));
   else { process.stderr.write(`unknown role ${role}\n`); process.exit(2); }
 } else {

@@ -6,7 +6,8 @@
  *   2. tsc -p src/admin/dashboard/tsconfig.json   the dashboard's browser code: one
  *                                                 ES module, DOM types, to
  *                                                 dist/admin/dashboard/dashboard.js
- *   3. copy src/admin/dashboard/index.html and dashboard.css next to it
+ *   3. copy src/admin/dashboard/index.html and dashboard.css next to it, and
+ *      uPlot's script and stylesheet (node_modules/uplot/dist/), the charts' library
  *   4. delete what tsc wrote before for a source that is gone: a stale
  *      dist/cluster.js would shadow dist/cluster/index.js for require('./cluster')
  *
@@ -43,6 +44,10 @@ tsc(path.relative(ROOT, path.join(DASHBOARD_SRC, 'tsconfig.json')));
 for (const file of ['index.html', 'dashboard.css']) {
   fs.copyFileSync(path.join(DASHBOARD_SRC, file), path.join(DASHBOARD_OUT, file));
 }
+const UPLOT = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
+/** Copied, not compiled: pruneStale must not take them for the output of a deleted source. */
+const VENDOR = new Set(['uPlot.iife.min.js', 'uPlot.min.css'].map((file) => path.join(DASHBOARD_OUT, file)));
+for (const file of VENDOR) fs.copyFileSync(path.join(UPLOT, path.basename(file)), file);
 
 /** Removes X.js, X.js.map and X.d.ts under dist/ when src/ has no X.ts any more (moved or deleted). */
 function pruneStale(dir) {
@@ -53,6 +58,7 @@ function pruneStale(dir) {
       if (fs.readdirSync(p).length === 0) fs.rmdirSync(p);
       continue;
     }
+    if (VENDOR.has(p)) continue;
     const stem = entry.name.match(/^(.*?)(\.js|\.js\.map|\.d\.ts|\.d\.ts\.map)$/)?.[1];
     if (stem === undefined) continue;
     const source = path.join(ROOT, 'src', path.relative(DIST, dir), `${stem}.ts`);

@@ -19,6 +19,7 @@ export function describeChanges(before: Config, after: Config): string[] {
       if (!isDeepStrictEqual(o.routes, l.routes)) out.push(`listener ${name}: routes changed`);
       if (!isDeepStrictEqual(o.tls, l.tls) || o.http2 !== l.http2) out.push(`listener ${name}: tls changed`);
       if (!isDeepStrictEqual(o.limits, l.limits)) out.push(`listener ${name}: limits changed`);
+      if (!isDeepStrictEqual(o.proxyProtocol, l.proxyProtocol)) out.push(`listener ${name}: proxyProtocol changed`);
     }
   }
   for (const name of oldL.keys()) if (!newL.has(name)) out.push(`listener ${name}: removed`);
@@ -47,6 +48,7 @@ export function describeChanges(before: Config, after: Config): string[] {
 
   if (before.log.level !== after.log.level || before.log.access !== after.log.access) out.push('log changed');
   if (before.admin.token !== after.admin.token) out.push('admin.token changed');
+  if (!isDeepStrictEqual(before.tracing, after.tracing)) out.push('tracing changed');
   if (before.workers !== after.workers) out.push('workers changed: takes effect after a restart');
   if (before.shutdownTimeoutMs !== after.shutdownTimeoutMs) out.push('shutdownTimeout changed');
   if (before.shutdownDelayMs !== after.shutdownDelayMs) out.push('shutdownDelay changed');

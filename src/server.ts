@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
+import { readFileSync } from 'node:fs';
+import type { CertificateJson } from './admin/api-json';
+import { describeCertificate } from './tls/certificates';
 import { createServer, type Server as NetServer, type AddressInfo } from 'node:net';
 import type { Config, ListenerConfig } from './config/types';
 import { loadConfig } from './config';
 import type { BackendPool } from './pool/pool';
-import { ProxyListener } from './proxy/listener';
+import { ProxyListener, type ListenerEdge } from './proxy/listener';
+import { AcmeManager, type AcmeOptions } from './acme/manager';
 import { AdminServer } from './admin/server';
 import { FulcrumError, isFulcrumError, ConfigError } from './errors';
 import { accessLogObserver, combineObservers, type Logger } from './log';
@@ -20,6 +23,9 @@ import { Connections, close, closeGracefully, formatAddress, listen, sameAddress
 import { buildGeneration, reusedBackends, type Generation, type GenerationDeps } from './generation';
 import type { SharedBuckets } from './proxy/rate-limit';
 import { Replica, applyAction, configHash, fulcrumVersion, type AdminAction, type ClusterJson } from './replicas';
+import { EXPORT_TIMEOUT_MS, makeTracer, swapTracer, type Tracing } from './tracing';
+import { isDeepStrictEqual } from 'node:util';
+import { TrafficHistory, type TrafficSnapshot } from './metrics/history';
 
 /**
  * `single`: one process does everything. With `workers` > 1 the `primary`
@@ -45,6 +51,8 @@ export interface FulcrumOptions {
     metrics(): Promise<{ contentType: string; text: string }>;
     /** Every worker is serving. */
     workersReady(): boolean;
+    /** The workers' request figures, summed (the dashboard's history). */
+    traffic(): Promise<TrafficSnapshot>;
   };
   /** Extra observers of finished requests (tests). */
   readonly onRequestEnd?: (r: RequestRecord) => void;
@@ -52,6 +60,10 @@ export interface FulcrumOptions {
   readonly stickyKey?: Buffer;
   /** Worker: the cluster's rate-limit buckets, through the primary (which holds the Redis connection). */
   readonly sharedBuckets?: SharedBuckets;
+  /** How often the dashboard's history is sampled (tests make it short); HISTORY_INTERVAL_MS by default. */
+  readonly historyIntervalMs?: number;
+  /** ACME's timing (tests shorten the first retry). */
+  readonly acme?: AcmeOptions;
 }
 
 export interface ReloadResult {
@@ -96,6 +108,13 @@ export class Fulcrum {
   readonly #sharedBuckets: SharedBuckets;
   readonly #actionListeners: ((a: AdminAction) => void)[] = [];
   #configHash: string;
+  /** The current tracer, shared by every listener (null without `tracing`, and in a primary, which serves no request). */
+  readonly #tracing: Tracing = { tracer: null };
+  /** The dashboard's charts, where the admin API is (not in a worker). */
+  readonly #history: TrafficHistory | undefined;
+  /** Certificates of listeners with tls.acme, and the challenges plain listeners answer for them. */
+  readonly acme: AcmeManager;
+  readonly #edge: ListenerEdge;
 
   constructor(config: Config, options: FulcrumOptions) {
     const setting = http1SettingProblem();
@@ -117,10 +136,16 @@ export class Fulcrum {
       if (pool.config.outlierDetection?.scope === 'cluster') this.#replica?.shareEjection(pool.name, b.name, until, reason);
     };
     if (this.#role !== 'worker') this.#setCluster(config);
+    this.acme = new AcmeManager(this.#logger, options.acme);
+    this.#edge = { acme: this.acme };
+    this.acme.expect(config);
+    if (this.#role !== 'worker') warnUnverifiedPools(config, this.#logger);
     this.#accessLog = config.log.access;
+    if (this.#role !== 'primary') this.#tracing.tracer = makeTracer(config.tracing, this.metrics.onSpansDropped);
     const access = accessLogObserver(this.#logger);
     const onEnd = [this.metrics.onRequestEnd, (r: RequestRecord) => {
       if (this.#accessLog) access(r);
+      if (r.trace !== undefined) r.trace.end(r);
     }];
     if (options.onRequestEnd !== undefined) onEnd.push(options.onRequestEnd);
     const alarm = this.#alarm;
@@ -132,16 +157,29 @@ export class Fulcrum {
       onMirror: this.metrics.onMirror,
     };
     if (this.#role !== 'primary') for (const lc of config.listeners) this.#addListener(lc);
+    if (this.#role !== 'worker') {
+      const cluster = this.#cluster;
+      this.#history = new TrafficHistory(
+        cluster !== undefined ? () => cluster.traffic() : () => this.metrics.traffic(),
+        () => ({
+          pools: [...this.#gen.pools.values()].map((p) => ({ name: p.name, backends: p.backends.map((b) => b.name) })),
+          listeners: this.#gen.config.listeners.map((l) => l.name),
+        }),
+        options.historyIntervalMs,
+      );
+    }
     this.admin = new AdminServer(config.admin, {
       pools: () => [...this.#gen.pools.values()],
       listeners: () => this.#gen.config.listeners,
       listenerAddress: (name) => (this.#listeners.get(name)?.server.listening ? this.address(name) : undefined),
+      certificates: () => this.#certificates(),
       metrics: () => (this.#cluster !== undefined ? this.#cluster.metrics() : this.metrics.text()),
       refresh: this.#cluster?.refreshStats,
       ready: () => this.ready(),
       reload: () => this.reload(),
       act: (a) => this.act(a),
       cluster: () => this.#replica?.json(),
+      history: () => this.#history!.json(),
     });
   }
 
@@ -244,6 +282,8 @@ export class Fulcrum {
     for (const l of this.#listeners.values()) this.#watchErrors(l.server, `listener ${l.name}`);
     for (const h of this.#gen.health) h.start?.();
     this.#replica?.start();
+    this.#history?.start();
+    this.acme.start();
     for (const l of this.#listeners.values()) {
       this.#logger.info({ listener: l.name, address: this.address(l.name) }, 'listening');
     }
@@ -343,10 +383,11 @@ export class Fulcrum {
     }
     // New listeners bind first; if one cannot, nothing is swapped.
     const added: ProxyListener[] = [];
+    this.acme.expect(config);
     for (const lc of this.#role === 'primary' ? [] : config.listeners) {
       const current = this.#listeners.get(lc.name);
       if (current !== undefined && sameListenerSocket(current.config, lc)) continue;
-      const l = new ProxyListener(lc, next.targets, this.#observer, undefined, this.#sharedBuckets);
+      const l = new ProxyListener(lc, next.targets, this.#observer, this.#edge, this.#tracing, undefined, this.#sharedBuckets);
       try {
         await listen(l.server, lc.host, lc.port, `listener ${lc.name}`);
       } catch (err) {
@@ -376,6 +417,10 @@ export class Fulcrum {
       this.#setCluster(config);
       this.#restoreFileValues(next);
     }
+    if (this.#role !== 'primary' && !isDeepStrictEqual(old.config.tracing, config.tracing)) {
+      swapTracer(this.#tracing, config.tracing, this.metrics.onSpansDropped, EXPORT_TIMEOUT_MS);
+    }
+    if (this.#role !== 'worker') warnUnverifiedPools(config, this.#logger);
     this.#applyLogConfig(config);
     this.admin.setConfig(config.admin);
     for (const h of old.health) h.stop();
@@ -418,13 +463,18 @@ export class Fulcrum {
   async stop(timeoutMs = this.#gen.config.shutdownTimeoutMs): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    const deadline = Date.now() + timeoutMs;
     for (const h of this.#gen.health) h.stop();
+    this.#history?.stop();
     this.ejections.stop();
     void this.#replica?.stop();
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
+    // The last requests' spans go out too, within what is left of the drain's time.
+    await this.#tracing.tracer?.close(Math.max(0, deadline - Date.now()));
     this.admin.server.closeAllConnections();
     await close(this.admin.server);
+    this.acme.stop();
     this.#alarm.stop();
     this.#unlogInternalErrors();
   }
@@ -448,13 +498,29 @@ export class Fulcrum {
   }
 
   #addListener(lc: ListenerConfig): void {
-    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, undefined, this.#sharedBuckets);
+    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, this.#edge, this.#tracing, undefined, this.#sharedBuckets);
     this.#listeners.set(lc.name, l);
     this.#track(l);
   }
 
   #track(l: ProxyListener): void {
     this.#connections.set(l.server, new Connections(l.server, l.handshakes));
+  }
+
+  /** Each TLS listener's certificate: what it serves (in a primary, which binds none, what its files hold). */
+  #certificates(): CertificateJson[] {
+    return this.#gen.config.listeners.flatMap((lc) => {
+      if (lc.tls === undefined) return [];
+      let info = this.#listeners.get(lc.name)?.certificate;
+      if (info === undefined && lc.tls.cert !== undefined) {
+        try {
+          info = describeCertificate(readFileSync(lc.tls.cert), 'file');
+        } catch {
+          return [];
+        }
+      }
+      return info !== undefined ? [{ listener: lc.name, ...info }] : [];
+    });
   }
 
   #applyLogConfig(config: Config): void {
@@ -489,4 +555,11 @@ function keptRuntimeBackends(old: Generation, config: Config): string[] {
     }
   }
   return out;
+}
+
+/** SPEC 9.4: a pool whose backends' certificates are not checked says so at start (and at each reload that keeps it). */
+function warnUnverifiedPools(config: Config, logger: Logger): void {
+  for (const p of config.pools) {
+    if (p.tls?.verify === false) logger.warn({ pool: p.name }, `pool ${p.name}: tls.verify is false: backend certificates are not checked (anyone on the path can pose as them)`);
+  }
 }

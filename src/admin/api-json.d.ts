@@ -87,10 +87,23 @@ export interface ListenerJson {
   readonly routes: readonly RouteJson[];
 }
 
+/** The certificate a TLS listener serves (SPEC 9.4). */
+export interface CertificateJson {
+  readonly listener: string;
+  /** `file` (tls.cert), `acme` (obtained), `placeholder` (self-signed, until ACME's first certificate). */
+  readonly source: 'file' | 'acme' | 'placeholder';
+  readonly names: readonly string[];
+  readonly issuer: string;
+  /** ISO 8601. */
+  readonly notAfter: string;
+}
+
 /** `GET /api/overview` */
 export interface OverviewJson {
   readonly pools: readonly PoolJson<BackendOverviewJson>[];
   readonly listeners: readonly ListenerJson[];
+  /** One per TLS listener. */
+  readonly certificates: readonly CertificateJson[];
   /** With a `cluster` block: what `GET /api/cluster` answers (the dashboard warns when configs disagree). */
   readonly cluster?: ClusterJson;
 }
@@ -146,6 +159,29 @@ export interface BackendDetailJson extends BackendOverviewJson {
   readonly probes: readonly ProbeJson[];
   readonly recentFailures: readonly FailureJson[];
   readonly stateChanges: readonly StateChangeJson[];
+}
+
+/** A status class of the listeners' status-code mix. */
+export type StatusClassJson = '1xx' | '2xx' | '3xx' | '4xx' | '5xx';
+
+/** One pool's or backend's figures per sample, oldest first; null where there is no value (no request in that interval). */
+export interface HistorySeriesJson {
+  /** Requests per second. */
+  readonly requestRate: readonly (number | null)[];
+  /** Percent of the requests answered with a 5xx. */
+  readonly errorRate: readonly (number | null)[];
+  readonly p99Ms: readonly (number | null)[];
+}
+
+/** `GET /api/history`: the dashboard's charts, the last 15 minutes sampled every `intervalMs`. */
+export interface HistoryJson {
+  readonly intervalMs: number;
+  readonly windowMs: number;
+  /** Epoch ms of each sample, oldest first; every series has one value per time. */
+  readonly times: readonly number[];
+  readonly pools: readonly (HistorySeriesJson & { readonly name: string; readonly backends: readonly (HistorySeriesJson & { readonly name: string })[] })[];
+  /** Requests per second by status class. */
+  readonly listeners: readonly { readonly name: string; readonly codes: Readonly<Record<StatusClassJson, readonly (number | null)[]>> }[];
 }
 
 /** Every error answer. */

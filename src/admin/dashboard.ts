@@ -17,6 +17,25 @@ const DIR = path.join(__dirname, 'dashboard');
 /** The tags of index.html that inline() replaces; what they name is what a browser would load when opening the file itself. */
 export const STYLESHEET_TAG = '<link rel="stylesheet" href="dashboard.css">';
 export const SCRIPT_TAG = '<script type="module" src="dashboard.js"></script>';
+/** uPlot (https://github.com/leeoniya/uPlot, MIT), the charts' library: its stylesheet and its script (an IIFE defining the global `uPlot`). */
+export const UPLOT_STYLESHEET_TAG = '<link rel="stylesheet" href="uPlot.min.css">';
+export const UPLOT_SCRIPT_TAG = '<script src="uPlot.iife.min.js"></script>';
+
+/**
+ * uPlot's files: from dist/ the copies `npm run build` puts beside the page;
+ * from src/ the package's own (uplot is a dependency, so it is installed).
+ */
+function uplot(name: 'uPlot.min.css' | 'uPlot.iife.min.js'): string {
+  if (path.extname(__filename) !== '.ts') return read(name);
+  return fs.readFileSync(require.resolve(`uplot/dist/${name}`), 'utf8');
+}
+
+/** index.html with uPlot's stylesheet and script inline, refused on the same grounds as inline()'s. */
+export function inlineUplot(html: string, css: string, js: string): string {
+  if (/<\/style/i.test(css)) throw new Error('uPlot.min.css must not contain "</style"');
+  if (/<\/script|<!--/i.test(js)) throw new Error('uPlot.iife.min.js must not contain "</script" or "<!--"');
+  return replaceOnce(replaceOnce(html, UPLOT_STYLESHEET_TAG, `<style>\n${css}</style>`), UPLOT_SCRIPT_TAG, `<script>\n${js}</script>`);
+}
 
 function read(name: string): string {
   return fs.readFileSync(path.join(DIR, name), 'utf8');
@@ -73,6 +92,6 @@ let page: Buffer | undefined;
 
 /** The page, assembled on the first call (AdminServer's constructor: at startup) and kept. */
 export function dashboardPage(): Buffer {
-  page ??= Buffer.from(inline(read('index.html'), read('dashboard.css'), script()), 'utf8');
+  page ??= Buffer.from(inline(inlineUplot(read('index.html'), uplot('uPlot.min.css'), uplot('uPlot.iife.min.js')), read('dashboard.css'), script()), 'utf8');
   return page;
 }

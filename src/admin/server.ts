@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AdminConfig, ListenerConfig, RouteConfig, ValueMatchConfig } from '../config/types';
 import { dashboardPage } from './dashboard';
-import type { BackendDetailJson, BackendJson, BackendOverviewJson, ListenerJson, OverviewJson, PoolsJson, RouteJson } from './api-json';
+import type { BackendDetailJson, BackendJson, BackendOverviewJson, CertificateJson, HistoryJson, ListenerJson, OverviewJson, PoolsJson, RouteJson } from './api-json';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 import type { AdminAction, ClusterJson } from '../replicas';
@@ -14,12 +14,16 @@ export interface AdminTarget {
   listeners(): readonly ListenerConfig[];
   /** Where a listener is bound ("127.0.0.1:8080"; the real port when the config says 0). */
   listenerAddress(name: string): string | undefined;
+  /** The certificate each TLS listener serves now. */
+  certificates?: () => readonly CertificateJson[];
   /** Listeners bound and each pool has an available backend. */
   ready(): boolean;
   /** Prometheus text and its content type. */
   metrics(): Promise<{ contentType: string; text: string }>;
   /** Bring counters up to date before answering about pools (workers report them). */
   refresh?: () => Promise<void>;
+  /** The dashboard's charts: the last 15 minutes of request figures. */
+  history?: () => HistoryJson;
   /** Reload the config file (SPEC section 6); undefined when reload is not available. */
   reload?: () => Promise<{ ok: boolean; changes: string[]; errors: string[] }>;
   /** Carry out an admin action here (and on every replica of a cluster); the backend it applied to. */
@@ -227,7 +231,14 @@ export class AdminServer {
         })),
         listeners: this.#target.listeners().map((l) => listenerJson(l, this.#target.listenerAddress(l.name))),
         ...(cluster !== undefined ? { cluster } : {}),
+        certificates: this.#target.certificates?.() ?? [],
       } satisfies OverviewJson);
+      return;
+    }
+    if (path === '/api/history') {
+      if (method !== 'GET') return sendError(res, 405, 'use GET');
+      if (this.#target.history === undefined) return sendError(res, 501, 'no history in this process');
+      send(res, 200, this.#target.history());
       return;
     }
     if (path === '/api/reload') {

@@ -7,6 +7,7 @@ import { Fulcrum } from '../server';
 import type { BackendPool } from '../pool/pool';
 import { WORKER_ENV, type MetricJson, type ToPrimary, type ToWorker } from './protocol';
 import { workerCount } from './role';
+import { sumTraffic } from '../metrics/history';
 
 /**
  * The primary of `workers: N`: owns the config, the health checks, the
@@ -32,7 +33,7 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
   const workers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
 
   /** Ask every worker; answers arrive within `timeoutMs` or are left out. */
-  const ask = (what: 'stats' | 'metrics', timeoutMs = 2000): Promise<ToPrimary[]> => new Promise((resolve) => {
+  const ask = (what: 'stats' | 'metrics' | 'traffic', timeoutMs = 2000): Promise<ToPrimary[]> => new Promise((resolve) => {
     const ws = workers().filter((w) => listening.has(w));
     if (ws.length === 0) {
       resolve([]);
@@ -90,6 +91,8 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
         return { contentType: registry.contentType, text: await registry.metrics() };
       },
       workersReady: () => listening.size >= count,
+      /** The dashboard's history: the workers' request figures, summed. */
+      traffic: async () => sumTraffic((await ask('traffic')).flatMap((a) => (a.t === 'answer' && a.traffic !== undefined ? [a.traffic] : []))),
     },
   });
 

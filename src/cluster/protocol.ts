@@ -2,6 +2,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../config/types';
 import type { BackendStats, Conditions } from '../pool/backend';
 import type { AdminAction } from '../replicas/actions';
+import type { TrafficSnapshot } from '../metrics/history';
 
 /**
  * What a primary and its workers say to each other over node:cluster's IPC
@@ -16,7 +17,7 @@ export type ToWorker =
   | { t: 'config'; config: Config; stickyKey: string }
   | { t: 'backend'; pool: string; backend: string; conditions: Conditions; reason: string }
   | { t: 'weight'; pool: string; backend: string; weight: number }
-  | { t: 'ask'; id: number; what: 'stats' | 'metrics' }
+  | { t: 'ask'; id: number; what: 'stats' | 'metrics' | 'traffic' }
   | { t: 'ejected'; id: number; ok: boolean }
   /** A backend added or deleted at run time (here or on another replica): each worker follows (SPEC section 11). */
   | { t: 'action'; action: AdminAction }
@@ -30,7 +31,7 @@ export type ToPrimary =
   | { t: 'listen-failed'; message: string }
   | { t: 'applied'; ok: boolean; errors: string[] }
   | { t: 'eject'; id: number; pool: string; backend: string; ms: number; reason: string }
-  | { t: 'answer'; id: number; stats?: Stats; metrics?: MetricJson[] }
+  | { t: 'answer'; id: number; stats?: Stats; metrics?: MetricJson[]; traffic?: TrafficSnapshot }
   /** A rate-limit round (rateLimit.scope cluster): the primary holds the Redis connection. */
   | { t: 'buckets'; id: number; set: string; rate: number; burst: number; keys: readonly string[]; used: readonly number[] };
 

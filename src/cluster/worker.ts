@@ -121,6 +121,8 @@ export function runWorker(onStopped: () => void): void {
         if (fulcrum === undefined) return;
         if (msg.what === 'metrics') {
           send({ t: 'answer', id: msg.id, metrics: await fulcrum.metrics.registry.getMetricsAsJSON() });
+        } else if (msg.what === 'traffic') {
+          send({ t: 'answer', id: msg.id, traffic: fulcrum.metrics.traffic() });
         } else {
           const stats: Stats = {};
           for (const p of fulcrum.pools.values()) {

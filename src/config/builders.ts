@@ -66,11 +66,12 @@ function unknownKeyMessage(key: string, allowed: readonly string[]): string {
  * message carries one line per key, in the order of `issue.keys`, so that load.ts
  * can point each at its own key in the file.
  */
-export function strict<S extends z.ZodRawShape>(shape: S) {
+export function strict<S extends z.ZodRawShape>(shape: S, options: { error?: string } = {}) {
   const allowed = Object.keys(shape);
   return z.strictObject(shape, {
     error: (issue) =>
-      issue.code === 'unrecognized_keys' ? issue.keys.map((k) => unknownKeyMessage(k, allowed)).join('\n') : undefined,
+      issue.code === 'unrecognized_keys' ? issue.keys.map((k) => unknownKeyMessage(k, allowed)).join('\n')
+        : issue.code === 'invalid_type' ? options.error : undefined,
   });
 }
 

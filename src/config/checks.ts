@@ -99,6 +99,7 @@ export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
       }
       const tlsProblem = isMap(l.tls) ? unusableKeyPair(baseDir, l.tls.cert, l.tls.key) : undefined;
       if (tlsProblem !== undefined) problems.push({ path: ['listeners', name, 'tls'], message: tlsProblem });
+      if (isMap(l.tls)) problems.push(...listenerTlsProblems(l.tls, ['listeners', name, 'tls'], raw.workers));
       const address = parseListen(l.listen);
       if (!(address instanceof Invalid)) {
         addresses.push({ label: `listener "${name}"`, address, path: ['listeners', name, 'listen'] });
@@ -144,6 +145,7 @@ export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
           message: `pool "${name}" needs at least one backend or a discovery block`,
         });
       }
+      problems.push(...poolEdgeProblems(p, ['pools', name], baseDir, backends, hasDns));
       const seen = new Set<string>();
       backends.forEach((b, i) => {
         if (!isMap(b)) return;
@@ -180,6 +182,49 @@ function clusterScopes(raw: RawMap, pools: RawMap | undefined, listeners: RawMap
   for (const [name, p] of Object.entries(pools ?? {})) {
     const od = isMap(p) && isMap(p.outlierDetection) ? p.outlierDetection : undefined;
     if (od?.scope === 'cluster') out.push({ path: ['pools', name, 'outlierDetection', 'scope'], message: message('outlierDetection') });
+  }
+  return out;
+}
+
+/** Listener `tls`: a certificate from files or from ACME, and client certificates only with a CA to check them. */
+function listenerTlsProblems(t: RawMap, at: PathSegment[], workers: unknown): CrossProblem[] {
+  const out: CrossProblem[] = [];
+  const has = (k: string) => t[k] !== undefined && t[k] !== null;
+  if (has('acme')) {
+    if (has('cert') || has('key')) out.push({ path: [...at, 'acme'], atKey: true, message: 'tls takes cert and key, or acme, not both' });
+    // The worker that orders must be the one asked for the challenge, and one order per process set, not per worker.
+    if (workers !== undefined && workers !== 1) out.push({ path: [...at, 'acme'], atKey: true, message: 'tls.acme needs workers: 1 (certificates are ordered and the HTTP-01 challenge answered by one process)' });
+  } else if (!has('cert') && !has('key')) {
+    out.push({ path: at, message: 'tls needs cert and key, or acme' });
+  } else if (!has('cert') || !has('key')) {
+    out.push({ path: at, message: `tls needs ${has('cert') ? 'key' : 'cert'} too` });
+  }
+  const auth = t.clientAuth ?? 'none';
+  if ((auth === 'optional' || auth === 'require') && !has('clientCa')) {
+    out.push({ path: [...at, 'clientAuth'], message: `clientAuth ${auth} needs clientCa: the CAs client certificates are checked against` });
+  }
+  if (auth === 'none' && has('clientCa')) {
+    out.push({ path: [...at, 'clientCa'], atKey: true, message: 'clientCa has no effect with clientAuth none: set clientAuth to optional or require' });
+  }
+  return out;
+}
+
+/** Pool `proxyProtocol` and `tls` (SPEC 9.3, 9.4). */
+function poolEdgeProblems(p: RawMap, at: PathSegment[], baseDir: string, backends: unknown[], hasDns: boolean): CrossProblem[] {
+  const out: CrossProblem[] = [];
+  if (p.proxyProtocol !== undefined && p.protocol === 'http2') {
+    out.push({ path: [...at, 'proxyProtocol'], message: 'proxyProtocol cannot be used with protocol http2: an HTTP/2 connection carries the streams of many clients' });
+  }
+  const t = p.tls;
+  if (!isMap(t)) return out;
+  const hasCert = t.cert !== undefined && t.cert !== null;
+  const hasKey = t.key !== undefined && t.key !== null;
+  if (hasCert !== hasKey) out.push({ path: [...at, 'tls'], message: `pool tls needs ${hasCert ? 'key' : 'cert'} too (a client certificate is a pair)` });
+  const pair = hasCert && hasKey ? unusableKeyPair(baseDir, t.cert, t.key) : undefined;
+  if (pair !== undefined) out.push({ path: [...at, 'tls'], message: pair });
+  const urls = backends.flatMap((b) => (isMap(b) && typeof b.url === 'string' ? [b.url] : []));
+  if (!hasDns && urls.length > 0 && urls.every((u) => u.startsWith('http:'))) {
+    out.push({ path: [...at, 'tls'], atKey: true, message: 'pool tls applies to https:// backends, and every backend of this pool is http://' });
   }
   return out;
 }

@@ -4,7 +4,8 @@
  * get their `Ms` names, and the defaults that depend on other values (a
  * backend's name, a rate limit's burst, consistent-hash's hashOn) are filled in.
  */
-import type { BackendConfig, Config, ListenerConfig, PoolConfig } from './types';
+import { readFileSync } from 'node:fs';
+import type { BackendConfig, Config, ListenerConfig, PoolConfig, PoolTlsConfig } from './types';
 import type { ConfigFile } from './schema';
 import { normaliseRoute } from './routes';
 
@@ -17,11 +18,13 @@ export function normalise(c: ConfigFile, file: string): Config {
     shutdownDelayMs: c.shutdownDelay,
     log: c.log,
     admin: { ...c.admin.listen, ...(c.admin.token !== undefined ? { token: c.admin.token } : {}) },
+    ...(c.tracing !== undefined ? { tracing: c.tracing } : {}),
     listeners: Object.entries(c.listeners).map(([name, l]): ListenerConfig => ({
       name,
       ...l.listen,
       ...(l.tls !== undefined ? { tls: l.tls } : {}),
       http2: l.http2,
+      ...(l.proxyProtocol !== undefined ? { proxyProtocol: l.proxyProtocol.trusted !== undefined ? { trusted: l.proxyProtocol.trusted } : {} } : {}),
       limits: {
         maxBodySize: l.limits.maxBodySize,
         headersTimeoutMs: l.limits.headersTimeout,
@@ -93,9 +96,31 @@ export function normalise(c: ConfigFile, file: string): Config {
       maxConnectionsPerBackend: p.maxConnectionsPerBackend,
       panicThreshold: p.panicThreshold,
       ...(p.sticky !== undefined ? { sticky: { cookie: p.sticky.cookie, ...(p.sticky.secret !== undefined ? { secret: p.sticky.secret } : {}) } } : {}),
+      ...(p.proxyProtocol !== undefined ? { proxyProtocol: p.proxyProtocol } : {}),
+      ...(p.tls !== undefined ? { tls: poolTls(p.tls) } : {}),
     })),
     ...(c.cluster !== undefined
       ? { cluster: { redis: c.cluster.redis, name: c.cluster.name, ...(c.cluster.replica !== undefined ? { replica: c.cluster.replica } : {}) } }
       : {}),
+  };
+}
+
+/** The PEM files of a pool's `tls`, read now: at load and at every reload, as listener certificates are. */
+function poolTls(t: NonNullable<ConfigFile['pools'][string]['tls']>): PoolTlsConfig {
+  const pem = (file: string | undefined) => (file !== undefined ? readFileSync(file, 'utf8') : undefined);
+  const ca = pem(t.ca);
+  const cert = pem(t.cert);
+  const key = pem(t.key);
+  return {
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+    ...(t.serverName !== undefined ? { serverName: t.serverName } : {}),
+    verify: t.verify,
+    files: {
+      ...(t.ca !== undefined ? { ca: t.ca } : {}),
+      ...(t.cert !== undefined ? { cert: t.cert } : {}),
+      ...(t.key !== undefined ? { key: t.key } : {}),
+    },
   };
 }

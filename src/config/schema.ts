@@ -15,10 +15,15 @@ import { STRATEGY_NAMES, type Address, type LogLevel, type Scope, type TlsMinVer
 import {
   DEFAULT_CIPHERS,
   backendName,
+  certificateDomain,
+  cidrValue,
   cipherList,
   clusterName,
   cookieName,
+  directoryUrl,
   dnsName,
+  otlpEndpoint,
+  otlpHeaders,
   parseBackendUrl,
   parseExpectStatus,
   parseHashOn,
@@ -28,12 +33,16 @@ import {
   pathPrefix,
   replicaName,
   resolverAddress,
+  serverNameValue,
   sizeValue,
+  storageDir,
   stickySecret,
   tlsFile,
   workersValue,
 } from './values';
 
+const CLIENT_AUTH = ['none', 'optional', 'require'] as const;
+const PROXY_VERSIONS = ['v1', 'v2'] as const;
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
 const TLS_MIN_VERSIONS: readonly TlsMinVersion[] = ['TLSv1.2', 'TLSv1.3'];
 const SCOPES: readonly Scope[] = ['local', 'cluster'];
@@ -66,7 +75,18 @@ const backend = strict({
   backup: z.boolean().default(false),
 });
 
-const pool = strict({
+/** Pool `tls` (SPEC 9.4): how Fulcrum speaks to https:// backends. */
+function poolTls(baseDir: string) {
+  return strict({
+    ca: leaf(tlsFile(baseDir, 'tls ca')).optional(),
+    cert: leaf(tlsFile(baseDir, 'tls cert')).optional(),
+    key: leaf(tlsFile(baseDir, 'tls key')).optional(),
+    serverName: leaf(serverNameValue).optional(),
+    verify: z.boolean().default(true),
+  });
+}
+
+const pool = (baseDir: string) => strict({
   strategy: oneOf('strategy', STRATEGY_NAMES).default('round-robin'),
   hashOn: leaf(parseHashOn).optional(),
   backends: z.array(backend).default([]),
@@ -91,6 +111,8 @@ const pool = strict({
   maxConnectionsPerBackend: int(0).default(0),
   panicThreshold: z.number().min(0).max(100).default(0),
   sticky: strict({ cookie: leaf(cookieName), secret: leaf(stickySecret).optional() }).optional(),
+  proxyProtocol: oneOf('proxyProtocol version', PROXY_VERSIONS).optional(),
+  tls: poolTls(baseDir).optional(),
 });
 
 const rateLimit = strict({
@@ -111,12 +133,26 @@ function listener(baseDir: string) {
   return strict({
     listen: leaf(parseListen),
     tls: strict({
-      cert: leaf(tlsFile(baseDir, 'tls cert')),
-      key: leaf(tlsFile(baseDir, 'tls key')),
+      // Either cert and key, or acme (checks.ts says which is missing).
+      cert: leaf(tlsFile(baseDir, 'tls cert')).optional(),
+      key: leaf(tlsFile(baseDir, 'tls key')).optional(),
+      acme: strict({
+        directory: leaf(directoryUrl),
+        email: z.string().min(1).optional(),
+        domains: z.array(leaf(certificateDomain)).min(1, { error: 'acme needs at least one domain' }),
+        storage: leaf(storageDir(baseDir)),
+        ca: leaf(tlsFile(baseDir, 'acme ca')).optional(),
+      }).optional(),
+      clientCa: leaf(tlsFile(baseDir, 'tls clientCa')).optional(),
+      clientAuth: oneOf('tls clientAuth', CLIENT_AUTH).default('none'),
       minVersion: oneOf('tls minVersion', TLS_MIN_VERSIONS).default('TLSv1.2'),
       ciphers: leaf(cipherList).default(DEFAULT_CIPHERS),
     }).optional(),
     http2: z.boolean().default(false),
+    // true is `{}` (any peer), false is off; a problem inside `trusted` is reported at its own CIDR.
+    proxyProtocol: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), strict({
+      trusted: z.array(leaf(cidrValue)).min(1, { error: 'proxyProtocol.trusted needs at least one CIDR' }).optional(),
+    }, { error: 'proxyProtocol must be true, false or { trusted: [CIDR, ...] }' }).optional()),
     limits: strict({
       maxBodySize: leaf(sizeValue).default(0),
       headersTimeout: duration(10_000, true),
@@ -129,6 +165,18 @@ function listener(baseDir: string) {
     routes: z.array(routeSchema).min(1, { error: 'a listener needs at least one route' }),
   });
 }
+
+/** SPEC section 12: OpenTelemetry tracing, exported over OTLP/HTTP. */
+const tracing = strict({
+  otlp: strict({
+    endpoint: leaf(otlpEndpoint),
+    encoding: oneOf('tracing encoding', ['protobuf', 'json'] as const).default('protobuf'),
+    headers: leaf(otlpHeaders).default({}),
+  }),
+  sampleRatio: z.number().min(0).max(1).default(1),
+  serviceName: z.string().min(1, { error: 'tracing.serviceName must not be empty' }).default('fulcrum'),
+  maxQueueSize: int(1, 1_000_000).default(2048),
+});
 
 /**
  * The whole file. `baseDir` is the folder of the config file; relative paths
@@ -148,8 +196,9 @@ export function fileSchema(baseDir: string) {
       listen: leaf(parseListen).default(DEFAULT_ADMIN),
       token: z.string().min(1, { error: 'admin.token must not be empty' }).optional(),
     }).prefault({}),
+    tracing: tracing.optional(),
     listeners: z.record(z.string(), listener(baseDir)),
-    pools: z.record(z.string(), pool),
+    pools: z.record(z.string(), pool(baseDir)),
     cluster: cluster.optional(),
   });
 }

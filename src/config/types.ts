@@ -72,10 +72,27 @@ export interface LimitsConfig {
   readonly rateLimit?: RateLimitConfig;
 }
 
+export interface AcmeConfig {
+  readonly directory: string;
+  readonly email?: string;
+  readonly domains: readonly string[];
+  /** Absolute path of the folder for the account key and certificates. */
+  readonly storage: string;
+  /** Absolute path of a CA file to trust for the directory (test servers such as pebble). */
+  readonly ca?: string;
+}
+
+export type ClientAuth = 'none' | 'optional' | 'require';
+
 export interface TlsConfig {
-  /** Absolute paths (relative paths in the file are resolved against the file's folder). */
-  readonly cert: string;
-  readonly key: string;
+  /** Absolute paths (relative paths in the file are resolved against the file's folder). Both, or `acme`. */
+  readonly cert?: string;
+  readonly key?: string;
+  /** Certificates obtained and renewed automatically (SPEC 9.4) instead of cert and key. */
+  readonly acme?: AcmeConfig;
+  /** Absolute path: CAs whose client certificates are asked for. */
+  readonly clientCa?: string;
+  readonly clientAuth: ClientAuth;
   readonly minVersion: TlsMinVersion;
   /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults). */
   readonly ciphers: string;
@@ -166,6 +183,8 @@ export interface ListenerConfig extends Address {
   readonly name: string;
   readonly tls?: TlsConfig;
   readonly http2: boolean;
+  /** SPEC 9.3: connections begin with a PROXY header; `trusted`: only from these peers (CIDRs); undefined = off. */
+  readonly proxyProtocol?: { readonly trusted?: readonly string[] };
   readonly limits: LimitsConfig;
   readonly routes: readonly RouteConfig[];
 }
@@ -238,6 +257,38 @@ export interface PoolConfig {
   readonly panicThreshold: number;
   /** `secret`: the key of the cookie's tokens, for replicas that must agree; else each Fulcrum (with its workers) makes one. */
   readonly sticky?: { readonly cookie: string; readonly secret?: string };
+  /** SPEC 9.3: every new backend connection starts with a PROXY header of this version. */
+  readonly proxyProtocol?: 'v1' | 'v2';
+  /** SPEC 9.4: TLS towards https:// backends. */
+  readonly tls?: PoolTlsConfig;
+}
+
+/** Pool `tls`, with the PEM files' contents read at load (a reload reads them again). */
+export interface PoolTlsConfig {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  /** SNI and the name verified; undefined = each backend url's host. */
+  readonly serverName?: string;
+  readonly verify: boolean;
+  /** Where they came from (absolute paths), for messages. */
+  readonly files: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+}
+
+/** SPEC section 12. */
+export interface TracingConfig {
+  readonly otlp: {
+    /** The collector's OTLP/HTTP traces URL. */
+    readonly endpoint: string;
+    readonly encoding: 'protobuf' | 'json';
+    /** Lower-cased names. */
+    readonly headers: Readonly<Record<string, string>>;
+  };
+  /** 0 to 1: the share of the traces Fulcrum starts itself that are sampled. */
+  readonly sampleRatio: number;
+  readonly serviceName: string;
+  /** Finished spans waiting for export; beyond it they are dropped (and counted). */
+  readonly maxQueueSize: number;
 }
 
 export interface Config {
@@ -253,6 +304,8 @@ export interface Config {
   readonly shutdownDelayMs: number;
   readonly log: LogConfig;
   readonly admin: AdminConfig;
+  /** undefined = no tracing (nothing per request). */
+  readonly tracing?: TracingConfig;
   readonly listeners: readonly ListenerConfig[];
   readonly pools: readonly PoolConfig[];
   /** undefined: this replica is on its own. */

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import { MAX_DURATION_MS, durationError, durationTooLongError, parseDuration, parseSize, show, sizeError } from './units';
 import type { Address, HashOn, RateLimitConfig, RetryCondition } from './types';
@@ -228,6 +229,85 @@ export function fsReason(err: unknown): string {
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'is a directory';
   return err instanceof Error ? err.message : String(err);
+}
+
+/** tracing.otlp.endpoint: the collector's OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces. */
+export function otlpEndpoint(v: unknown): string | Invalid {
+  const bad = new Invalid(`must be an OTLP/HTTP http:// or https:// URL such as http://127.0.0.1:4318/v1/traces, got ${show(v)}`);
+  if (typeof v !== 'string') return bad;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return bad;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '' || u.hash !== '') return bad;
+  return u.href;
+}
+
+/** tracing.otlp.headers: sent with every export (a collector's token); names are tokens, values one line. */
+export function otlpHeaders(v: unknown): Record<string, string> | Invalid {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return new Invalid(`must be a map of header names to values, got ${show(v)}`);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(v as Record<string, unknown>)) {
+    if (!TOKEN.test(name)) return new Invalid(`invalid header name ${show(name)}: use letters, digits and !#$%&'*+-.^_\`|~`);
+    if (typeof value !== 'string' || /[\r\n\0]/.test(value)) return new Invalid(`header ${name} must be a one-line string, got ${show(value)}`);
+    out[name.toLowerCase()] = value;
+  }
+  return out;
+}
+
+/** "10.0.0.0/8", "fd00::/8" or one address ("192.0.2.1"), as written (net.BlockList reads it at load). */
+export function cidrValue(v: unknown): string | Invalid {
+  const bad = new Invalid(`invalid CIDR ${show(v)}: use an address with a prefix length, e.g. 10.0.0.0/8 or fd00::/8`);
+  if (typeof v !== 'string') return bad;
+  const [address, bits, extra] = v.split('/');
+  if (extra !== undefined || address === undefined) return bad;
+  const family = net.isIP(address);
+  if (family === 0) return bad;
+  if (bits === undefined) return v;
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) return bad;
+  return v;
+}
+
+/** An ACME directory: an http(s) URL. */
+export function directoryUrl(v: unknown): string | Invalid {
+  const bad = new Invalid(`acme directory must be the URL of an ACME directory, e.g. https://acme-staging-v02.api.letsencrypt.org/directory, got ${show(v)}`);
+  if (typeof v !== 'string') return bad;
+  try {
+    const u = new URL(v);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? v : bad;
+  } catch {
+    return bad;
+  }
+}
+
+/** A name a public certificate can carry: a DNS name, or a wildcard one level deep. */
+export function certificateDomain(v: unknown): string | Invalid {
+  if (typeof v !== 'string' || !/^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(v) || v.length > 253) {
+    return new Invalid(`acme domains must be DNS names such as example.com, got ${show(v)}`);
+  }
+  return v.toLowerCase();
+}
+
+/** A folder for Fulcrum to write in, relative to the config file; made at start when missing. */
+export function storageDir(baseDir: string) {
+  return (v: unknown): string | Invalid => {
+    if (typeof v !== 'string' || v === '') return new Invalid(`acme storage must be a folder path, got ${show(v)}`);
+    const resolved = path.resolve(baseDir, v);
+    try {
+      if (!fs.statSync(resolved).isDirectory()) return new Invalid(`acme storage ${show(v)} (${resolved}) is not a folder`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return new Invalid(`cannot use acme storage ${show(v)} (${resolved}): ${fsReason(err)}`);
+    }
+    return resolved;
+  };
+}
+
+/** A TLS server name (SNI): a DNS name or an address. */
+export function serverNameValue(v: unknown): string | Invalid {
+  if (typeof v !== 'string' || v === '' || !HOSTNAME.test(v)) return new Invalid(`tls serverName must be a host name such as api.internal, got ${show(v)}`);
+  return v;
 }
 
 /** SPEC section 10: `redis://[user:password@]host[:port][/db]` or `rediss://` (TLS). */

@@ -4,6 +4,11 @@ import type { HealthCheckConfig } from '../config/types';
 import type { Backend } from '../pool/backend';
 import type { BackendPool } from '../pool/pool';
 import { isLocalResourceError } from '../upstream/errors';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
+import type { BackendEdge } from '../pool/backend';
+import { backendTlsOptions } from '../upstream/backend-tls';
+import { encodeLocal } from '../proxy-protocol/header';
 
 /** Result of one probe: ok, or why not. */
 export interface ProbeOutcome {
@@ -37,10 +42,11 @@ function describe(err: NodeJS.ErrnoException): string {
  * (as HAProxy does by default: a probe also tests that the backend accepts
  * connections), bounded by `timeoutMs`.
  */
-export function probe(url: string, config: HealthCheckConfig): Promise<ProbeOutcome> {
+export function probe(url: string, config: HealthCheckConfig, edge: BackendEdge = {}): Promise<ProbeOutcome> {
   const started = performance.now();
   const target = new URL(config.path, url);
-  const client = target.protocol === 'https:' ? https : http;
+  const secure = target.protocol === 'https:';
+  const client = secure ? https : http;
   return new Promise((resolve) => {
     let settled = false;
     const done = (o: Omit<ProbeOutcome, 'latencyMs'>) => {
@@ -50,10 +56,11 @@ export function probe(url: string, config: HealthCheckConfig): Promise<ProbeOutc
       resolve({ ...o, latencyMs: Math.round((performance.now() - started) * 100) / 100 });
     };
     const req = client.get(target, {
-      agent: false,
+      agent: probeAgent(secure, edge),
       headers: { 'user-agent': 'fulcrum-health-check', connection: 'close' },
       // Self-signed backends are common inside a network; a probe checks liveness, not identity.
-      rejectUnauthorized: false,
+      // With pool tls it checks what requests check (and presents the same client certificate).
+      ...(edge.tls === undefined ? { rejectUnauthorized: false } : backendTlsOptions(edge.tls)),
     }, (res) => {
       res.resume();
       const status = res.statusCode ?? 0;
@@ -69,6 +76,23 @@ export function probe(url: string, config: HealthCheckConfig): Promise<ProbeOutc
       ? { ok: false, error: `not probed: ${err.code} (Fulcrum is out of file descriptors or memory)`, localCode: err.code }
       : { ok: false, error: describe(err) }));
   });
+}
+
+/**
+ * A fresh connection per probe. With pool proxyProtocol it begins with a
+ * LOCAL (v2) or UNKNOWN (v1) header: the probe is Fulcrum's own connection,
+ * no client's (SPEC 9.3).
+ */
+function probeAgent(secure: boolean, edge: BackendEdge): http.Agent | false {
+  if (edge.proxyProtocol === undefined) return false;
+  const header = encodeLocal(edge.proxyProtocol);
+  const agent = secure ? new https.Agent({ keepAlive: false }) : new http.Agent({ keepAlive: false });
+  (agent as unknown as { createConnection: (o: tls.ConnectionOptions & net.NetConnectOpts) => Socket }).createConnection = (o) => {
+    const raw = net.connect({ host: o.host!, port: Number(o.port) });
+    raw.write(header);
+    return secure ? tls.connect({ ...o, socket: raw }) : raw;
+  };
+  return agent;
 }
 
 /**
@@ -133,7 +157,7 @@ export class HealthChecker {
   async #run(backend: Backend): Promise<void> {
     // The round this run belongs to: unwatched and watched again meanwhile, a new round has started and this one ends here.
     const round = this.#timers.get(backend);
-    const outcome = await probe(backend.url, this.#config);
+    const outcome = await probe(backend.url, this.#config, backend.edge);
     if (this.#stopped || round === undefined || this.#timers.get(backend) !== round) return;
     this.#record(backend, outcome);
     const jitter = 1 + (this.#random() * 0.2 - 0.1);

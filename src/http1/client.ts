@@ -77,7 +77,11 @@ export class UpstreamClient implements Upstream {
   /** Timeout checks so far; phases start at a tick, not a clock reading (see Http1Server.tick). */
   tick = 1;
 
-  constructor(url: string, options: UpstreamOptions) {
+  /** Written first on every new connection (pool proxyProtocol's PROXY header); empty for none. */
+  readonly #prelude: Buffer | undefined;
+
+  constructor(url: string, options: UpstreamOptions, prelude?: Buffer) {
+    this.#prelude = prelude !== undefined && prelude.length > 0 ? prelude : undefined;
     const u = new URL(url);
     if (u.protocol !== 'http:') throw new Error(`UpstreamClient speaks http:, not ${u.protocol}`);
     if (HTTPParser === undefined) throw new Error('the HTTP/1.1 parser binding of this Node version is not supported');
@@ -136,6 +140,7 @@ export class UpstreamClient implements Upstream {
 
   #open(): Connection {
     const socket = net.connect({ host: this.#host, port: this.#port, noDelay: true });
+    if (this.#prelude !== undefined) socket.write(this.#prelude);
     const conn = new Connection(this, socket);
     this.#connections.add(conn);
     if (this.#sweep === undefined) {

@@ -24,6 +24,8 @@ export interface Parser<Conn = unknown> {
   unconsume(): void;
   getCurrentBuffer(): Buffer;
   finish(): Error | number | undefined | null;
+  /** Parse bytes read in JS (the rest of a read a PROXY protocol header began: src/proxy-protocol/accept.ts). */
+  execute(data: Buffer): Error | number;
   remove(): void;
   close(): void;
   [callback: number]: unknown;

@@ -325,6 +325,9 @@ export class Connection {
     this.socket = socket;
     this.headersStart = server.tick;
     const parser = createParser('REQUEST', this, CALLBACKS);
+    // What was read before the server got the socket: the bytes after a PROXY
+    // protocol header (src/proxy-protocol/accept.ts), which paused it.
+    const early = socket.readableLength > 0 ? (socket.read() as Buffer | null) : null;
     // Bytes go from the socket to the parser inside Node, never through a 'data' event.
     consume(parser, socket);
     this.#parser = parser;
@@ -332,6 +335,8 @@ export class Connection {
     socket.on('end', this.#onEnd);
     socket.on('close', this.#onClose);
     socket.on('drain', this.#onDrain);
+    if (early !== null || socket.isPaused()) readStart(socket);
+    if (early !== null) onExecute.call(parser, parser.execute(early));
   }
 
   /** Served at least one request and waits for the next (a fresh connection is not idle, as in node:http). */

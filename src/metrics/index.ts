@@ -4,6 +4,7 @@ import type { Backend } from '../pool/backend';
 import type { AttemptFailure, RequestRecord } from '../proxy/exchange';
 import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './series';
 import { internalErrorCount } from '../internal-errors';
+import type { BackendTraffic, TrafficSnapshot } from './history';
 
 /** Proxy latency from 1 ms to 10 s (SPEC section 7). */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -47,6 +48,7 @@ export class Metrics {
   readonly #reloads: Counter<'result'>;
   readonly #mirrors: Counter<'pool' | 'result'>;
   readonly #backendFailures: CounterFamily;
+  readonly #spansDropped: Counter;
   /** pool → backend name → kind → series; made once per backend name (a reload may replace the Backend object). */
   readonly #failureSeries = new Map<string, Map<string, Record<BackendFailureKind, CounterSeries>>>();
   /** listener → pool → backend name → children. */
@@ -127,6 +129,13 @@ export class Metrics {
     });
     this.#backendFailures = new CounterFamily('fulcrum_backend_failures_total',
       'Failed attempts on a backend (each retry counts where it went), by kind: connect-failure, reset, timeout, 5xx, error.', registers);
+    // A worker's spans are its own (each exports them): counted where traffic is.
+    this.#spansDropped = new Counter({
+      name: 'fulcrum_tracing_spans_dropped_total',
+      help: 'Spans not exported: the queue was full (tracing.maxQueueSize), or their export failed.',
+      registers,
+    });
+    this.#spansDropped.inc(0);
     // Series exist from the start, so rate() works from the first scrape.
     this.#reloads.inc({ result: 'success' }, 0);
     this.#reloads.inc({ result: 'failure' }, 0);
@@ -225,6 +234,11 @@ export class Metrics {
     this.#failureSeries.get(pool)?.get(backend)?.[kind].inc();
   };
 
+  /** Spans the exporter could not send (a full queue, a failed or timed-out export). */
+  onSpansDropped = (n: number): void => {
+    this.#spansDropped.inc(n);
+  };
+
   onProbe = (pool: BackendPool, backend: Backend, ok: boolean): void => {
     this.#healthChecks.inc({ pool: pool.name, backend: backend.name, result: ok ? 'success' : 'failure' });
   };
@@ -235,6 +249,33 @@ export class Metrics {
 
   onReload(ok: boolean): void {
     this.#reloads.inc({ result: ok ? 'success' : 'failure' });
+  }
+
+  /** The request metrics' figures since start, for the dashboard's history (src/metrics/history.ts). */
+  traffic(): TrafficSnapshot {
+    const backends = new Map<string, { pool: string; backend: string; requests: number; errors: number; buckets: number[] }>();
+    const listeners: { listener: string; codes: number[] }[] = [];
+    for (const [listener, byPool] of this.#children) {
+      const codes = [0, 0, 0, 0, 0];
+      for (const [pool, byBackend] of byPool) {
+        for (const [backend, c] of byBackend) {
+          const key = `${pool}\n${backend}`;
+          let acc = backends.get(key);
+          if (acc === undefined) backends.set(key, (acc = { pool, backend, requests: 0, errors: 0, buckets: Array<number>(c.duration.counts.length).fill(0) }));
+          for (let i = 0; i < c.duration.counts.length; i++) acc.buckets[i]! += c.duration.counts[i]!;
+          for (const byStatus of c.requests.values()) {
+            for (const [status, counter] of byStatus) {
+              acc.requests += counter.value;
+              if (status >= 500) acc.errors += counter.value;
+              const cls = Math.floor(status / 100) - 1;
+              if (cls >= 0 && cls < 5) codes[cls]! += counter.value;
+            }
+          }
+        }
+      }
+      listeners.push({ listener, codes });
+    }
+    return { backends: [...backends.values()] satisfies BackendTraffic[], listeners };
   }
 
   async text(): Promise<{ contentType: string; text: string }> {

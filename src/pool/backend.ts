@@ -3,7 +3,19 @@ import { llhttpAvailable } from '../http1/parser';
 import { UpstreamClient } from '../http1/client';
 import type { Upstream } from '../upstream/types';
 import { UndiciUpstream } from '../upstream/undici';
-import type { BackendConfig, TimeoutsConfig } from '../config/types';
+import type { BackendConfig, PoolTlsConfig, TimeoutsConfig } from '../config/types';
+import { backendTlsOptions } from '../upstream/backend-tls';
+import { PerClientUpstream, preludeConnector } from '../upstream/per-client';
+import type { ProxyVersion } from '../proxy-protocol/header';
+import { encodeHeader } from '../proxy-protocol/header';
+import { connectionEnds } from '../proxy/peer';
+import type { Socket } from 'node:net';
+
+/** What a pool's edge settings ask of its backends' connections (SPEC 9.3, 9.4). */
+export interface BackendEdge {
+  readonly tls?: PoolTlsConfig;
+  readonly proxyProtocol?: ProxyVersion;
+}
 import type { BackendView } from '../balancing/types';
 
 export type BackendState = 'up' | 'down' | 'ejected' | 'draining';
@@ -114,7 +126,11 @@ export class Backend implements BackendView {
   #ejected = false;
   #drained = false;
 
-  constructor(config: BackendConfig, timeouts: TimeoutsConfig, maxConnections: number) {
+  /** Pool tls and proxyProtocol, as this backend's connections were built with (a reload with others needs a new one). */
+  readonly edge: BackendEdge;
+
+  constructor(config: BackendConfig, timeouts: TimeoutsConfig, maxConnections: number, edge: BackendEdge = {}) {
+    this.edge = edge;
     this.name = config.name;
     this.url = config.url;
     this.backup = config.backup;
@@ -122,13 +138,31 @@ export class Backend implements BackendView {
     this.#weight = config.weight;
     this.timeouts = timeouts;
     this.maxConnections = maxConnections;
-    if (config.url.startsWith('http:') && llhttpAvailable) {
-      this.upstream = new UpstreamClient(config.url, {
+    this.upstream = edge.proxyProtocol !== undefined
+      ? new PerClientUpstream(edge.proxyProtocol, (prelude) => this.#upstream(prelude))
+      : this.#upstream(undefined);
+  }
+
+  /** Our own client for http://, undici for https://; `prelude` starts each connection (a PROXY header). */
+  #upstream(prelude: Buffer | undefined): Upstream {
+    const { timeouts, maxConnections } = this;
+    if (this.url.startsWith('http:') && llhttpAvailable) {
+      return new UpstreamClient(this.url, {
         connections: maxConnections, idleMs: timeouts.idleMs, connectMs: timeouts.connectMs, responseMs: timeouts.responseMs,
-      });
-    } else {
-      this.upstream = new UndiciUpstream(this.dispatcher, timeouts.responseMs);
+      }, prelude);
     }
+    return new UndiciUpstream(prelude === undefined ? this.dispatcher : this.#undiciPool(prelude), timeouts.responseMs);
+  }
+
+  /**
+   * The dispatcher a WebSocket upgrade from `client` goes through: the
+   * shared one, or (proxyProtocol) one of its own whose connection begins
+   * with that client's PROXY header; `done` when the upgrade has its answer.
+   */
+  upgradeDispatcher(client: Socket): { dispatcher: UndiciPool; done: () => void } {
+    if (this.edge.proxyProtocol === undefined) return { dispatcher: this.dispatcher, done: noop };
+    const pool = this.#undiciPool(encodeHeader(this.edge.proxyProtocol, connectionEnds(client)));
+    return { dispatcher: pool, done: () => void pool.close().catch(noop) };
   }
 
   /**
@@ -136,9 +170,13 @@ export class Backend implements BackendView {
    * upgrades go through it, and every request to an https:// backend.
    */
   get dispatcher(): UndiciPool {
-    if (this.#dispatcher !== undefined) return this.#dispatcher;
+    return (this.#dispatcher ??= this.#undiciPool(undefined));
+  }
+
+  #undiciPool(prelude: Buffer | undefined): UndiciPool {
     const { timeouts, maxConnections } = this;
-    return (this.#dispatcher = new UndiciPool(this.url, {
+    const tls = backendTlsOptions(this.edge.tls);
+    return new UndiciPool(this.url, {
       // null = as many connections as there are concurrent requests.
       connections: maxConnections > 0 ? maxConnections : null,
       // Idle sockets close before the backend's own keep-alive timeout would, so
@@ -151,8 +189,8 @@ export class Backend implements BackendView {
       // Streams (SSE, downloads) may be quiet for long; a stall before headers is
       // what `timeouts.response` is for.
       bodyTimeout: 0,
-      connect: { timeout: timeouts.connectMs },
-    }));
+      connect: prelude !== undefined ? preludeConnector(prelude, tls, timeouts.connectMs) : { timeout: timeouts.connectMs, ...tls },
+    });
   }
 
   /** Close every connection once the requests on it are done. */
@@ -305,3 +343,5 @@ export class Backend implements BackendView {
     this.#latencyCount = previous.#latencyCount;
   }
 }
+
+function noop(): void {}

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { BackendConfig, PoolConfig } from '../config/types';
 import type { BalancingStrategy, PickContext } from '../balancing/types';
 import { createStrategy, defaultStrategyDeps } from '../balancing';
@@ -16,7 +17,9 @@ export type ResultListener = (backend: Backend, failure: string | undefined) => 
 export function canReuse(b: Backend, bc: BackendConfig, pc: PoolConfig): boolean {
   const t = pc.timeouts;
   return b.url === bc.url && b.backup === bc.backup && b.maxConnections === pc.maxConnectionsPerBackend
-    && b.timeouts.connectMs === t.connectMs && b.timeouts.responseMs === t.responseMs && b.timeouts.idleMs === t.idleMs;
+    && b.timeouts.connectMs === t.connectMs && b.timeouts.responseMs === t.responseMs && b.timeouts.idleMs === t.idleMs
+    // Certificates read again at reload: new ones need new connections.
+    && b.edge.proxyProtocol === pc.proxyProtocol && isDeepStrictEqual(b.edge.tls, pc.tls);
 }
 
 /**
@@ -162,7 +165,10 @@ export class BackendPool {
   }
 
   #create(bc: BackendConfig): Backend {
-    return new Backend(bc, this.config.timeouts, this.config.maxConnectionsPerBackend);
+    return new Backend(bc, this.config.timeouts, this.config.maxConnectionsPerBackend, {
+      ...(this.config.tls !== undefined ? { tls: this.config.tls } : {}),
+      ...(this.config.proxyProtocol !== undefined ? { proxyProtocol: this.config.proxyProtocol } : {}),
+    });
   }
 
   /**

@@ -13,6 +13,7 @@ import { BODY_TOO_LARGE } from './body-limit';
 import type { RetriesConfig } from '../config/types';
 import type { HeaderRules } from '../routes/header-rules';
 import type { MirrorResult } from '../routes/mirror';
+import type { ClientSpan, ServerTrace } from '../tracing/tracer';
 
 /** The client stopped sending its body for `limits.bodyTimeout`. */
 export const BODY_TIMEOUT = 'FULCRUM_BODY_TIMEOUT';
@@ -36,6 +37,8 @@ export interface RequestRecord {
   readonly retries: number;
   /** Why Fulcrum answered with an error, or why the response broke. */
   readonly error?: string;
+  /** With `tracing`: the request's trace (the access log's traceId; its server span ends with the record). */
+  readonly trace?: ServerTrace;
 }
 
 /**
@@ -86,6 +89,8 @@ export interface ExchangeInit {
   readonly retries?: RetriesConfig;
   /** The route's timeouts, overriding the pool's key by key. */
   readonly timeouts?: { readonly connectMs?: number; readonly responseMs?: number };
+  /** With `tracing`: each attempt gets a client span and its traceparent. */
+  readonly trace?: ServerTrace;
 }
 
 /**
@@ -113,6 +118,8 @@ export class Exchange implements UpstreamHandler {
   #done = false;
   #status = 0;
   #bytes = 0;
+  /** With `tracing`: the attempt in flight's client span. */
+  #span: ClientSpan | undefined;
 
   constructor(init: ExchangeInit) {
     this.#init = init;
@@ -137,6 +144,7 @@ export class Exchange implements UpstreamHandler {
     this.#backend = backend;
     this.#latencyMs = undefined;
     this.#attemptStart = performance.now();
+    if (this.#init.trace !== undefined) this.#traceAttempt(this.#init.trace, backend);
     pool.acquire(backend);
     const t = this.#init.timeouts;
     this.#call = backend.upstream.dispatch({
@@ -144,6 +152,7 @@ export class Exchange implements UpstreamHandler {
       method: req.method!,
       headers: this.#init.headers,
       body: this.#init.body,
+      client: req.socket,
       ...(t !== undefined ? { connectMs: t.connectMs, responseMs: t.responseMs } : {}),
     }, this);
   }
@@ -158,6 +167,7 @@ export class Exchange implements UpstreamHandler {
 
   onHeaders(statusCode: number, rawHeaders: readonly string[]): void {
     this.#latencyMs = performance.now() - this.#attemptStart;
+    if (this.#span !== undefined) this.#span.status = statusCode;
     if (statusCode >= 502 && statusCode <= 504 && this.#mayRetry(String(statusCode) as FailureKind, true)) {
       this.#discarding = statusCode;
       return;
@@ -218,6 +228,7 @@ export class Exchange implements UpstreamHandler {
 
   onError(err: Error): void {
     const { pool } = this.#init;
+    if (this.#span !== undefined) this.#span.fail(String((err as { code?: unknown }).code ?? err.name));
     const backend = this.#backend!;
     if (this.#clientGone || this.#init.res.destroyed || this.#init.req.socket?.destroyed === true) {
       // node-http-proxy's rule: a client that hung up is not the backend's fault.
@@ -315,6 +326,12 @@ export class Exchange implements UpstreamHandler {
     this.#send(next);
   }
 
+  /** The previous attempt's client span ends; this one's begins, and its traceparent goes in the headers. */
+  #traceAttempt(trace: ServerTrace, backend: Backend): void {
+    this.#span?.end();
+    this.#span = trace.attempt(backend, this.#init.req.method!, this.#init.path, this.#init.headers);
+  }
+
   // ---- the client side -----------------------------------------------------
 
   #onDrain = (): void => {
@@ -338,6 +355,7 @@ export class Exchange implements UpstreamHandler {
     if (this.#done) return;
     this.#done = true;
     const i = this.#init;
+    this.#span?.end();
     const viaBackend = this.#responding || this.#clientGone;
     i.observer.onRequestEnd({
       listener: i.listener,
@@ -352,6 +370,7 @@ export class Exchange implements UpstreamHandler {
       bytes: this.#bytes,
       retries: this.#retries,
       error,
+      trace: i.trace,
     });
   }
 }

@@ -16,7 +16,7 @@ const REQUEST_DROP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'expect', 'http2-settings',
   // Set by us from what we saw, never trusted from the client.
-  'x-forwarded-proto', 'x-forwarded-host',
+  'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-client-cert',
 ]);
 /** Exported for Http1Response.writeBackendHead, which drops the same names from raw header bytes. */
 export const RESPONSE_DROP: ReadonlySet<string> = new Set([

@@ -30,6 +30,12 @@ import { reportInternalError } from '../internal-errors';
 import { fulcrumError } from '../errors';
 import { deferClientError, trackChunkedBody, trackRequest } from '../http1/node-http';
 import { PendingHandshakes } from './tls-handshake';
+import type { ServerTrace, Tracing } from '../tracing/tracer';
+import { cidrList, guardConnections, type ProxyProtocolPolicy } from '../proxy-protocol/accept';
+import { clientAuthOptions, clientCertHeader, watchClientCertificates } from '../tls/client-certs';
+import { describeCertificate, type CertificateInfo, type KeyPair } from '../tls/certificates';
+import type { AcmeManager } from '../acme/manager';
+import type { ChallengeResponder } from '../acme/challenge';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -43,6 +49,9 @@ const NO_KEY: PickContext = {};
 
 /** A route as this listener runs it. */
 type ListenerRoute = CompiledRoute<PoolTarget>;
+
+/** A listener made without a tracing switch (tests) never traces. */
+const NO_TRACING: Tracing = { tracer: null };
 
 /** A request-target HTTP/1.1 can carry (RFC 9112 §3.2, RFC 3986): visible ASCII only; anything else is percent-encoded by the client. */
 const HTTP1_TARGET = /^[\x21-\x7e]*$/;
@@ -93,10 +102,30 @@ function hashKeyExtractor(on: HashOn): (req: ProxyRequest, clientIp: string, pat
   }
 }
 
-function tlsOptions(config: ListenerConfig): ({ cert: Buffer; key: Buffer } & Pick<TlsConfig, 'minVersion' | 'ciphers'>) | undefined {
+/** What a listener's edge features need from the process: ACME certificates and challenges (SPEC 9.4). */
+export interface ListenerEdge {
+  readonly acme?: AcmeManager;
+}
+
+type TlsOptions = { cert: Buffer | string; key: Buffer | string; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean } & Pick<TlsConfig, 'minVersion' | 'ciphers'>;
+
+/** The certificate files (or ACME's current pair) and client-certificate settings, read now (at start and at each reload). */
+function tlsOptions(config: ListenerConfig, acme: KeyPair | undefined): TlsOptions | undefined {
   if (config.tls === undefined) return undefined;
-  const { minVersion, ciphers } = config.tls;
-  return { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), minVersion, ciphers };
+  const { minVersion, ciphers, clientAuth, clientCa } = config.tls;
+  const pair = acme ?? { cert: readFileSync(config.tls.cert!), key: readFileSync(config.tls.key!) };
+  return { ...pair, ...clientAuthOptions(clientAuth, clientCa !== undefined ? readFileSync(clientCa) : undefined), minVersion, ciphers };
+}
+
+/** Plain listeners of a process where some listener uses ACME answer its HTTP-01 challenges. */
+function challengesFor(config: ListenerConfig, edge: ListenerEdge): ChallengeResponder | null {
+  return config.tls === undefined && edge.acme?.expected === true ? edge.acme.challenges : null;
+}
+
+function proxyPolicy(config: ListenerConfig): ProxyProtocolPolicy | null {
+  const p = config.proxyProtocol;
+  if (p === undefined) return null;
+  return { trusted: p.trusted !== undefined ? cidrList(p.trusted) : null };
 }
 
 /** The Host a request names: Host for HTTP/1.1, :authority for HTTP/2. */
@@ -123,14 +152,29 @@ export class ProxyListener {
   readonly #observer: RequestObserver;
   /** Where `rateLimit.scope: cluster` keeps its buckets (SPEC section 10); undefined without a cluster. */
   readonly #sharedBuckets: SharedBuckets | undefined;
+  /** The current tracer (null without `tracing`), shared with the Fulcrum that reloads it. */
+  readonly #tracing: Tracing;
   readonly #proto: 'http' | 'https';
   /** HTTP/1.1 requests reach #handle through node:http's code (TLS listeners, the fallback): see src/http1/node-http.ts. */
   readonly #nodeHttp1: boolean;
+  /** SPEC 9.3: null when connections do not begin with a PROXY header (read per connection). */
+  #proxyPolicy: ProxyProtocolPolicy | null;
+  /** Client certificates are asked for: requests carry X-Forwarded-Client-Cert. */
+  #clientCerts: boolean;
+  readonly #edge: ListenerEdge;
+  /** Plain listeners of a process with ACME: HTTP-01 answers before routing; null otherwise (one check per request). */
+  #challenges: ChallengeResponder | null;
+  #certificate: CertificateInfo | undefined;
 
-  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, random: () => number = Math.random, sharedBuckets?: SharedBuckets) {
+  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, edge: ListenerEdge = {}, tracing: Tracing = NO_TRACING, random: () => number = Math.random, sharedBuckets?: SharedBuckets) {
     this.name = config.name;
     this.config = config;
+    this.#edge = edge;
+    this.#proxyPolicy = proxyPolicy(config);
+    this.#clientCerts = config.tls !== undefined && config.tls.clientAuth !== 'none';
+    this.#challenges = challengesFor(config, this.#edge);
     this.#observer = observer;
+    this.#tracing = tracing;
     this.#random = random;
     this.#sharedBuckets = sharedBuckets;
     this.#proto = config.tls !== undefined ? 'https' : 'http';
@@ -149,7 +193,8 @@ export class ProxyListener {
       // #serve answers a missing Host itself, logged and with a body like every other 400.
       requireHostHeader: false,
     };
-    const tls = tlsOptions(config);
+    const tls = tlsOptions(config, this.#acmePair(config));
+    this.#certificate = this.#describe(config, tls);
     if (tls !== undefined && config.http2) {
       // ALPN offers h2 and http/1.1; HTTP/1.1 clients get the same handler.
       this.server = http2.createSecureServer({ ...tls, allowHTTP1: true }, this.#handle as never);
@@ -164,6 +209,9 @@ export class ProxyListener {
       this.server = http.createServer(common, this.#handle);
     }
     this.#nodeHttp1 = tls !== undefined || !llhttpAvailable;
+    // Before anything else hears of a connection: a PROXY header comes before TLS and HTTP.
+    guardConnections(this.server, () => this.#proxyPolicy, () => this.config.limits.headersTimeoutMs, { resume: tls === undefined && !llhttpAvailable });
+    if (tls !== undefined) watchClientCertificates(this.server, () => this.config.tls?.clientAuth ?? 'none');
     this.handshakes = tls !== undefined ? new PendingHandshakes(this.server, () => this.config.limits.headersTimeoutMs) : undefined;
     if (limits.maxConnections > 0) this.server.maxConnections = limits.maxConnections;
     this.server.on('upgrade', this.#upgrade);
@@ -204,8 +252,12 @@ export class ProxyListener {
   /** Reload: new routes (and certificates) for requests from now on. */
   update(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>): void {
     const router = this.#compile(config, targets);
-    const tls = tlsOptions(config);
+    const tls = tlsOptions(config, this.#acmePair(config));
     if (tls !== undefined) (this.server as https.Server).setSecureContext(tls);
+    this.#certificate = this.#describe(config, tls);
+    this.#proxyPolicy = proxyPolicy(config);
+    this.#clientCerts = config.tls !== undefined && config.tls.clientAuth !== 'none';
+    this.#challenges = challengesFor(config, this.#edge);
     if (!isDeepStrictEqual(config.limits.rateLimit, this.config.limits.rateLimit)) {
       this.#limiter?.stop();
       this.#limiter = this.#makeLimiter(config);
@@ -229,9 +281,37 @@ export class ProxyListener {
     }));
   }
 
-  /** Timers this listener owns (rate-limit sweeps). */
+  /** Timers this listener owns (rate-limit sweeps, its ACME order). */
   stop(): void {
     this.#limiter?.stop();
+    if (this.config.tls?.acme !== undefined) this.#edge.acme?.detach(this.name, this);
+  }
+
+  /** The certificate this TLS listener serves now (names, issuer, expiry); undefined for plain HTTP. */
+  get certificate(): CertificateInfo | undefined {
+    return this.#certificate;
+  }
+
+  /** ACME listeners: the pair to serve now (stored, or the placeholder), and new ones as they come. */
+  #acmePair(config: ListenerConfig): KeyPair | undefined {
+    const acme = config.tls?.acme;
+    if (acme === undefined) return undefined;
+    if (this.#edge.acme === undefined) throw new Error('tls.acme without an ACME manager');
+    return this.#edge.acme.attach(this.name, acme, this, (pair) => {
+      const tls = tlsOptions(this.config, pair);
+      (this.server as https.Server).setSecureContext(tls!);
+      this.#certificate = this.#describe(this.config, tls);
+    });
+  }
+
+  #describe(config: ListenerConfig, tls: TlsOptions | undefined): CertificateInfo | undefined {
+    if (tls === undefined) return undefined;
+    const source = config.tls?.acme === undefined ? 'file' : this.#edge.acme!.source(this.name);
+    try {
+      return describeCertificate(tls.cert, source);
+    } catch {
+      return undefined; // a chain node:tls takes but X509Certificate cannot read: nothing to show
+    }
   }
 
   /** The path a request is routed and forwarded on; undefined for a target that is no path (400). */
@@ -284,6 +364,17 @@ export class ProxyListener {
       return;
     }
     const url = ProxyListener.#pathOf(req);
+    // SPEC 9.4: ACME's HTTP-01 challenges are answered before routing.
+    if (this.#challenges !== null && url !== undefined) {
+      const bytes = this.#challenges.answer(url, res);
+      if (bytes >= 0) {
+        this.#observer.onRequestEnd({
+          listener: this.name, method: req.method, url, requestId: requestIdOf(req), remoteAddress: ip,
+          pool: '', backend: '', status: 200, durationMs: performance.now() - startedAt, bytes, retries: 0,
+        });
+        return;
+      }
+    }
     // An HTTP/2 :path is not held to HTTP/1.1's request-target by any parser
     // on its way in; what a backend's parser would refuse is refused here.
     if (url === undefined || (h2 && !HTTP1_TARGET.test(url))) {
@@ -323,6 +414,11 @@ export class ProxyListener {
       this.#refuse(req, res, ip, startedAt, 'bad request: more than one Host header', rules);
       return;
     }
+    // Fulcrum's own header, so a route's requestHeaders act after it (SPEC 8.1).
+    if (this.#clientCerts) {
+      const xfcc = clientCertHeader(req.socket);
+      if (xfcc !== undefined) fwd.headers.push('x-forwarded-client-cert', xfcc);
+    }
     const headers = route.requestRules === null ? fwd.headers : route.requestRules.apply(fwd.headers);
     let body = this.#body(req, res, ip, startedAt, h2, rules);
     if (body === false) return;
@@ -330,6 +426,12 @@ export class ProxyListener {
     const target = action.kind === 'pool' ? action.target : action.choice.pick();
     const pick = target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) };
     if (route.mirror !== null) body = route.mirror.copy({ method: req.method, path, headers, pick }, body, req.headers['content-length']);
+    const tracer = this.#tracing.tracer;
+    let trace: ServerTrace | undefined;
+    if (tracer !== null) {
+      trace = tracer.begin(req.headers, startedAt, route.index);
+      trace.bindHeaders(headers);
+    }
     const exchange = new Exchange({
       body,
       listener: this.name,
@@ -348,6 +450,7 @@ export class ProxyListener {
       responseRules: rules,
       retries: route.retries,
       timeouts: route.timeouts,
+      trace,
     });
     exchange.start();
     if (body !== null) {
@@ -609,6 +712,8 @@ export class ProxyListener {
       bytes,
       retries: 0,
       error: message,
+      // Answered here: a server span with no client span under it.
+      trace: this.#tracing.tracer?.begin(req.headers, startedAt, -1),
     });
   }
 }

@@ -66,7 +66,8 @@ export function proxyUpgrade(u: UpgradeInit): void {
   };
   const abort = new AbortController();
   socket.once('close', () => abort.abort());
-  backend.dispatcher.upgrade({
+  const { dispatcher, done } = backend.upgradeDispatcher(u.req.socket);
+  dispatcher.upgrade({
     path: u.path,
     method: 'GET',
     headers,
@@ -115,5 +116,5 @@ export function proxyUpgrade(u: UpgradeInit): void {
     refuseUpgrade(socket, f.status, f.message);
     const blame = blamesBackend(f.kind);
     end(f.status, blame ? f.kind : undefined, blame, `${f.kind}: ${err.message}`);
-  });
+  }).finally(done);
 }

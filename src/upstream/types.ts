@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { fulcrumError, type FulcrumErrorCode } from '../errors';
 
@@ -26,6 +27,8 @@ export interface UpstreamRequest {
   /** Flat [name, value, ...]; Content-Length, if any, describes `body`. Hop-by-hop headers already gone. */
   readonly headers: readonly string[];
   readonly body: Readable | null;
+  /** The client connection it came on: pool proxyProtocol keeps each client's backend connections apart (upstream/per-client.ts). */
+  readonly client?: Socket;
   /** A route's timeouts (SPEC 8.1), overriding the backend's for this request; undefined: the backend's. */
   readonly connectMs?: number;
   readonly responseMs?: number;

@@ -16,6 +16,8 @@ import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { useTeardown } from '../helpers/teardown';
 import { startRedis } from '../helpers/redis';
+import type { HistoryJson } from '../../src/admin/api-json';
+import { selfSigned } from '../helpers/tls';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const REFRESH_MS = 2000;
@@ -47,8 +49,9 @@ async function openPage(): Promise<Watched> {
   return { page, problems };
 }
 
+/** History sampled every 250 ms, so the charts have lines within a second or two. */
 async function fulcrum(yaml: string): Promise<RunningFulcrum> {
-  const f = await startFulcrum(yaml);
+  const f = await startFulcrum(yaml, {}, { historyIntervalMs: 250 });
   cleanups.push(() => f.stop());
   return f;
 }
@@ -200,7 +203,11 @@ describe('the dashboard in Chromium', () => {
       await until(row(page, b).locator('[data-field="rate"]'), (t) => t === '0', 3 * REFRESH_MS + 1000, 'b no traffic once drained');
       await until(row(page, c).locator('[data-field="errors"]'), (t) => t !== '–' && t !== '0%', 4 * REFRESH_MS, 'an error rate');
       const shot = process.env.FULCRUM_SCREENSHOT ? path.join(__dirname, '../../docs/dashboard.png') : path.join(os.tmpdir(), 'fulcrum-dashboard.png');
-      await page.screenshot({ path: shot, fullPage: true });
+      // The whole page in one viewport: a full-page capture would draw the sticky header mid-page.
+      const height = Number(await page.evaluate('document.documentElement.scrollHeight'));
+      await page.setViewportSize({ width: 1280, height });
+      await page.screenshot({ path: shot });
+      await page.setViewportSize({ width: 1280, height: 800 });
     } finally {
       await stopTraffic();
     }
@@ -243,6 +250,49 @@ describe('the dashboard in Chromium', () => {
     await until(warning, (t) => t.includes('2 different configs'), 4 * REFRESH_MS, 'the configs warning');
     expect(await warning.isVisible()).toBe(true);
     expect(await text(warning)).toMatch(/one [0-9a-f]{8}, two [0-9a-f]{8}/);
+    expect(problems).toEqual([]);
+  });
+
+  test('charts the last 15 minutes per pool, backend and listener from Fulcrum\'s history, and again after a reload', async () => {
+    const [a, c] = [await backend('a'), await backend('c', 2)];
+    const f = await fulcrum(config([a, c]));
+    const stopTraffic = traffic(f.url(), 5);
+    const { page, problems } = await openPage();
+    const points = async (key: string) => Number(await page.locator(`[data-chart="${key}"]`).getAttribute('data-points').catch(() => '0'));
+    const charts = ['pool/web/requests', 'pool/web/errors', 'pool/web/p99', 'listener/public/codes'];
+    const history = async () => JSON.parse((await request(`${f.adminUrl}/api/history`)).body) as HistoryJson;
+    const most = (vs: readonly (number | null)[]) => Math.max(0, ...vs.map((v) => v ?? 0));
+    let h: HistoryJson;
+    try {
+      await page.goto(f.adminUrl + '/');
+      for (const key of charts) {
+        await waitFor(async () => (await points(key)) >= 4, 10_000, `chart ${key} drawn with values`);
+      }
+      // What is drawn is Fulcrum's: requests, c's 5xx (one in two), their status classes, latencies.
+      await waitFor(async () => {
+        h = await history();
+        const pool = h.pools.find((p) => p.name === 'web')!;
+        return most(pool.requestRate) > 0 && most(pool.backends.find((b) => b.name === `127.0.0.1:${c.port}`)!.errorRate) > 0
+          && most(h.listeners[0]!.codes['5xx']) > 0 && most(pool.p99Ms) > 0;
+      }, 10_000, 'requests, errors and latencies in the history');
+    } finally {
+      await stopTraffic();
+    }
+    // uPlot drew each into a canvas, with a legend naming the pool and both backends.
+    expect(await page.locator('[data-chart-pool="web"] .chart canvas').count()).toBe(3);
+    expect(await page.locator('[data-chart-listener="public"] .chart canvas').count()).toBe(1);
+    const legend = await page.locator('[data-chart="pool/web/requests"] .u-legend').textContent();
+    expect(legend).toContain('web (pool)');
+    expect(legend).toContain(`127.0.0.1:${a.port}`);
+    expect(legend).toContain(`127.0.0.1:${c.port}`);
+    expect(h!.pools.find((p) => p.name === 'web')!.backends.find((b) => b.name === `127.0.0.1:${a.port}`)!.errorRate.every((v) => v === null || v === 0)).toBe(true);
+
+    // A reload draws the same history at once: it is kept in Fulcrum, not in the page.
+    const before = await points('pool/web/requests');
+    await page.reload();
+    await waitFor(async () => (await points('pool/web/requests')) >= before, 5000, 'the charts after a reload');
+    // Three charts per pool (web and the routes' web2), one per listener.
+    expect(await page.locator('.chart canvas').count()).toBe(7);
     expect(problems).toEqual([]);
   });
 
@@ -299,5 +349,25 @@ describe('the dashboard in Chromium', () => {
     expect(await text(row(page, a).locator('.state'))).toBe('up');
     expect(problems.length).toBeGreaterThan(0);
     expect(problems.filter((p) => !/ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/.test(p))).toEqual([]);
+  });
+
+  test('shows each TLS listener\'s certificate: where it comes from, its names, issuer and expiry', async () => {
+    const a = await backend('a');
+    const cert = selfSigned();
+    const f = await fulcrum(`
+admin: { listen: 127.0.0.1:0 }
+listeners:
+  secure: { listen: 127.0.0.1:0, tls: { cert: ${cert.cert}, key: ${cert.key} }, routes: [{ pool: web }] }
+  public: { listen: 127.0.0.1:0, routes: [{ pool: web }] }
+pools:
+  web: { backends: [{ url: ${a.url} }] }
+`);
+    const { page, problems } = await openPage();
+    await page.goto(f.adminUrl + '/');
+    const secure = page.locator('[data-listener="secure"] [data-testid="certificate"]');
+    await secure.waitFor({ timeout: 5000 });
+    expect(await text(secure)).toMatch(/^file: localhost, 127\.0\.0\.1 · localhost · until \d{4}-\d\d-\d\d$/);
+    expect(await text(page.locator('[data-listener="public"] [data-testid="certificate"]'))).toBe('');
+    expect(problems).toEqual([]);
   });
 });

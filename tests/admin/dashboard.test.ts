@@ -19,8 +19,12 @@ test('is one document with the stylesheet and the compiled script inline, and no
   expect(page).not.toContain(SCRIPT_TAG);
   expect(page).toContain(`<style>\n${fs.readFileSync(path.join(SRC, 'dashboard.css'), 'utf8')}</style>`);
   const scripts = [...page.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)];
-  expect(scripts.map((m) => m[1])).toEqual([' type="module"']);
-  const js = scripts[0][2];
+  // uPlot first (a classic script defining the global the charts use), then the page's module.
+  expect(scripts.map((m) => m[1])).toEqual(['', ' type="module"']);
+  const uplot = require.resolve('uplot/dist/uPlot.iife.min.js');
+  expect(scripts[0][2]).toBe(`\n${fs.readFileSync(uplot, 'utf8')}`);
+  expect(page).toContain(`<style>\n${fs.readFileSync(path.join(path.dirname(uplot), 'uPlot.min.css'), 'utf8')}</style>`);
+  const js = scripts[1][2];
   // Compiled: types gone, no import left, the code itself there.
   expect(js).not.toMatch(/^\s*import\b/m);
   expect(js).not.toMatch(/\binterface\s+Row\b|: HTMLTableRowElement\b/);

@@ -30,6 +30,7 @@ describe('the full example of SPEC section 2', () => {
       cert: path.join(FIXTURES, 'certs/server.crt'),
       key: path.join(FIXTURES, 'certs/server.key'),
       minVersion: 'TLSv1.2',
+      clientAuth: 'none',
       ciphers: DEFAULT_CIPHERS,
     });
     expect(l.limits).toEqual({
@@ -287,7 +288,7 @@ describe('loadConfig', () => {
       }));
       fs.copyFileSync(path.join(FIXTURES, 'certs', 'server.crt'), path.join(dir, 'c.pem'));
       fs.copyFileSync(path.join(FIXTURES, 'certs', 'server.key'), path.join(dir, 'k.pem'));
-      expect(loadConfig(rel, {}).listeners[0]!.tls).toEqual({ cert: path.join(dir, 'c.pem'), key: path.join(dir, 'k.pem'), minVersion: 'TLSv1.2', ciphers: DEFAULT_CIPHERS });
+      expect(loadConfig(rel, {}).listeners[0]!.tls).toEqual({ cert: path.join(dir, 'c.pem'), key: path.join(dir, 'k.pem'), minVersion: 'TLSv1.2', ciphers: DEFAULT_CIPHERS, clientAuth: 'none' });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

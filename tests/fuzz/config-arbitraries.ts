@@ -105,6 +105,21 @@ const headerName = stringOf(`${ALNUM}-`, 1, 12);
 const percent = fc.double({ min: 0, max: 100, noNaN: true });
 const wrongPercent = fc.constantFrom(-1, 100.5, 101, 1e9, '50', '50%', Number.NaN, Number.POSITIVE_INFINITY);
 
+/** SPEC section 12: `tracing`, its collector and sampling. */
+function tracingArb(mode: Mode): fc.Arbitrary<unknown> {
+  return map(mode, {
+    otlp: map(mode, {
+      endpoint: pick(mode, fc.constantFrom('http://127.0.0.1:4318/v1/traces', 'https://otel.internal:4318/v1/traces', 'http://[::1]:4318/v1/traces'),
+        fc.constantFrom('127.0.0.1:4318', 'grpc://h:4317', 'http://', 'ftp://h/x', 'http://h/#frag')),
+      encoding: pick(mode, fc.constantFrom('protobuf', 'json'), fc.constantFrom('grpc', 'Protobuf', 'proto', '')),
+      headers: pick(mode, fc.dictionary(headerName, token, { maxKeys: 3 }), fc.constantFrom({ 'bad name': 'x' }, { h: 'a\nb' }, { h: 5 }, 'x')),
+    }, ['endpoint']),
+    sampleRatio: pick(mode, fc.double({ min: 0, max: 1, noNaN: true }), fc.constantFrom(-0.1, 1.5, '0.5', Number.NaN)),
+    serviceName: pick(mode, token, fc.constantFrom('', 5, null)),
+    maxQueueSize: pick(mode, fc.integer({ min: 1, max: 100_000 }), fc.constantFrom(0, -1, 1.5, '2048', 2_000_000)),
+  }, ['otlp']);
+}
+
 function backendArb(mode: Mode, index: number): fc.Arbitrary<unknown> {
   return map(
     mode,
@@ -200,6 +215,23 @@ function poolArb(mode: Mode, withCluster = false): fc.Arbitrary<unknown> {
           maxConnectionsPerBackend: pick(mode, fc.nat(100_000), fc.constantFrom(-1, 1.5, '10')),
           panicThreshold: pick(mode, percent, wrongPercent),
           sticky: map(mode, { cookie: pick(mode, token, fc.constantFrom('a b', '', 'a;b', 'é')) }, ['cookie']),
+          proxyProtocol: pick(mode, fc.constantFrom('v1', 'v2'), fc.constantFrom('v3', 'V1', true, 1, '')),
+          // Pool tls is for https:// backends: only drawn as valid when the pool has one.
+          ...(mode === 'any' || (backends as Obj[]).some((b) => String(b.url).startsWith('https:'))
+            ? {
+                tls: fc.oneof(
+                  map(mode, {
+                    ca: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', '', 'certs')),
+                    serverName: pick(mode, fc.constantFrom('api.internal', 'localhost', '10.0.0.1'), fc.constantFrom('', 'a b', 5)),
+                    verify: pick(mode, fc.boolean(), fc.constantFrom('no', 0)),
+                  }),
+                  map(mode, {
+                    cert: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', 'certs/server.key')),
+                    key: pick(mode, fc.constant('certs/server.key'), fc.constantFrom('certs/missing.key', 'certs/server.crt')),
+                  }, ['cert', 'key']),
+                ),
+              }
+            : {}),
         },
         // Without backends a pool needs dns discovery; hashOn needs the strategy spelled out.
         strategy === 'consistent-hash' ? ['backends', 'strategy'] : ['backends'],
@@ -323,7 +355,7 @@ function routeArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unknow
 
 function listenerArb(mode: Mode, poolNames: readonly string[], withCluster = false): fc.Arbitrary<unknown> {
   const route = routeArb(mode, poolNames);
-  return fc.boolean().chain((withTls) =>
+  return fc.tuple(fc.boolean(), fc.boolean()).chain(([withTls, withClientCerts]) =>
     map(
       mode,
       {
@@ -335,13 +367,36 @@ function listenerArb(mode: Mode, poolNames: readonly string[], withCluster = fal
                 {
                   cert: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', '', 'certs', 'certs/server.key')),
                   key: pick(mode, fc.constant('certs/server.key'), fc.constantFrom('certs/missing.key', '', 'certs', 'certs/server.crt')),
+                  ...(withClientCerts || mode === 'any'
+                    ? {
+                        clientCa: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', '', 'certs')),
+                        clientAuth: pick(mode, fc.constantFrom('optional', 'require'), fc.constantFrom('none', 'required', 'yes', true)),
+                      }
+                    : {}),
+                  // acme together with cert and key is an error; workers must be 1: drawn in any mode only.
+                  ...(mode === 'any'
+                    ? {
+                        acme: map(mode, {
+                          directory: pick(mode, fc.constant('https://127.0.0.1:14000/dir'), fc.constantFrom('ftp://x', '', 'dir')),
+                          email: pick(mode, fc.constant('ops@example.com'), fc.constantFrom('', 5)),
+                          domains: pick(mode, fc.constant(['example.com', '*.example.com']), fc.constantFrom([], ['a b'], 'example.com', ['-x.com'])),
+                          storage: pick(mode, fc.constant('acme'), fc.constantFrom('', 'certs/server.crt')),
+                          ca: pick(mode, fc.constant('certs/server.crt'), fc.constantFrom('certs/missing.crt', '')),
+                        }, ['directory', 'domains', 'storage']),
+                      }
+                    : {}),
                 },
-                ['cert', 'key'],
+                withClientCerts ? ['cert', 'key', 'clientCa', 'clientAuth'] : ['cert', 'key'],
               ),
             }
           : {}),
         // HTTP/2 needs TLS.
         http2: pick(mode, withTls ? fc.boolean() : fc.constant(false), fc.constantFrom('yes', 1)),
+        proxyProtocol: pick(
+          mode,
+          fc.oneof(fc.boolean(), fc.record({ trusted: fc.subarray(['10.0.0.0/8', 'fd00::/8', '127.0.0.1', '192.0.2.0/24'], { minLength: 1 }) })),
+          fc.constantFrom('yes', { trusted: [] }, { trusted: ['10.0.0.0/33'] }, { trusted: ['nonsense'] }, { trust: ['10.0.0.0/8'] }, 1),
+        ),
         limits: map(mode, {
           maxBodySize: pick(mode, size, wrongSize),
           headersTimeout: pick(mode, positiveDuration, wrongDuration),
@@ -402,6 +457,7 @@ function configArb(mode: Mode): fc.Arbitrary<GeneratedConfig> {
               },
               publicAdmin ? ['listen', 'token'] : [],
             ),
+            tracing: tracingArb(mode),
             listeners: mode === 'valid'
               ? fc.constant(objectOf(listenerNames.map((n, i) => [n, listeners[i]])))
               : fc.oneof({ weight: 6, arbitrary: fc.constant(objectOf(listenerNames.map((n, i) => [n, listeners[i]]))) }, { weight: 1, arbitrary: junk }),

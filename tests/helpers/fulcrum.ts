@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config';
 import { createLogger } from '../../src/log';
-import { Fulcrum } from '../../src/server';
+import { Fulcrum, type FulcrumOptions } from '../../src/server';
 import type { RequestRecord } from '../../src/proxy/exchange';
 
 export interface RunningFulcrum {
@@ -27,6 +27,10 @@ export async function startFulcrum(
     onRequestEnd?: (r: RequestRecord) => void;
     /** Only for tests that plant a bug: otherwise an `internal error` line fails stop(). */
     internalErrorsExpected?: boolean;
+    /** The dashboard history's sampling interval (5 s by default). */
+    historyIntervalMs?: number;
+    /** ACME timing (a short first retry). */
+    acme?: FulcrumOptions['acme'];
   } = {},
 ): Promise<RunningFulcrum> {
   const config = parseConfig(yaml, 'test.yaml', env);
@@ -40,6 +44,8 @@ export async function startFulcrum(
   const records: RequestRecord[] = [];
   const fulcrum = new Fulcrum(config, {
     logger: createLogger(config.log, sink),
+    historyIntervalMs: options.historyIntervalMs,
+    ...(options.acme !== undefined ? { acme: options.acme } : {}),
     onRequestEnd: (r) => {
       records.push(r);
       options.onRequestEnd?.(r);

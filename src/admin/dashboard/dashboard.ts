@@ -14,6 +14,9 @@
  * in place, so open panels and buttons survive each refresh. Every value goes in
  * through textContent, never innerHTML: backend names and reasons come from
  * config and from the network.
+ *
+ * The charts (the last section below) read `GET /api/history` every 5 s and
+ * draw it with uPlot, whose script is a classic <script> before this one.
  */
 import type {
   BackendDetailJson,
@@ -21,11 +24,19 @@ import type {
   BackendOverviewJson,
   BackendStateJson,
   ClusterJson,
+  HistoryJson,
+  HistorySeriesJson,
+  CertificateJson,
   ListenerJson,
   OverviewJson,
   PoolJson,
   RouteJson,
+  StatusClassJson,
 } from '../api-json';
+import type UPlot from 'uplot';
+
+/** uPlot's IIFE (inlined before this script) defines it. */
+declare const uPlot: typeof UPlot;
 
 const REFRESH_MS = 2000;
 const TIMEOUT_MS = 5000;
@@ -111,6 +122,8 @@ const ui = {
   listeners: byId('listeners', HTMLTableSectionElement),
   poolsSection: byId('pools-section', HTMLElement),
   pools: byId('pools', HTMLDivElement),
+  chartsSection: byId('charts-section', HTMLElement),
+  charts: byId('charts', HTMLDivElement),
 };
 
 // ---- formatting ----
@@ -391,9 +404,11 @@ function clusterWarning(c: ClusterJson | undefined): void {
 function render(data: OverviewJson): void {
   const { pools, listeners } = data;
   clusterWarning(data.cluster);
-  const sig = JSON.stringify([listeners, pools.map((p) => [p.name, p.strategy, p.backends.map((b) => [b.name, b.url, b.backup])])]);
+  // An older admin API has no certificates; a new certificate (ACME's first, a renewal) rebuilds the table.
+  const certificates = data.certificates ?? [];
+  const sig = JSON.stringify([listeners, certificates, pools.map((p) => [p.name, p.strategy, p.backends.map((b) => [b.name, b.url, b.backup])])]);
   if (sig !== shape) {
-    build(pools, listeners);
+    build(pools, listeners, certificates);
     shape = sig;
   }
   const now = Date.now();
@@ -409,6 +424,13 @@ function render(data: OverviewJson): void {
       setText(summary, p.backends.length + (p.backends.length === 1 ? ' backend' : ' backends') + (parts.length ? ' · ' + parts.join(' · ') : ''));
     }
   }
+}
+
+/** "acme: example.com, www.example.com · R11 · until 2027-03-01" */
+function certificateText(c: CertificateJson | undefined): string {
+  if (c === undefined) return '';
+  const issuer = /(?:^|,)CN=([^,]*)/.exec(c.issuer)?.[1] ?? c.issuer;
+  return c.source + ': ' + c.names.join(', ') + ' · ' + issuer + ' · until ' + c.notAfter.slice(0, 10);
 }
 
 /** One route in one line: what it matches, then what it does (SPEC 8). */
@@ -441,7 +463,7 @@ function routeText(r: RouteJson): string {
   return (m.length ? m.join(' ') : '*') + ' ' + action + (extras.length ? ' (' + extras.join(', ') + ')' : '');
 }
 
-function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: readonly ListenerJson[]): void {
+function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: readonly ListenerJson[], certificates: readonly CertificateJson[]): void {
   const lt = ui.listeners;
   lt.textContent = '';
   for (const l of listeners) {
@@ -454,6 +476,7 @@ function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: reado
       el('tr', { 'data-listener': l.name }, [
         el('td', null, [el('strong', null, [l.name])]),
         el('td', { class: 'mono listen' }, [(l.tls ? 'https://' : 'http://') + l.listen]),
+        el('td', { class: 'cert', 'data-testid': 'certificate' }, [certificateText(certificates.find((c) => c.listener === l.name))]),
         routes,
       ]),
     );
@@ -683,4 +706,111 @@ function renderWhy(r: Row, d: BackendDetailJson): void {
   );
 }
 
+// ---- charts: the last 15 minutes (GET /api/history, drawn with uPlot) ----
+
+const HISTORY_REFRESH_MS = 5000;
+const PALETTE = ['#0969da', '#bf8700', '#8250df', '#0a7d8c', '#bc4c00', '#57606a', '#cf222e', '#1a7f37'];
+const CLASS_COLORS: Readonly<Record<StatusClassJson, string>> = { '1xx': '#8c959f', '2xx': '#1a7f37', '3xx': '#0969da', '4xx': '#bf8700', '5xx': '#cf222e' };
+const CLASSES: readonly StatusClassJson[] = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
+/** What one chart shows: its title, unit, and one line per series. */
+interface ChartSpec {
+  readonly key: string;
+  readonly title: string;
+  readonly unit: string;
+  readonly series: readonly { readonly label: string; readonly color: string; readonly values: readonly (number | null)[] }[];
+}
+
+/** The plots by chart key, and the shape they were built for. */
+let plots = new Map<string, { readonly plot: UPlot; readonly box: HTMLDivElement }>();
+let chartShape = '';
+let historyTimer: number | undefined;
+
+async function refreshCharts(): Promise<void> {
+  clearTimeout(historyTimer);
+  try {
+    renderCharts(await api<HistoryJson>('GET', 'api/history'));
+  } catch {
+    // The overview's banner already says when the admin API cannot be reached.
+  } finally {
+    historyTimer = setTimeout(() => void refreshCharts(), HISTORY_REFRESH_MS);
+  }
+}
+
+/** A pool's three charts: its total and each backend, one line each. */
+function poolCharts(p: HistoryJson['pools'][number]): ChartSpec[] {
+  const lines = (pick: (s: HistorySeriesJson) => readonly (number | null)[]) => [
+    { label: p.name + ' (pool)', color: '#1f2328', values: pick(p) },
+    ...p.backends.map((b, i) => ({ label: b.name, color: PALETTE[i % PALETTE.length]!, values: pick(b) })),
+  ];
+  return [
+    { key: 'pool/' + p.name + '/requests', title: 'Requests', unit: 'req/s', series: lines((s) => s.requestRate) },
+    { key: 'pool/' + p.name + '/errors', title: 'Errors (5xx)', unit: '%', series: lines((s) => s.errorRate) },
+    { key: 'pool/' + p.name + '/p99', title: 'p99 latency', unit: 'ms', series: lines((s) => s.p99Ms) },
+  ];
+}
+
+function listenerChart(l: HistoryJson['listeners'][number]): ChartSpec {
+  return {
+    key: 'listener/' + l.name + '/codes',
+    title: 'Status codes',
+    unit: 'req/s',
+    series: CLASSES.map((c) => ({ label: c, color: CLASS_COLORS[c], values: l.codes[c] })),
+  };
+}
+
+function renderCharts(h: HistoryJson): void {
+  const groups = [
+    ...h.pools.map((p) => ({ kind: 'pool', name: p.name, specs: poolCharts(p) })),
+    ...h.listeners.map((l) => ({ kind: 'listener', name: l.name, specs: [listenerChart(l)] })),
+  ];
+  const sig = JSON.stringify(groups.map((g) => [g.kind, g.name, g.specs.map((s) => [s.key, s.series.map((x) => x.label)])]));
+  ui.chartsSection.hidden = groups.length === 0;
+  if (sig !== chartShape) {
+    buildCharts(groups);
+    chartShape = sig;
+  }
+  const times = h.times.map((t) => t / 1000);
+  for (const g of groups) {
+    for (const spec of g.specs) {
+      const c = plots.get(spec.key);
+      if (!c) continue;
+      c.plot.setData([times, ...spec.series.map((s) => s.values.slice())] as UPlot.AlignedData);
+      // How many values the lines hold: what a test (or a curious operator) can read off the page.
+      const points = spec.series.reduce((n, s) => n + s.values.filter((v) => v !== null).length, 0);
+      c.box.setAttribute('data-points', String(points));
+    }
+  }
+}
+
+function buildCharts(groups: readonly { kind: string; name: string; specs: readonly ChartSpec[] }[]): void {
+  for (const c of plots.values()) c.plot.destroy();
+  plots = new Map();
+  ui.charts.textContent = '';
+  const width = Math.max(240, Math.floor((ui.charts.clientWidth || 1200) / 3) - 24);
+  for (const g of groups) {
+    const row = el('div', { class: 'chart-row' });
+    const card = el('section', { class: 'card chart-card', ['data-chart-' + g.kind]: g.name }, [
+      el('div', { class: 'chart-head' }, [el('h2', null, [g.name]), el('span', { class: 'strategy' }, [g.kind])]),
+      row,
+    ]);
+    ui.charts.appendChild(card);
+    for (const spec of g.specs) {
+      const box = el('div', { class: 'chart', 'data-chart': spec.key, 'data-points': '0' });
+      row.appendChild(el('div', { class: 'chart-cell' }, [el('h3', null, [spec.title + ' · ' + spec.unit]), box]));
+      const opts: UPlot.Options = {
+        width,
+        height: 150,
+        legend: { show: true },
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(max ?? 0, min ?? 0, spec.unit === '%' ? 1 : 0.001) * 1.1] } },
+        axes: [{ stroke: '#59636e', grid: { stroke: '#eef1f4' } }, { stroke: '#59636e', grid: { stroke: '#eef1f4' }, size: 48 }],
+        series: [{}, ...spec.series.map((s) => ({ label: s.label, stroke: s.color, width: s.label.endsWith('(pool)') ? 2 : 1.5, spanGaps: false, points: { show: false } }))],
+      };
+      plots.set(spec.key, { plot: new uPlot(opts, [[], ...spec.series.map(() => [])] as UPlot.AlignedData, box), box });
+    }
+  }
+}
+
+void refreshCharts();
 void refresh();
