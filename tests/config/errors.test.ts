@@ -67,7 +67,7 @@ describe('unknown keys', () => {
 
   test('without a near match the allowed keys are listed; each key at its own position', () => {
     expect(positions(yaml('zork: 1', ...MINIMAL, '    retries: { attempts: 1, tries: 2, qqqqqqqq: 3 }'))).toEqual([
-      '1:1: unknown key "zork": expected one of workers, shutdownTimeout, log, admin, tracing, listeners, pools',
+      '1:1: unknown key "zork": expected one of workers, shutdownTimeout, shutdownDelay, log, admin, tracing, listeners, pools, cluster',
       '11:29: pools.web.retries: unknown key "tries": expected one of attempts, on',
       '11:39: pools.web.retries: unknown key "qqqqqqqq": expected one of attempts, on',
     ]);
@@ -201,7 +201,7 @@ describe('environment variables', () => {
 
   test('keys are not interpolated', () => {
     expect(positions(yaml('${X}: 1', ...MINIMAL), { X: 'workers' })).toEqual([
-      '1:1: unknown key "${X}": expected one of workers, shutdownTimeout, log, admin, tracing, listeners, pools',
+      '1:1: unknown key "${X}": expected one of workers, shutdownTimeout, shutdownDelay, log, admin, tracing, listeners, pools, cluster',
     ]);
   });
 
@@ -325,7 +325,7 @@ test('aliases are followed when locating a problem', () => {
     ...MINIMAL,
     '    timeouts: *t',
   ))).toEqual([
-    '1:1: unknown key "defaults": expected one of workers, shutdownTimeout, log, admin, tracing, listeners, pools',
+    '1:1: unknown key "defaults": expected one of workers, shutdownTimeout, shutdownDelay, log, admin, tracing, listeners, pools, cluster',
     '1:25: pools.web.timeouts.connect: invalid duration "5 seconds": use a number with ms, s, m or h, e.g. 5s',
   ]);
 });
