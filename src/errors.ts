@@ -37,6 +37,12 @@ export const ERRORS = {
   FULCRUM_RESPONSE_TIMEOUT: { kind: 'timeout', status: 504, message: 'gateway timeout: the backend did not answer in time' },
   /** The backend closed the connection before the response was complete. */
   FULCRUM_UPSTREAM_CLOSED: { kind: 'reset', status: 502, message: 'bad gateway: the backend closed the connection' },
+  /** HTTP/2: the backend refused the stream or never processed it (REFUSED_STREAM, past a GOAWAY): safe to send elsewhere. */
+  FULCRUM_STREAM_REFUSED: { kind: 'connect-failure', status: 502, message: 'bad gateway: the backend refused the stream' },
+  /** HTTP/2: the backend reset the stream, or its connection ended (GOAWAY with an error, a close) under it. */
+  FULCRUM_STREAM_RESET: { kind: 'reset', status: 502, message: 'bad gateway: the backend reset the stream' },
+  /** A gRPC call's grpc-timeout ran out (SPEC 9.1: DEADLINE_EXCEEDED). */
+  FULCRUM_DEADLINE: { kind: 'timeout', status: 504, message: 'gateway timeout: the call\'s deadline passed' },
   /** The backend's bytes are not HTTP/1.1 (llhttp's HPE_* reason in the error's message). */
   FULCRUM_BAD_RESPONSE: { kind: 'error', status: 502, message: 'bad gateway: the backend failed' },
   /** The client's body did not match its Content-Length, or broke mid-way. */

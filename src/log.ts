@@ -48,7 +48,7 @@ export function accessLogObserver(logger: Logger): (r: RequestRecord) => void {
     const error = r.error === undefined ? '' : `,"error":${JSON.stringify(r.error)}`;
     // With tracing only: without it the line is byte for byte what it was.
     const trace = r.trace === undefined ? '' : `,"traceId":"${r.trace.traceId}"`;
-    stream.write(`${head}${Date.now()}${pid},"listener":"${r.listener}","method":"${r.method}","url":${JSON.stringify(r.url)},"status":${r.status},"pool":"${r.pool}","backend":"${r.backend}","durationMs":${Math.round(r.durationMs * 1000) / 1000},"bytes":${r.bytes},"requestId":${JSON.stringify(r.requestId)}${trace},"remoteAddress":"${r.remoteAddress}","retries":${r.retries}${error},"msg":"request"}\n`);
+    stream.write(`${head}${Date.now()}${pid},"listener":"${r.listener}","method":"${r.method}","url":${JSON.stringify(r.url)},"status":${r.status},"pool":"${r.pool}","backend":"${r.backend}","durationMs":${Math.round(r.durationMs * 1000) / 1000},"bytes":${r.bytes},"requestId":${JSON.stringify(r.requestId)}${trace},"remoteAddress":"${r.remoteAddress}","retries":${r.retries},"grpcStatus":"${r.grpcStatus ?? ''}"${error},"msg":"request"}\n`);
   };
 }
 

@@ -98,6 +98,8 @@ describe('pools and backends', () => {
     ['the strategy', [...web(A, B), '    strategy: least-connections'], ['pool web: settings changed']],
     ['a health check', [...web(A, B), '    healthCheck: { interval: 1s }'], ['pool web: settings changed']],
     ['timeouts', [...web(A, B), '    timeouts: { connect: 1s }'], ['pool web: settings changed']],
+    ['the protocol (SPEC 9.1)', [...web(A, B), '    protocol: http2'], ['pool web: settings changed']],
+    ['a grpc health check', [...web(A, B), '    protocol: http2', '    healthCheck: { grpc: { service: x } }'], ['pool web: settings changed']],
     ['settings and backends', [...web(B, '{ url: http://10.0.0.3:80, name: c }'), '    panicThreshold: 50'],
       ['pool web: settings changed', 'pool web: backend c added', 'pool web: backend a removed']],
   ])('%s', (_what, lines, expected) => {

@@ -94,9 +94,6 @@ export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
         problems.push({ path: ['listeners', name], atKey: true, message: `${JSON.stringify(name)} cannot be a listener name` });
       }
       if (!isMap(l)) continue;
-      if (l.http2 === true && (l.tls === undefined || l.tls === null)) {
-        problems.push({ path: ['listeners', name, 'http2'], message: 'http2 needs tls: HTTP/2 is offered over TLS (ALPN) only' });
-      }
       const tlsProblem = isMap(l.tls) ? unusableKeyPair(baseDir, l.tls.cert, l.tls.key) : undefined;
       if (tlsProblem !== undefined) problems.push({ path: ['listeners', name, 'tls'], message: tlsProblem });
       if (isMap(l.tls)) problems.push(...listenerTlsProblems(l.tls, ['listeners', name, 'tls'], raw.workers));
@@ -136,6 +133,7 @@ export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
           message: `hashOn only applies to strategy consistent-hash (this pool uses ${strategy})`,
         });
       }
+      problems.push(...protocolProblems(name, p));
       const backends = Array.isArray(p.backends) ? p.backends : [];
       const hasDns = isMap(p.discovery) && p.discovery.dns !== undefined && p.discovery.dns !== null;
       if (backends.length === 0 && !hasDns && (p.backends === undefined || Array.isArray(p.backends))) {
@@ -225,6 +223,23 @@ function poolEdgeProblems(p: RawMap, at: PathSegment[], baseDir: string, backend
   const urls = backends.flatMap((b) => (isMap(b) && typeof b.url === 'string' ? [b.url] : []));
   if (!hasDns && urls.length > 0 && urls.every((u) => u.startsWith('http:'))) {
     out.push({ path: [...at, 'tls'], atKey: true, message: 'pool tls applies to https:// backends, and every backend of this pool is http://' });
+  }
+  return out;
+}
+
+/** Combinations of a pool's protocol and health check that cannot work (SPEC 9.1). */
+function protocolProblems(name: string, p: RawMap): CrossProblem[] {
+  const out: CrossProblem[] = [];
+  const hc = isMap(p.healthCheck) ? p.healthCheck : undefined;
+  if (hc === undefined || hc.grpc === undefined) return out;
+  if (hc.path !== undefined) {
+    out.push({ path: ['pools', name, 'healthCheck', 'grpc'], atKey: true, message: 'healthCheck takes either path (a GET) or grpc (grpc.health.v1), not both' });
+  }
+  if (hc.expectStatus !== undefined) {
+    out.push({ path: ['pools', name, 'healthCheck', 'expectStatus'], atKey: true, message: 'expectStatus does not apply to a grpc health check (SERVING passes)' });
+  }
+  if (p.protocol !== 'http2') {
+    out.push({ path: ['pools', name, 'healthCheck', 'grpc'], atKey: true, message: `a grpc health check needs protocol: http2 (pool "${name}" speaks ${typeof p.protocol === 'string' ? p.protocol : 'http1'})` });
   }
   return out;
 }

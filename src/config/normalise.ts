@@ -46,6 +46,7 @@ export function normalise(c: ConfigFile, file: string): Config {
     })),
     pools: Object.entries(c.pools).map(([name, p]): PoolConfig => ({
       name,
+      protocol: p.protocol,
       strategy: p.strategy,
       ...(p.strategy === 'consistent-hash' ? { hashOn: p.hashOn ?? { kind: 'ip' } } : {}),
       backends: p.backends.map((b): BackendConfig => ({
@@ -77,6 +78,7 @@ export function normalise(c: ConfigFile, file: string): Config {
               rise: p.healthCheck.rise,
               fall: p.healthCheck.fall,
               expectStatus: p.healthCheck.expectStatus,
+              ...(p.healthCheck.grpc !== undefined ? { grpc: { service: p.healthCheck.grpc.service } } : {}),
             },
           }
         : {}),

@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { duration, int, leaf, oneOf, strict } from './builders';
 import { retriesSchema, routeSchema } from './routes';
-import { STRATEGY_NAMES, type Address, type LogLevel, type Scope, type TlsMinVersion } from './types';
+import { POOL_PROTOCOLS, STRATEGY_NAMES, type Address, type LogLevel, type Scope, type TlsMinVersion } from './types';
 import {
   DEFAULT_CIPHERS,
   backendName,
@@ -49,6 +49,9 @@ const SCOPES: readonly Scope[] = ['local', 'cluster'];
 
 export const DEFAULT_ADMIN: Address = { host: '127.0.0.1', port: 9901 };
 
+/** `healthCheck:` with nothing after it means "on, with the defaults". */
+const emptyIsOn = (v: unknown): unknown => (v === null ? {} : v);
+
 const healthCheck = strict({
   path: leaf(pathPrefix).default('/'),
   interval: duration(5_000, true),
@@ -56,6 +59,8 @@ const healthCheck = strict({
   rise: int(1).default(2),
   fall: int(1).default(3),
   expectStatus: leaf(parseExpectStatus).default([[200, 399]]),
+  // SPEC 9.1: grpc.health.v1.Health/Check instead of a GET (not with `path`: checks.ts).
+  grpc: z.preprocess(emptyIsOn, strict({ service: z.string().default('') })).optional(),
 });
 
 const outlierDetection = strict({
@@ -64,9 +69,6 @@ const outlierDetection = strict({
   maxEjectionPercent: z.number().min(0).max(100).default(10),
   scope: oneOf('outlierDetection scope', SCOPES).default('local'),
 });
-
-/** `healthCheck:` with nothing after it means "on, with the defaults". */
-const emptyIsOn = (v: unknown): unknown => (v === null ? {} : v);
 
 const backend = strict({
   url: leaf(parseBackendUrl),
@@ -87,6 +89,7 @@ function poolTls(baseDir: string) {
 }
 
 const pool = (baseDir: string) => strict({
+  protocol: oneOf('protocol', POOL_PROTOCOLS).default('http1'),
   strategy: oneOf('strategy', STRATEGY_NAMES).default('round-robin'),
   hashOn: leaf(parseHashOn).optional(),
   backends: z.array(backend).default([]),

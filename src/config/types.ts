@@ -199,7 +199,10 @@ export interface BackendConfig {
 }
 
 export interface HealthCheckConfig {
+  /** The GET's path; unused with `grpc`. */
   readonly path: string;
+  /** SPEC 9.1: a grpc.health.v1.Health/Check of this service ("" = the server as a whole) instead of a GET. */
+  readonly grpc?: { readonly service: string };
   readonly intervalMs: number;
   readonly timeoutMs: number;
   readonly rise: number;
@@ -237,8 +240,14 @@ export interface DnsDiscoveryConfig {
   readonly server?: string;
 }
 
+/** How a pool speaks to its backends (SPEC 9.1). */
+export const POOL_PROTOCOLS = ['http1', 'http2'] as const;
+export type PoolProtocol = (typeof POOL_PROTOCOLS)[number];
+
 export interface PoolConfig {
   readonly name: string;
+  /** http2: h2c with prior knowledge for http://, ALPN h2 for https://. */
+  readonly protocol: PoolProtocol;
   readonly strategy: StrategyName;
   /** Only for consistent-hash; defaults to ip there. */
   readonly hashOn?: HashOn;

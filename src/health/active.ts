@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import type { BackendEdge } from '../pool/backend';
 import { backendTlsOptions } from '../upstream/backend-tls';
 import { encodeLocal } from '../proxy-protocol/header';
+import { probeHttp2 } from './http2-probe';
 
 /** Result of one probe: ok, or why not. */
 export interface ProbeOutcome {
@@ -157,7 +158,7 @@ export class HealthChecker {
   async #run(backend: Backend): Promise<void> {
     // The round this run belongs to: unwatched and watched again meanwhile, a new round has started and this one ends here.
     const round = this.#timers.get(backend);
-    const outcome = await probe(backend.url, this.#config, backend.edge);
+    const outcome = await (this.#pool.config.protocol === 'http2' ? probeHttp2(backend.url, this.#config, backend.edge) : probe(backend.url, this.#config, backend.edge));
     if (this.#stopped || round === undefined || this.#timers.get(backend) !== round) return;
     this.#record(backend, outcome);
     const jitter = 1 + (this.#random() * 0.2 - 0.1);

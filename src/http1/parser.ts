@@ -23,6 +23,7 @@ export interface Parser<Conn = unknown> {
   consume(handle: unknown): void;
   unconsume(): void;
   getCurrentBuffer(): Buffer;
+  execute(data: Buffer): Error | number;
   finish(): Error | number | undefined | null;
   /** Parse bytes read in JS (the rest of a read a PROXY protocol header began: src/proxy-protocol/accept.ts). */
   execute(data: Buffer): Error | number;

@@ -128,6 +128,13 @@ export class Http1Server extends net.Server {
     });
   }
 
+  /** A connection whose first bytes were already read off it (a cleartext HTTP/2 listener's sniffing: src/http2/h2c.ts). */
+  accept(socket: Socket, head: Buffer): void {
+    const conn = new Connection(this, socket);
+    this.#connections.add(conn);
+    conn.feed(head);
+  }
+
   get keepAliveTimeout(): number {
     return this.#keepAliveTimeout;
   }
@@ -337,6 +344,13 @@ export class Connection {
     socket.on('drain', this.#onDrain);
     if (early !== null || socket.isPaused()) readStart(socket);
     if (early !== null) onExecute.call(parser, parser.execute(early));
+  }
+
+  /** Parse bytes read off the socket before it was handed here, as if the socket had just delivered them. */
+  feed(head: Buffer): void {
+    const parser = this.#parser;
+    if (parser === null || head.length === 0) return;
+    onExecute.call(parser, parser.execute(head));
   }
 
   /** Served at least one request and waits for the next (a fresh connection is not idle, as in node:http). */

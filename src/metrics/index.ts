@@ -21,7 +21,7 @@ export type BackendFailureKind = (typeof BACKEND_FAILURE_KINDS)[number];
 interface Children {
   readonly duration: HistogramSeries;
   /** method → status → counter series. */
-  readonly requests: Map<string, Map<number, CounterSeries>>;
+  readonly requests: Map<string, Map<number | string, CounterSeries>>;
   readonly labels: { listener: string; pool: string; backend: string };
 }
 
@@ -207,10 +207,12 @@ export class Metrics {
       byStatus = new Map();
       c.requests.set(r.method, byStatus);
     }
-    let counter = byStatus.get(r.status);
+    // gRPC calls (SPEC 9.1) are keyed by status and grpc-status; every other request by its status alone.
+    const key = r.grpcStatus === undefined ? r.status : `${r.status}/${r.grpcStatus}`;
+    let counter = byStatus.get(key);
     if (counter === undefined) {
-      counter = this.#requests.series({ ...c.labels, method: r.method, code: String(r.status) });
-      byStatus.set(r.status, counter);
+      counter = this.#requests.series({ ...c.labels, method: r.method, code: String(r.status), grpc_status: r.grpcStatus ?? '' });
+      byStatus.set(key, counter);
     }
     counter.inc();
   };
@@ -264,7 +266,9 @@ export class Metrics {
           if (acc === undefined) backends.set(key, (acc = { pool, backend, requests: 0, errors: 0, buckets: Array<number>(c.duration.counts.length).fill(0) }));
           for (let i = 0; i < c.duration.counts.length; i++) acc.buckets[i]! += c.duration.counts[i]!;
           for (const byStatus of c.requests.values()) {
-            for (const [status, counter] of byStatus) {
+            for (const [key, counter] of byStatus) {
+              // gRPC calls are keyed "status/grpc-status" (see onRequestEnd).
+              const status = typeof key === 'number' ? key : parseInt(key, 10);
               acc.requests += counter.value;
               if (status >= 500) acc.errors += counter.value;
               const cls = Math.floor(status / 100) - 1;

@@ -16,6 +16,8 @@ export interface BackendEdge {
   readonly tls?: PoolTlsConfig;
   readonly proxyProtocol?: ProxyVersion;
 }
+import { Http2Upstream } from '../http2/client';
+import type { PoolProtocol } from '../config/types';
 import type { BackendView } from '../balancing/types';
 
 export type BackendState = 'up' | 'down' | 'ejected' | 'draining';
@@ -104,6 +106,7 @@ export class Backend implements BackendView {
   /** What the upstream was built with (a reload with other values needs a new one). */
   readonly timeouts: TimeoutsConfig;
   readonly maxConnections: number;
+  readonly protocol: PoolProtocol;
   #configuredWeight: number;
   #weight: number;
   #inFlight = 0;
@@ -129,7 +132,7 @@ export class Backend implements BackendView {
   /** Pool tls and proxyProtocol, as this backend's connections were built with (a reload with others needs a new one). */
   readonly edge: BackendEdge;
 
-  constructor(config: BackendConfig, timeouts: TimeoutsConfig, maxConnections: number, edge: BackendEdge = {}) {
+  constructor(config: BackendConfig, timeouts: TimeoutsConfig, maxConnections: number, edge: BackendEdge = {}, protocol: PoolProtocol = 'http1') {
     this.edge = edge;
     this.name = config.name;
     this.url = config.url;
@@ -138,9 +141,15 @@ export class Backend implements BackendView {
     this.#weight = config.weight;
     this.timeouts = timeouts;
     this.maxConnections = maxConnections;
-    this.upstream = edge.proxyProtocol !== undefined
-      ? new PerClientUpstream(edge.proxyProtocol, (prelude) => this.#upstream(prelude))
-      : this.#upstream(undefined);
+    this.protocol = protocol;
+    if (protocol === 'http2') {
+      // maxConnectionsPerBackend caps streams in flight here, which the pool's pick enforces.
+      this.upstream = new Http2Upstream(config.url, { connectMs: timeouts.connectMs, responseMs: timeouts.responseMs, idleMs: timeouts.idleMs, tls: backendTlsOptions(edge.tls) });
+    } else {
+      this.upstream = edge.proxyProtocol !== undefined
+        ? new PerClientUpstream(edge.proxyProtocol, (prelude) => this.#upstream(prelude))
+        : this.#upstream(undefined);
+    }
   }
 
   /** Our own client for http://, undici for https://; `prelude` starts each connection (a PROXY header). */

@@ -16,7 +16,7 @@ export type ResultListener = (backend: Backend, failure: string | undefined) => 
 /** Can backend `b` of a previous config serve `bc` in pool `pc` as it is (reload)? */
 export function canReuse(b: Backend, bc: BackendConfig, pc: PoolConfig): boolean {
   const t = pc.timeouts;
-  return b.url === bc.url && b.backup === bc.backup && b.maxConnections === pc.maxConnectionsPerBackend
+  return b.url === bc.url && b.backup === bc.backup && b.maxConnections === pc.maxConnectionsPerBackend && b.protocol === pc.protocol
     && b.timeouts.connectMs === t.connectMs && b.timeouts.responseMs === t.responseMs && b.timeouts.idleMs === t.idleMs
     // Certificates read again at reload: new ones need new connections.
     && b.edge.proxyProtocol === pc.proxyProtocol && isDeepStrictEqual(b.edge.tls, pc.tls);
@@ -168,7 +168,7 @@ export class BackendPool {
     return new Backend(bc, this.config.timeouts, this.config.maxConnectionsPerBackend, {
       ...(this.config.tls !== undefined ? { tls: this.config.tls } : {}),
       ...(this.config.proxyProtocol !== undefined ? { proxyProtocol: this.config.proxyProtocol } : {}),
-    });
+    }, this.config.protocol);
   }
 
   /**

@@ -10,6 +10,8 @@ import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import type { Sticky } from '../pool/sticky';
 import type { Readable } from 'node:stream';
 import { BODY_TOO_LARGE } from './body-limit';
+import { GrpcCall } from '../grpc/call';
+import { isGrpc as isGrpcRequest, passTrailers, sendGrpcLocal } from '../grpc/grpc';
 import type { RetriesConfig } from '../config/types';
 import type { HeaderRules } from '../routes/header-rules';
 import type { MirrorResult } from '../routes/mirror';
@@ -39,6 +41,8 @@ export interface RequestRecord {
   readonly error?: string;
   /** With `tracing`: the request's trace (the access log's traceId; its server span ends with the record). */
   readonly trace?: ServerTrace;
+  /** gRPC calls only: the grpc-status the client got (SPEC 9.1). */
+  readonly grpcStatus?: string;
 }
 
 /**
@@ -120,9 +124,16 @@ export class Exchange implements UpstreamHandler {
   #bytes = 0;
   /** With `tracing`: the attempt in flight's client span. */
   #span: ClientSpan | undefined;
+  /** A gRPC call to an http2 pool (its deadline, trailers and status); null for everything else. */
+  readonly #grpc: GrpcCall | null;
+  /** The backend's trailers, passed on at the end. */
+  #trailers: readonly string[] | undefined;
+  /** The response was headers alone (HTTP/2 END_STREAM on HEADERS), already ended. */
+  #endedWithHeaders = false;
 
   constructor(init: ExchangeInit) {
     this.#init = init;
+    this.#grpc = init.pool.config.protocol === 'http2' ? GrpcCall.of(init.req, init.headers, init.startedAt, this) : null;
     // `on`, not `once`: 'close' fires once per response, and once() wraps every listener in a new closure.
     init.res.on('close', this.#onClientClose);
   }
@@ -146,6 +157,7 @@ export class Exchange implements UpstreamHandler {
     this.#attemptStart = performance.now();
     if (this.#init.trace !== undefined) this.#traceAttempt(this.#init.trace, backend);
     pool.acquire(backend);
+    this.#grpc?.beforeAttempt();
     const t = this.#init.timeouts;
     this.#call = backend.upstream.dispatch({
       path: this.#init.path,
@@ -165,7 +177,7 @@ export class Exchange implements UpstreamHandler {
     this.#call?.abort(err);
   }
 
-  onHeaders(statusCode: number, rawHeaders: readonly string[]): void {
+  onHeaders(statusCode: number, rawHeaders: readonly string[], endStream?: boolean): void {
     this.#latencyMs = performance.now() - this.#attemptStart;
     if (this.#span !== undefined) this.#span.status = statusCode;
     if (statusCode >= 502 && statusCode <= 504 && this.#mayRetry(String(statusCode) as FailureKind, true)) {
@@ -177,6 +189,11 @@ export class Exchange implements UpstreamHandler {
       ? ['set-cookie', this.#init.sticky.setCookie(this.#backend!)] : undefined;
     this.#status = statusCode;
     this.#responding = true;
+    if (this.#grpc !== null) this.#grpc.onHeaders(rawHeaders);
+    if (endStream === true && cookie === undefined && (this.#init.responseRules ?? null) === null && this.#grpc?.endWithHeaders(res, statusCode, rawHeaders) === true) {
+      this.#endedWithHeaders = true;
+      return;
+    }
     // SPEC 8.1: the route's responseHeaders act here, after Fulcrum's own
     // passes; compress (8.5) comes after them, on what this writes.
     const rules = this.#init.responseRules ?? null;
@@ -204,6 +221,10 @@ export class Exchange implements UpstreamHandler {
     return false; // the backend socket is not read until `resume`
   }
 
+  onTrailers(trailers: readonly string[]): void {
+    if (this.#discarding === 0) this.#trailers = trailers;
+  }
+
   onComplete(): void {
     const { pool } = this.#init;
     const backend = this.#backend!;
@@ -222,7 +243,11 @@ export class Exchange implements UpstreamHandler {
     } else {
       pool.release(backend, this.#latencyMs, undefined);
     }
-    this.#init.res.end();
+    if (this.#trailers !== undefined) {
+      this.#grpc?.onTrailers(this.#trailers);
+      passTrailers(this.#init.res, this.#trailers);
+    }
+    if (!this.#endedWithHeaders) this.#init.res.end();
     this.#finish(undefined);
   }
 
@@ -238,6 +263,16 @@ export class Exchange implements UpstreamHandler {
       return;
     }
     const code = (err as { code?: unknown }).code;
+    if (code === 'FULCRUM_DEADLINE') {
+      // The client's own deadline: DEADLINE_EXCEEDED for it, nothing against the backend.
+      pool.release(backend, this.#latencyMs, undefined, false);
+      if (!this.#responding) this.#local(504, ERRORS.FULCRUM_DEADLINE.message, undefined, err.message);
+      else {
+        if (this.#grpc?.endBroken(this.#init.res, 504, ERRORS.FULCRUM_DEADLINE.message) !== true) this.#init.res.destroy(err);
+        this.#finish(err.message);
+      }
+      return;
+    }
     if (code === BODY_TOO_LARGE || code === BODY_TIMEOUT) {
       // The client's fault, not the backend's; the rest of its body is unread,
       // so the connection closes after the answer.
@@ -271,6 +306,11 @@ export class Exchange implements UpstreamHandler {
       if (failure.kind === 'local-resource') this.#init.observer.onAttemptFailed(pool.name, backend.name, 'local-resource');
     }
     if (this.#responding) {
+      // A gRPC call ends with its status in trailers (UNAVAILABLE, DEADLINE_EXCEEDED).
+      if (this.#grpc?.endBroken(this.#init.res, failure.status, failure.message) === true) {
+        this.#finish(`${failure.kind}: ${err.message}`);
+        return;
+      }
       // Headers are out: the only honest signal left is a broken response.
       this.#init.res.destroy(err);
       this.#finish(`${failure.kind}: ${err.message}`);
@@ -294,6 +334,7 @@ export class Exchange implements UpstreamHandler {
   #mayRetry(kind: FailureKind, responded: boolean): boolean {
     const retries = this.#init.retries ?? this.#init.pool.config.retries;
     if (this.#retries >= retries.attempts || !retries.on.includes(kind as never)) return false;
+    if (this.#grpc?.expired === true) return false;
     if (this.#init.body !== null && this.#init.body.readableDidRead) return false;
     if (kind === 'connect-failure' && !responded) return true;
     return IDEMPOTENT.has(this.#init.req.method!);
@@ -338,6 +379,12 @@ export class Exchange implements UpstreamHandler {
     this.#call?.resume();
   };
 
+  /** A gRPC call's deadline passed: the attempt ends, DEADLINE_EXCEEDED. */
+  deadline(err: Error): void {
+    if (this.#done) return;
+    if (this.#call !== null) this.#call.abort(err);
+  }
+
   #onClientClose = (): void => {
     if (this.#done || this.#init.res.writableFinished) return;
     this.#clientGone = true;
@@ -347,15 +394,25 @@ export class Exchange implements UpstreamHandler {
   #local(status: number, message: string, headers?: readonly string[], error?: string): void {
     const { res } = this.#init;
     this.#status = status;
+    if (this.#grpc !== null || isGrpcRequest(this.#init.req)) {
+      // SPEC 9.1: a trailers-only gRPC answer, HTTP 200 on the wire.
+      this.#status = 200;
+      this.#bytes = 0;
+      const grpc = res.headersSent ? undefined : sendGrpcLocal(res, status, message, this.#grpc?.expired === true);
+      this.#finish(error ?? message, grpc === undefined ? undefined : String(grpc));
+      return;
+    }
     this.#bytes = res.headersSent ? 0 : sendLocal(res, status, message, headers, this.#init.responseRules ?? null);
     this.#finish(error ?? message);
   }
 
-  #finish(error: string | undefined): void {
+  #finish(error: string | undefined, grpcStatus?: string): void {
     if (this.#done) return;
     this.#done = true;
     const i = this.#init;
     this.#span?.end();
+    const grpc = this.#grpc;
+    if (grpc !== null) grpc.end();
     const viaBackend = this.#responding || this.#clientGone;
     i.observer.onRequestEnd({
       listener: i.listener,
@@ -371,6 +428,7 @@ export class Exchange implements UpstreamHandler {
       retries: this.#retries,
       error,
       trace: i.trace,
+      ...(grpc !== null || grpcStatus !== undefined ? { grpcStatus: grpcStatus ?? grpc!.status(this.#clientGone, this.#status) } : {}),
     });
   }
 }

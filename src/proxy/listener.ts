@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import http2, { type Http2ServerRequest } from 'node:http2';
+import http2, { type Http2ServerRequest, type Http2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Server as NetServer } from 'node:net';
@@ -36,6 +36,9 @@ import { clientAuthOptions, clientCertHeader, watchClientCertificates } from '..
 import { describeCertificate, type CertificateInfo, type KeyPair } from '../tls/certificates';
 import type { AcmeManager } from '../acme/manager';
 import type { ChallengeResponder } from '../acme/challenge';
+import { isGrpc, sendGrpcLocal } from '../grpc/grpc';
+import { serveH2c } from '../http2/h2c';
+import { HTTP2_SETTINGS, tuneSession } from '../http2/server';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -197,7 +200,8 @@ export class ProxyListener {
     this.#certificate = this.#describe(config, tls);
     if (tls !== undefined && config.http2) {
       // ALPN offers h2 and http/1.1; HTTP/1.1 clients get the same handler.
-      this.server = http2.createSecureServer({ ...tls, allowHTTP1: true }, this.#handle as never);
+      this.server = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: HTTP2_SETTINGS }, this.#handle as never);
+      this.server.on('session', (session: Http2Session) => tuneSession(session, this.config.limits.headersTimeoutMs));
       // HTTP/1.1 clients on it are served by node:http's connection code,
       // which reads its limits off the server (before listen).
       Object.assign(this.server, common);
@@ -207,6 +211,15 @@ export class ProxyListener {
       this.server = new Http1Server(common, this.#handle);
     } else {
       this.server = http.createServer(common, this.#handle);
+    }
+    if (tls === undefined && config.http2) {
+      // SPEC 9.2: HTTP/1.1 and HTTP/2 with prior knowledge on one port.
+      const h2c = http2.createServer({ settings: HTTP2_SETTINGS }, this.#handle as never);
+      h2c.on('session', (session: Http2Session) => tuneSession(session, this.config.limits.headersTimeoutMs));
+      h2c.on('connect', this.#connect);
+      const http1 = this.server;
+      serveH2c(http1, h2c, () => this.config.limits.headersTimeoutMs,
+        http1 instanceof Http1Server ? (socket, head) => http1.accept(socket, head) : undefined);
     }
     this.#nodeHttp1 = tls !== undefined || !llhttpAvailable;
     // Before anything else hears of a connection: a PROXY header comes before TLS and HTTP.
@@ -457,7 +470,7 @@ export class ProxyListener {
       // A body that fails (the client reset it, broke its framing) ends the
       // attempt, whichever client carries it (undici does not always notice).
       body.once('error', (err) => exchange.abort(err));
-      if (!h2) this.#watchBody(req, exchange);
+      this.#watchBody(req, exchange);
     }
   }
 
@@ -563,6 +576,12 @@ export class ProxyListener {
     }
     const path = route.rewritePath === null ? url : route.rewritePath(url);
     const target = action.kind === 'pool' ? action.target : action.choice.pick();
+    if (target.pool.config.protocol === 'http2') {
+      // WebSocket is an HTTP/1.1 upgrade; over HTTP/2 it would need RFC 8441, which backends rarely speak.
+      refuseInOrder(socket, 501, 'not implemented: WebSocket needs a pool with protocol http1');
+      refused(501, 'WebSocket to an http2 pool');
+      return;
+    }
     proxyUpgrade({
       req, socket, head, path, ip, proto: this.#proto, pool: target.pool,
       pick: target.hashKey === null ? NO_KEY : { hashKey: target.hashKey(req, ip, url) },
@@ -694,7 +713,10 @@ export class ProxyListener {
   /** Fulcrum answers itself (404, 400, 413, 429): logged and counted like any request. */
   #answer(req: ProxyRequest, res: ProxyResponse, ip: string, startedAt: number, status: number, message: string, headers?: readonly string[], rules: HeaderRules | null = null): void {
     const requestId = requestIdOf(req);
-    const bytes = sendLocal(res, status, message, headers, rules);
+    // SPEC 9.1: a gRPC call gets a trailers-only answer (HTTP 200, the status mapped).
+    const grpc = isGrpc(req) ? String(sendGrpcLocal(res, status, message)) : undefined;
+    const bytes = grpc !== undefined ? 0 : sendLocal(res, status, message, headers, rules);
+    if (grpc !== undefined) status = 200;
     const method = req.method;
     this.#observer.onRequestEnd({
       listener: this.name,
@@ -714,6 +736,7 @@ export class ProxyListener {
       error: message,
       // Answered here: a server span with no client span under it.
       trace: this.#tracing.tracer?.begin(req.headers, startedAt, -1),
+      ...(grpc !== undefined ? { grpcStatus: grpc } : {}),
     });
   }
 }

@@ -21,7 +21,11 @@ export function sendLocal(res: ProxyResponse, status: number, message: string, h
   const body = `${message}\n`;
   const len = Buffer.byteLength(body);
   const h = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(len)];
-  if (headers !== undefined) h.push(...headers);
+  if (headers !== undefined) {
+    // HTTP/2 has no Connection header (node:http2 drops it with a process warning).
+    if ((res as { stream?: unknown }).stream === undefined) h.push(...headers);
+    else for (let i = 0; i < headers.length; i += 2) if (headers[i] !== 'connection') h.push(headers[i]!, headers[i + 1]!);
+  }
   res.writeHead(status, rules === null ? h : rules.apply(h));
   res.end(body);
   return len;

@@ -52,7 +52,17 @@ const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
   ECONNABORTED: RESET,
   UND_ERR_SOCKET: RESET,
   [UPSTREAM_ERRORS.CLOSED]: RESET,
-  // No response headers within timeouts.response.
+  // HTTP/2 (src/http2/client.ts): a stream never processed may go elsewhere; a reset is a reset.
+  FULCRUM_STREAM_REFUSED: ours('FULCRUM_STREAM_REFUSED'),
+  FULCRUM_STREAM_RESET: ours('FULCRUM_STREAM_RESET'),
+  ERR_HTTP2_STREAM_ERROR: RESET,
+  ERR_HTTP2_SESSION_ERROR: RESET,
+  ERR_HTTP2_GOAWAY_SESSION: RESET,
+  ERR_HTTP2_STREAM_CANCEL: RESET,
+  ERR_HTTP2_INVALID_SESSION: RESET,
+  ERR_HTTP2_ERROR: RESET,
+  // No response headers within timeouts.response (or a gRPC call's deadline).
+  FULCRUM_DEADLINE: ours('FULCRUM_DEADLINE'),
   UND_ERR_HEADERS_TIMEOUT: RESPONSE_TIMEOUT,
   ETIMEDOUT: RESPONSE_TIMEOUT,
   [UPSTREAM_ERRORS.RESPONSE_TIMEOUT]: RESPONSE_TIMEOUT,

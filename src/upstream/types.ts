@@ -11,10 +11,15 @@ import { fulcrumError, type FulcrumErrorCode } from '../errors';
 
 /** What the proxy hears of one request. After onComplete or onError nothing more is called. */
 export interface UpstreamHandler {
-  /** The final response's status and headers, flat [name, value, ...] as sent. Never called for 1xx. */
-  onHeaders(status: number, headers: readonly string[]): void;
+  /**
+   * The final response's status and headers, flat [name, value, ...] as sent. Never called for 1xx.
+   * `endStream`: HTTP/2 only, the response is these headers alone (a gRPC trailers-only answer).
+   */
+  onHeaders(status: number, headers: readonly string[], endStream?: boolean): void;
   /** A piece of the response body; false stops reading until `resume()`. */
   onData(chunk: Buffer): boolean;
+  /** HTTP/2: the response's trailers, flat, just before onComplete (gRPC's grpc-status lives there). */
+  onTrailers?(trailers: readonly string[]): void;
   onComplete(): void;
   /** The attempt failed or was aborted; `err.code` says why (see errors.ts). */
   onError(err: Error): void;

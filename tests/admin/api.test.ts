@@ -80,7 +80,7 @@ describe('metrics', () => {
     await waitFor(async () => sum(await metrics(f), 'fulcrum_health_checks_total', { result: 'success' }) > 0, 3000, 'a probe');
     const m = await metrics(f);
     const labelsOf = (name: string) => m.find((s) => s.name === name)?.labels;
-    expect(Object.keys(labelsOf('fulcrum_requests_total')!).sort()).toEqual(['backend', 'code', 'listener', 'method', 'pool']);
+    expect(Object.keys(labelsOf('fulcrum_requests_total')!).sort()).toEqual(['backend', 'code', 'grpc_status', 'listener', 'method', 'pool']);
     expect(Object.keys(labelsOf('fulcrum_request_duration_seconds_bucket')!).sort()).toEqual(['backend', 'le', 'listener', 'pool']);
     expect(labelsOf('fulcrum_backend_up')).toEqual({ pool: 'p', backend: 'a' });
     expect(labelsOf('fulcrum_backend_active_requests')).toEqual({ pool: 'p', backend: 'a' });

@@ -229,10 +229,33 @@ describe('cross-reference checks', () => {
     }
   });
 
-  test('http2 without tls', () => {
-    expect(positions(yaml(...MINIMAL.slice(0, 3), '    http2: true', ...MINIMAL.slice(3)))).toEqual([
-      '4:12: listeners.main.http2: http2 needs tls: HTTP/2 is offered over TLS (ALPN) only',
+  test('http2 without tls is cleartext HTTP/2 with prior knowledge beside HTTP/1.1 (SPEC 9.2)', () => {
+    const c = parseConfig(yaml(...MINIMAL.slice(0, 3), '    http2: true', ...MINIMAL.slice(3)), 'f', {});
+    expect(c.listeners[0]).toMatchObject({ http2: true });
+    expect(c.listeners[0]!.tls).toBeUndefined();
+  });
+
+  test('pool protocol and gRPC health checks: bad values and bad combinations at their position', () => {
+    expect(positions(withPool('    protocol: h2'))).toEqual([
+      '10:15: pools.web.protocol: unknown protocol "h2": expected one of http1, http2',
     ]);
+    expect(positions(withPool('    protocol: http2', '    healthCheck: { path: /healthz, grpc: { service: "" } }'))).toEqual([
+      '11:36: pools.web.healthCheck.grpc: healthCheck takes either path (a GET) or grpc (grpc.health.v1), not both',
+    ]);
+    expect(positions(withPool('    healthCheck: { grpc: {} }'))).toEqual([
+      '10:20: pools.web.healthCheck.grpc: a grpc health check needs protocol: http2 (pool "web" speaks http1)',
+    ]);
+    expect(positions(withPool('    protocol: http2', '    healthCheck: { grpc: { service: 1 }, expectStatus: 200 }'))).toEqual([
+      '11:37: pools.web.healthCheck.grpc.service: expected a string, got 1',
+      '11:42: pools.web.healthCheck.expectStatus: expectStatus does not apply to a grpc health check (SERVING passes)',
+    ]);
+    expect(positions(withPool('    protocol: http2', '    healthCheck: { grpc: { servce: x } }'))).toEqual([
+      '11:28: pools.web.healthCheck.grpc: unknown key "servce" (did you mean "service"?)',
+    ]);
+    const ok = parseConfig(withPool('    protocol: http2', '    healthCheck: { grpc: { service: a.B }, interval: 1s }'), 'f', {});
+    expect(ok.pools[0]).toMatchObject({ protocol: 'http2', healthCheck: { grpc: { service: 'a.B' }, intervalMs: 1000 } });
+    expect(parseConfig(withPool('    protocol: http2', '    healthCheck: { grpc: }'), 'f', {}).pools[0]!.healthCheck!.grpc).toEqual({ service: '' });
+    expect(parseConfig(yaml(...MINIMAL), 'f', {}).pools[0]!.protocol).toBe('http1');
   });
 
   test('duplicate backend names, defaulted or explicit', () => {

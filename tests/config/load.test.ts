@@ -129,6 +129,7 @@ describe('a minimal config', () => {
           retries: { attempts: 1, on: ['connect-failure'] },
           timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 4_000 },
           maxConnectionsPerBackend: 0,
+          protocol: 'http1',
           panicThreshold: 0,
         },
       ],

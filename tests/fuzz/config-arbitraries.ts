@@ -158,10 +158,12 @@ function poolArb(mode: Mode, withCluster = false): fc.Arbitrary<unknown> {
       fc.tuple(...Array.from({ length: count }, (_, i) => backendArb(mode, i))),
       fc.constantFrom(...STRATEGY_NAMES),
       pick(mode, fc.constantFrom('ip', 'path', 'header:X-Tenant', 'cookie:session'), fc.constantFrom('header:', 'cookie:a b', 'query', '')),
-    ).chain(([backends, strategy, hashOn]) =>
+      fc.constantFrom('http1', 'http2'),
+    ).chain(([backends, strategy, hashOn, protocol]) =>
       map(
         mode,
         {
+          protocol: pick(mode, fc.constant(protocol), fc.constantFrom('h2', 'HTTP2', 'http/2', 2, '')),
           strategy: pick(mode, fc.constant(strategy), fc.constantFrom('roundrobin', 'RANDOM', '', 'least_connections')),
           // hashOn only with consistent-hash (the spec says so; anything else is an error).
           ...(strategy === 'consistent-hash' || mode === 'any' ? { hashOn: fc.constant(hashOn) } : {}),
@@ -188,6 +190,16 @@ function poolArb(mode: Mode, withCluster = false): fc.Arbitrary<unknown> {
               fall: pick(mode, fc.integer({ min: 1, max: 100 }), fc.constantFrom(0, -1, 1.5)),
               expectStatus: pick(mode, fc.constantFrom('200-399', '200', 204, '200,204,300-399', [200, '300-399']), fc.constantFrom('99', '600', '399-200', [], 'ok', '2xx')),
             }),
+            // grpc.health.v1 (SPEC 9.1): only for http2 pools, never with path or expectStatus.
+            ...(protocol === 'http2' || mode === 'any'
+              ? [map(mode, {
+                  grpc: fc.oneof(fc.constant(null), map(mode, { service: pick(mode, fc.constantFrom('', 'fulcrum.test.Echo', 'grpc.health.v1.Health'), fc.constantFrom(1, true, [])) })),
+                  interval: pick(mode, positiveDuration, wrongDuration),
+                  timeout: pick(mode, positiveDuration, wrongDuration),
+                  rise: pick(mode, fc.integer({ min: 1, max: 100 }), fc.constantFrom(0, -1, 1.5)),
+                  fall: pick(mode, fc.integer({ min: 1, max: 100 }), fc.constantFrom(0, -1, 1.5)),
+                }, ['grpc'])]
+              : []),
           ),
           outlierDetection: fc.oneof(
             fc.constant(null),
@@ -234,7 +246,8 @@ function poolArb(mode: Mode, withCluster = false): fc.Arbitrary<unknown> {
             : {}),
         },
         // Without backends a pool needs dns discovery; hashOn needs the strategy spelled out.
-        strategy === 'consistent-hash' ? ['backends', 'strategy'] : ['backends'],
+        // a grpc health check needs protocol http2 spelled out.
+        [...(strategy === 'consistent-hash' ? ['backends', 'strategy'] : ['backends']), ...(protocol === 'http2' ? ['protocol'] : [])],
       ),
     ),
   );
@@ -390,8 +403,8 @@ function listenerArb(mode: Mode, poolNames: readonly string[], withCluster = fal
               ),
             }
           : {}),
-        // HTTP/2 needs TLS.
-        http2: pick(mode, withTls ? fc.boolean() : fc.constant(false), fc.constantFrom('yes', 1)),
+        // With TLS: ALPN h2; without: HTTP/1.1 and h2c on one port (SPEC 9.2).
+        http2: pick(mode, fc.boolean(), fc.constantFrom('yes', 1)),
         proxyProtocol: pick(
           mode,
           fc.oneof(fc.boolean(), fc.record({ trusted: fc.subarray(['10.0.0.0/8', 'fd00::/8', '127.0.0.1', '192.0.2.0/24'], { minLength: 1 }) })),
