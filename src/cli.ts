@@ -46,8 +46,17 @@ async function run(config: Config, extra?: () => Promise<void>): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'draining: no new connections, waiting for in-flight requests');
-    stopAll().then(async () => {
+    // Readiness fails at once, so keepalived's track_script (or a load
+    // balancer's check) moves traffic away while the listeners still accept.
+    fulcrum.startDrain();
+    const delayMs = fulcrum.config.shutdownDelayMs;
+    if (delayMs > 0) logger.info({ signal, delayMs }, 'drain started: /readyz answers 503; listeners close after shutdownDelay');
+    const drain = () => {
+      logger.info({ signal, timeoutMs: fulcrum.config.shutdownTimeoutMs }, 'draining: no new connections, waiting for in-flight requests');
+      return stopAll();
+    };
+    const delayed = delayMs > 0 ? new Promise<void>((r) => setTimeout(r, delayMs)).then(drain) : drain();
+    delayed.then(async () => {
       await extra?.();
       logger.info('stopped');
       await flushLogs();

@@ -38,7 +38,14 @@ export function buildGeneration(config: Config, previous: Generation | undefined
   const health: Generation['health'] = [];
   for (const pc of config.pools) {
     const before = previous?.pools.get(pc.name);
-    const pool = new BackendPool(pc, { previous: (name) => before?.get(name) });
+    // A backend being deleted by the admin API is not taken over: a file backend comes back fresh (SPEC section 11).
+    const pool = new BackendPool(pc, {
+      previous: (name) => {
+        const b = before?.get(name);
+        return b !== undefined && !before!.isRetiring(b) ? b : undefined;
+      },
+      runtimeFrom: before,
+    });
     wire(pool, pc, health, deps, before);
     pools.set(pc.name, pool);
     targets.set(pc.name, poolTarget(pool, deps.stickyKey));
@@ -74,7 +81,7 @@ function wire(pool: BackendPool, pc: PoolConfig, health: Generation['health'], d
   pool.onMembership((b, change) => {
     if (change === 'added') {
       metrics.registerBackend(pool, b);
-      checker?.watch(b);
+      checker?.watch(b, pool.isRuntime(b));
     } else {
       checker?.unwatch(b);
     }

@@ -52,5 +52,9 @@ export function describeChanges(before: Config, after: Config): string[] {
   if (!isDeepStrictEqual(before.tracing, after.tracing)) out.push('tracing changed');
   if (before.workers !== after.workers) out.push('workers changed: takes effect after a restart');
   if (before.shutdownTimeoutMs !== after.shutdownTimeoutMs) out.push('shutdownTimeout changed');
+  if (before.shutdownDelayMs !== after.shutdownDelayMs) out.push('shutdownDelay changed');
+  if (!isDeepStrictEqual(before.cluster, after.cluster)) {
+    out.push(before.cluster === undefined ? 'cluster added' : after.cluster === undefined ? 'cluster removed' : 'cluster changed');
+  }
   return out;
 }

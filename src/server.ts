@@ -21,6 +21,8 @@ import { isLocalResourceError } from './upstream/errors';
 import { http1FallbackNotice, http1SettingProblem } from './http1/parser';
 import { Connections, close, closeGracefully, formatAddress, listen, sameAddress, sameListenerSocket, sameProtocol } from './listen';
 import { buildGeneration, reusedBackends, type Generation, type GenerationDeps } from './generation';
+import type { SharedBuckets } from './proxy/rate-limit';
+import { Replica, applyAction, configHash, fulcrumVersion, type AdminAction, type ClusterJson } from './replicas';
 import { EXPORT_TIMEOUT_MS, makeTracer, swapTracer, type Tracing } from './tracing';
 import { isDeepStrictEqual } from 'node:util';
 import { TrafficHistory, type TrafficSnapshot } from './metrics/history';
@@ -56,6 +58,8 @@ export interface FulcrumOptions {
   readonly onRequestEnd?: (r: RequestRecord) => void;
   /** The key of sticky cookie tokens for pools without `sticky.secret` (a worker gets its primary's); random by default. */
   readonly stickyKey?: Buffer;
+  /** Worker: the cluster's rate-limit buckets, through the primary (which holds the Redis connection). */
+  readonly sharedBuckets?: SharedBuckets;
   /** How often the dashboard's history is sampled (tests make it short); HISTORY_INTERVAL_MS by default. */
   readonly historyIntervalMs?: number;
   /** ACME's timing (tests shorten the first retry). */
@@ -92,10 +96,18 @@ export class Fulcrum {
   #gen: Generation;
   #bound = false;
   #stopping = false;
+  /** A drain has been asked for (SIGTERM): /readyz fails from now on, even while the listeners still accept (shutdownDelay). */
+  #draining = false;
   #reloading: Promise<ReloadResult> | undefined;
   readonly #unlogInternalErrors: () => void;
   /** Kept across reloads, so a reload does not unstick every client. */
   readonly stickyKey: Buffer;
+  /** With `cluster` (single or primary): this replica's link to the others through Redis. */
+  #replica: Replica | undefined;
+  /** Where `rateLimit.scope: cluster` settles: this process's replica, or the primary's (worker). */
+  readonly #sharedBuckets: SharedBuckets;
+  readonly #actionListeners: ((a: AdminAction) => void)[] = [];
+  #configHash: string;
   /** The current tracer, shared by every listener (null without `tracing`, and in a primary, which serves no request). */
   readonly #tracing: Tracing = { tracer: null };
   /** The dashboard's charts, where the admin API is (not in a worker). */
@@ -116,6 +128,14 @@ export class Fulcrum {
     this.#cluster = options.cluster;
     this.metrics = new Metrics(() => this.#gen.pools.values(), { role: this.#role });
     this.#gen = buildGeneration(config, undefined, this.#deps());
+    this.#configHash = configHash(config);
+    this.#sharedBuckets = options.sharedBuckets ?? {
+      settle: async (set, rate, burst, keys, used) => this.#replica?.settle(set, rate, burst, keys, used),
+    };
+    this.ejections.onLocalEject = (pool, b, until, reason) => {
+      if (pool.config.outlierDetection?.scope === 'cluster') this.#replica?.shareEjection(pool.name, b.name, until, reason);
+    };
+    if (this.#role !== 'worker') this.#setCluster(config);
     this.acme = new AcmeManager(this.#logger, options.acme);
     this.#edge = { acme: this.acme };
     this.acme.expect(config);
@@ -157,8 +177,70 @@ export class Fulcrum {
       refresh: this.#cluster?.refreshStats,
       ready: () => this.ready(),
       reload: () => this.reload(),
+      act: (a) => this.act(a),
+      cluster: () => this.#replica?.json(),
       history: () => this.#history!.json(),
     });
+  }
+
+  /**
+   * An admin action taken here (the admin API): applied to this process's
+   * pools, shared with the other replicas when there is a cluster, and told
+   * to the listeners (a primary relays it to its workers). Returns the
+   * backend it applied to.
+   */
+  act(a: AdminAction): ReturnType<typeof applyAction> {
+    const b = applyAction(this.#gen.pools, a, undefined, this.#role !== 'primary');
+    this.#replica?.share(a);
+    for (const l of this.#actionListeners) l(a);
+    return b;
+  }
+
+  /** Told every admin action applied here, this replica's or another's (a primary relays them to its workers). */
+  onAction(listener: (a: AdminAction) => void): void {
+    this.#actionListeners.push(listener);
+  }
+
+  /** A worker following its primary: an action that changes which backends exist. */
+  follow(a: AdminAction): void {
+    applyAction(this.#gen.pools, a);
+  }
+
+  /** Where `rateLimit.scope: cluster` settles its rounds (a primary answers its workers' with it). */
+  get sharedBuckets(): SharedBuckets {
+    return this.#sharedBuckets;
+  }
+
+  /** GET /api/cluster; undefined without a cluster. */
+  clusterJson(): ClusterJson | undefined {
+    return this.#replica?.json();
+  }
+
+  /**
+   * Start, restart or stop this replica's link to its cluster (at start, and
+   * on a reload that changes the cluster block).
+   */
+  #setCluster(config: Config): void {
+    const before = this.#replica;
+    if (isDeepStrictEqual(before?.config, config.cluster)) return;
+    void before?.stop();
+    this.#replica = undefined;
+    if (config.cluster === undefined) return;
+    const replica = new Replica(config.cluster, {
+      logger: this.#logger,
+      adminAddress: () => (this.admin.server.listening ? this.adminAddress() : `${this.#gen.config.admin.host}:${this.#gen.config.admin.port}`),
+      configHash: () => this.#configHash,
+      applyAction: (a, origin) => {
+        applyAction(this.#gen.pools, a, origin ?? this.#replica?.name, this.#role !== 'primary');
+        for (const l of this.#actionListeners) l(a);
+      },
+      applyEjection: (pool, backend, until, reason) => {
+        this.ejections.applyRemote(pool, backend, until, reason);
+      },
+    }, fulcrumVersion());
+    this.#replica = replica;
+    this.metrics.registerCluster(() => (this.#replica === undefined ? undefined : { redisUp: this.#replica.redisUp, replicas: this.#replica.alive() }));
+    if (this.#bound) replica.start();
   }
 
   get config(): Config {
@@ -173,9 +255,9 @@ export class Fulcrum {
     return [...this.#listeners.values()];
   }
 
-  /** Listeners bound, not stopping, and every pool has an available backend. */
+  /** Listeners bound, not stopping (nor about to), and every pool has an available backend. */
   ready(): boolean {
-    return this.#bound && !this.#stopping && (this.#cluster?.workersReady() ?? true)
+    return this.#bound && !this.#stopping && !this.#draining && (this.#cluster?.workersReady() ?? true)
       && [...this.#gen.pools.values()].every((p) => p.available.length > 0);
   }
 
@@ -199,6 +281,7 @@ export class Fulcrum {
     if (this.#role !== 'worker') this.#watchErrors(this.admin.server, 'admin');
     for (const l of this.#listeners.values()) this.#watchErrors(l.server, `listener ${l.name}`);
     for (const h of this.#gen.health) h.start?.();
+    this.#replica?.start();
     this.#history?.start();
     this.acme.start();
     for (const l of this.#listeners.values()) {
@@ -288,6 +371,7 @@ export class Fulcrum {
       }
     }
     const changes = describeChanges(old.config, config);
+    changes.push(...keptRuntimeBackends(old, config));
     if (!sameAddress(config.admin, old.config.admin)) {
       changes.push('admin.listen changed: takes effect after a restart');
     }
@@ -303,7 +387,7 @@ export class Fulcrum {
     for (const lc of this.#role === 'primary' ? [] : config.listeners) {
       const current = this.#listeners.get(lc.name);
       if (current !== undefined && sameListenerSocket(current.config, lc)) continue;
-      const l = new ProxyListener(lc, next.targets, this.#observer, this.#edge, this.#tracing);
+      const l = new ProxyListener(lc, next.targets, this.#observer, this.#edge, this.#tracing, undefined, this.#sharedBuckets);
       try {
         await listen(l.server, lc.host, lc.port, `listener ${lc.name}`);
       } catch (err) {
@@ -328,6 +412,11 @@ export class Fulcrum {
       this.#track(l);
     }
     this.#gen = next;
+    this.#configHash = configHash(config);
+    if (this.#role !== 'worker') {
+      this.#setCluster(config);
+      this.#restoreFileValues(next);
+    }
     if (this.#role !== 'primary' && !isDeepStrictEqual(old.config.tracing, config.tracing)) {
       swapTracer(this.#tracing, config.tracing, this.metrics.onSpansDropped, EXPORT_TIMEOUT_MS);
     }
@@ -347,6 +436,27 @@ export class Fulcrum {
   }
 
   /**
+   * SPEC section 11: a reload restores the file's weights and backends. In a
+   * cluster the weights and deletions standing in Redis for this file's
+   * backends are written over with "as the file says", so they stop standing
+   * there too (a replica that restarts would apply them again).
+   */
+  #restoreFileValues(next: Generation): void {
+    const replica = this.#replica;
+    if (replica === undefined) return;
+    for (const a of replica.standing()) {
+      const inFile = next.pools.get(a.pool)?.config.backends.some((b) => b.name === a.backend) === true;
+      if (!inFile || a.value === null) continue;
+      if (a.kind === 'weight' || (a.kind === 'member' && a.value === 'removed')) this.act({ ...a, value: null });
+    }
+  }
+
+  /** SIGTERM or SIGINT: readiness fails now; stop() follows after `shutdownDelay`. */
+  startDrain(): void {
+    this.#draining = true;
+  }
+
+  /**
    * Graceful stop: readiness fails, listeners stop accepting, idle keep-alive
    * connections close, in-flight requests get up to `timeoutMs` to finish.
    */
@@ -357,6 +467,7 @@ export class Fulcrum {
     for (const h of this.#gen.health) h.stop();
     this.#history?.stop();
     this.ejections.stop();
+    void this.#replica?.stop();
     await Promise.all([...this.#listeners.values()].map((l) => this.#closeListener(l, timeoutMs)));
     await Promise.all([...this.#gen.pools.values()].map((p) => p.close()));
     // The last requests' spans go out too, within what is left of the drain's time.
@@ -387,7 +498,7 @@ export class Fulcrum {
   }
 
   #addListener(lc: ListenerConfig): void {
-    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, this.#edge, this.#tracing);
+    const l = new ProxyListener(lc, this.#gen.targets, this.#observer, this.#edge, this.#tracing, undefined, this.#sharedBuckets);
     this.#listeners.set(lc.name, l);
     this.#track(l);
   }
@@ -429,6 +540,21 @@ export class Fulcrum {
       return close(s);
     }));
   }
+}
+
+/** The reload's `changes` name the backends added at run time that stay (SPEC section 11). */
+function keptRuntimeBackends(old: Generation, config: Config): string[] {
+  const out: string[] = [];
+  for (const pc of config.pools) {
+    const before = old.pools.get(pc.name);
+    for (const [b, bc] of before?.runtimeBackends() ?? []) {
+      if (before!.isRetiring(b)) continue;
+      out.push(pc.backends.some((x) => x.name === bc.name)
+        ? `pool ${pc.name}: backend ${bc.name} (added at run time) replaced by the file's`
+        : `pool ${pc.name}: backend ${bc.name} (added at run time) kept`);
+    }
+  }
+  return out;
 }
 
 /** SPEC 9.4: a pool whose backends' certificates are not checked says so at start (and at each reload that keeps it). */

@@ -104,6 +104,28 @@ export interface OverviewJson {
   readonly listeners: readonly ListenerJson[];
   /** One per TLS listener. */
   readonly certificates: readonly CertificateJson[];
+  /** With a `cluster` block: what `GET /api/cluster` answers (the dashboard warns when configs disagree). */
+  readonly cluster?: ClusterJson;
+}
+
+/** One replica in `GET /api/cluster` (SPEC section 10). */
+export interface ReplicaJson {
+  readonly name: string;
+  /** Its admin API's host:port. */
+  readonly address: string;
+  /** Epoch ms of its last heartbeat. */
+  readonly lastSeen: number;
+  readonly version: string;
+  readonly configHash: string;
+}
+
+/** `GET /api/cluster` */
+export interface ClusterJson {
+  readonly name: string;
+  readonly redis: 'up' | 'down';
+  readonly replicas: readonly ReplicaJson[];
+  /** Present (false) only when the replicas' configHash values differ. */
+  readonly configsAgree?: false;
 }
 
 export interface StateChangeJson {

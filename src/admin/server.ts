@@ -5,6 +5,8 @@ import { dashboardPage } from './dashboard';
 import type { BackendDetailJson, BackendJson, BackendOverviewJson, CertificateJson, HistoryJson, ListenerJson, OverviewJson, PoolsJson, RouteJson } from './api-json';
 import type { BackendPool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
+import type { AdminAction, ClusterJson } from '../replicas';
+import { Invalid, backendName as parseBackendName, parseBackendUrl } from '../config/values';
 
 /** What the admin API needs from the running proxy: a narrow view, nothing more. */
 export interface AdminTarget {
@@ -24,6 +26,10 @@ export interface AdminTarget {
   history?: () => HistoryJson;
   /** Reload the config file (SPEC section 6); undefined when reload is not available. */
   reload?: () => Promise<{ ok: boolean; changes: string[]; errors: string[] }>;
+  /** Carry out an admin action here (and on every replica of a cluster); the backend it applied to. */
+  act(a: AdminAction): Backend | undefined;
+  /** GET /api/cluster (SPEC section 10); undefined without a cluster. */
+  cluster(): ClusterJson | undefined;
 }
 
 /** Exactly the fields SPEC section 5 names: scripts depend on this shape. */
@@ -216,6 +222,7 @@ export class AdminServer {
     }
     if (path === '/api/overview') {
       if (method !== 'GET') return sendError(res, 405, 'use GET');
+      const cluster = this.#target.cluster();
       send(res, 200, {
         pools: this.#target.pools().map((p) => ({
           name: p.name,
@@ -223,6 +230,7 @@ export class AdminServer {
           backends: p.backends.map(backendOverviewJson),
         })),
         listeners: this.#target.listeners().map((l) => listenerJson(l, this.#target.listenerAddress(l.name))),
+        ...(cluster !== undefined ? { cluster } : {}),
         certificates: this.#target.certificates?.() ?? [],
       } satisfies OverviewJson);
       return;
@@ -240,6 +248,15 @@ export class AdminServer {
       send(res, result.ok ? 200 : 400, result);
       return;
     }
+    if (path === '/api/cluster') {
+      if (method !== 'GET') return sendError(res, 405, 'use GET');
+      const cluster = this.#target.cluster();
+      if (cluster === undefined) return sendError(res, 404, 'no cluster: this replica is on its own (see cluster in the config)');
+      send(res, 200, cluster);
+      return;
+    }
+    const add = /^\/api\/pools\/([^/]+)\/backends$/.exec(path);
+    if (add !== null) return this.#addBackend(req, res, method, add[1]!);
     const m = /^\/api\/pools\/([^/]+)\/backends\/([^/]+?)(\/drain|\/enable)?$/.exec(path);
     if (m !== null) {
       const poolName = decodeSegment(m[1]);
@@ -252,8 +269,7 @@ export class AdminServer {
       const action = m[3];
       if (action !== undefined) {
         if (method !== 'POST') return sendError(res, 405, 'use POST');
-        if (action === '/drain') pool.transition(backend, 'drain', 'drained by the admin API');
-        else pool.transition(backend, 'enable', 'enabled by the admin API');
+        this.#target.act({ kind: 'drain', pool: pool.name, backend: backend.name, value: action === '/drain' });
         send(res, 200, backendJson(backend));
         return;
       }
@@ -268,11 +284,17 @@ export class AdminServer {
         if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 10000) {
           return sendError(res, 400, 'weight must be an integer from 1 to 10000');
         }
-        pool.setWeight(backend, weight);
+        this.#target.act({ kind: 'weight', pool: pool.name, backend: backend.name, value: weight });
         send(res, 200, backendJson(backend));
         return;
       }
-      if (method !== 'GET') return sendError(res, 405, 'use GET or PUT');
+      if (method === 'DELETE') {
+        // SPEC section 11: 202, the backend drains and goes once its in-flight requests end.
+        this.#target.act({ kind: 'member', pool: pool.name, backend: backend.name, value: 'removed' });
+        send(res, 202, backendJson(backend));
+        return;
+      }
+      if (method !== 'GET') return sendError(res, 405, 'use GET, PUT or DELETE');
       send(res, 200, {
         ...backendOverviewJson(backend),
         pool: pool.name,
@@ -284,4 +306,42 @@ export class AdminServer {
     }
     sendError(res, 404, `no such admin endpoint: ${method} ${path}`);
   }
+
+  /** SPEC section 11: POST /api/pools/{pool}/backends {"url", "name"?, "weight"?, "backup"?}. */
+  async #addBackend(req: IncomingMessage, res: ServerResponse, method: string, poolSegment: string): Promise<void> {
+    const poolName = decodeSegment(poolSegment);
+    if (poolName === undefined) return sendError(res, 400, 'bad request: malformed percent-encoding in the path');
+    const pool = this.#target.pools().find((p) => p.name === poolName);
+    if (pool === undefined) return sendError(res, 404, `unknown pool "${poolName}"`);
+    if (method !== 'POST') return sendError(res, 405, 'use POST');
+    let body: unknown;
+    try {
+      body = await readJson(req);
+    } catch (err) {
+      return sendError(res, 400, (err as Error).message);
+    }
+    const parsed = newBackend(body);
+    if (typeof parsed === 'string') return sendError(res, 400, parsed);
+    if (pool.get(parsed.name) !== undefined) return sendError(res, 409, `pool "${pool.name}" already has a backend named "${parsed.name}"`);
+    const b = this.#target.act({ kind: 'member', pool: pool.name, backend: parsed.name, value: parsed });
+    if (b === undefined) return sendError(res, 404, `unknown pool "${poolName}"`);
+    send(res, 201, backendJson(b));
+  }
+}
+
+/** The body of POST /api/pools/{pool}/backends, checked as the config file's backends are; a string says what is wrong. */
+function newBackend(body: unknown): { url: string; name: string; weight: number; backup: boolean } | string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'body must be a JSON object: {"url", "name"?, "weight"?, "backup"?}';
+  const o = body as Record<string, unknown>;
+  const unknown = Object.keys(o).filter((k) => !['url', 'name', 'weight', 'backup'].includes(k));
+  if (unknown.length > 0) return `unknown field ${JSON.stringify(unknown[0])}: expected url, name, weight, backup`;
+  const url = parseBackendUrl(o.url);
+  if (url instanceof Invalid) return url.message;
+  const name = o.name === undefined ? url.name : parseBackendName(o.name);
+  if (name instanceof Invalid) return name.message;
+  const weight = o.weight ?? 1;
+  if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 10000) return 'weight must be an integer from 1 to 10000';
+  const backup = o.backup ?? false;
+  if (typeof backup !== 'boolean') return 'backup must be true or false';
+  return { url: url.url, name, weight, backup };
 }

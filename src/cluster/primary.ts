@@ -104,6 +104,10 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
     pool.onWeightChange((b, weight) => broadcast({ t: 'weight', pool: pool.name, backend: b.name, weight }));
   };
   for (const p of fulcrum.pools.values()) follow(p);
+  // Backends added or deleted at run time: each worker adds its own, or drains its own until its in-flight requests end.
+  fulcrum.onAction((action) => {
+    if (action.kind === 'member') broadcast({ t: 'action', action });
+  });
   fulcrum.onApply(() => {
     for (const p of fulcrum.pools.values()) follow(p);
     broadcast({ t: 'config', config: fulcrum.config, stickyKey: fulcrum.stickyKey.toString('base64') });
@@ -112,6 +116,15 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
   /** A new worker learns the config and every backend's current conditions. */
   const welcome = (w: Worker) => {
     w.send({ t: 'config', config: fulcrum.config, stickyKey: fulcrum.stickyKey.toString('base64') } satisfies ToWorker);
+    // Backends added and deleted at run time first: the conditions below may be theirs.
+    for (const p of fulcrum.pools.values()) {
+      for (const [, bc] of p.runtimeBackends()) {
+        w.send({ t: 'action', action: { kind: 'member', pool: p.name, backend: bc.name, value: bc } } satisfies ToWorker);
+      }
+      for (const bc of p.config.backends) {
+        if (p.get(bc.name) === undefined) w.send({ t: 'action', action: { kind: 'member', pool: p.name, backend: bc.name, value: 'removed' } } satisfies ToWorker);
+      }
+    }
     for (const p of fulcrum.pools.values()) {
       for (const b of p.backends) {
         if (b.state !== 'up' || !b.healthy || b.ejected || b.drained) {
@@ -145,6 +158,11 @@ export async function startPrimary(config: Config, logger: Logger): Promise<Prim
           if (--entry.left === 0) entry.done();
           break;
         }
+        case 'buckets':
+          void fulcrum.sharedBuckets.settle(msg.set, msg.rate, msg.burst, msg.keys, msg.used).then((left) => {
+            if (w.isConnected()) w.send({ t: 'buckets', id: msg.id, left: left ?? null } satisfies ToWorker);
+          });
+          break;
         case 'applied':
           if (!msg.ok) logger.error({ worker: w.id, errors: msg.errors }, 'a worker refused the new config');
           break;

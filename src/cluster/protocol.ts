@@ -1,6 +1,7 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../config/types';
 import type { BackendStats, Conditions } from '../pool/backend';
+import type { AdminAction } from '../replicas/actions';
 import type { TrafficSnapshot } from '../metrics/history';
 
 /**
@@ -18,6 +19,10 @@ export type ToWorker =
   | { t: 'weight'; pool: string; backend: string; weight: number }
   | { t: 'ask'; id: number; what: 'stats' | 'metrics' | 'traffic' }
   | { t: 'ejected'; id: number; ok: boolean }
+  /** A backend added or deleted at run time (here or on another replica): each worker follows (SPEC section 11). */
+  | { t: 'action'; action: AdminAction }
+  /** The answer to a rate-limit round: tokens left per key, null when Redis could not answer. */
+  | { t: 'buckets'; id: number; left: readonly number[] | null }
   | { t: 'stop' };
 
 /** Messages from a worker to the primary. */
@@ -26,7 +31,9 @@ export type ToPrimary =
   | { t: 'listen-failed'; message: string }
   | { t: 'applied'; ok: boolean; errors: string[] }
   | { t: 'eject'; id: number; pool: string; backend: string; ms: number; reason: string }
-  | { t: 'answer'; id: number; stats?: Stats; metrics?: MetricJson[]; traffic?: TrafficSnapshot };
+  | { t: 'answer'; id: number; stats?: Stats; metrics?: MetricJson[]; traffic?: TrafficSnapshot }
+  /** A rate-limit round (rateLimit.scope cluster): the primary holds the Redis connection. */
+  | { t: 'buckets'; id: number; set: string; rate: number; burst: number; keys: readonly string[]; used: readonly number[] };
 
 export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 

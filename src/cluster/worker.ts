@@ -1,7 +1,11 @@
 import { createLogger, flushLogs, type Logger } from '../log';
 import { Fulcrum } from '../server';
 import type { RemoteEjector } from '../health/ejections';
+import type { SharedBuckets } from '../proxy/rate-limit';
 import type { Stats, ToPrimary, ToWorker } from './protocol';
+
+/** A rate-limit round the primary has not answered in this long is skipped: the local buckets go on. */
+const BUCKETS_TIMEOUT_MS = 250;
 
 /**
  * A worker of `workers: N`: serves the listeners (node:cluster shares each
@@ -28,13 +32,30 @@ export function runWorker(onStopped: () => void): void {
     });
     send({ t: 'eject', id, pool: pool.name, backend: b.name, ms, reason });
   });
+  /** Rate-limit rounds sent to the primary (which holds the Redis connection), by message id. */
+  const rounds = new Map<number, (left: readonly number[] | undefined) => void>();
+  const sharedBuckets: SharedBuckets = {
+    settle: (set, rate, burst, keys, used) => new Promise((resolve) => {
+      const id = nextId++;
+      const timer = setTimeout(() => {
+        rounds.delete(id);
+        resolve(undefined);
+      }, BUCKETS_TIMEOUT_MS);
+      rounds.set(id, (left) => {
+        clearTimeout(timer);
+        rounds.delete(id);
+        resolve(left);
+      });
+      send({ t: 'buckets', id, set, rate, burst, keys, used });
+    }),
+  };
   // Config, state and weight messages are handled one at a time, in order: a
   // state for a backend that a config adds must not overtake that config
   // while it is being applied (binding a new listener takes a while).
   let ordered: Promise<void> = Promise.resolve();
   process.on('message', (msg: ToWorker) => {
     const run = () => handle(msg).catch((err: Error) => logger.error({ err }, 'worker message failed'));
-    if (msg.t === 'config' || msg.t === 'backend' || msg.t === 'weight') ordered = ordered.then(run);
+    if (msg.t === 'config' || msg.t === 'backend' || msg.t === 'weight' || msg.t === 'action') ordered = ordered.then(run);
     else void run();
   });
   // The primary decides when to stop; a terminal's Ctrl-C reaches the whole
@@ -52,6 +73,7 @@ export function runWorker(onStopped: () => void): void {
             role: 'worker',
             ejector,
             stickyKey: Buffer.from(msg.stickyKey, 'base64'),
+            sharedBuckets,
           });
           try {
             await fulcrum.start();
@@ -79,6 +101,12 @@ export function runWorker(onStopped: () => void): void {
         pool.setConditions(b, msg.conditions, msg.reason);
         return;
       }
+      case 'action':
+        fulcrum?.follow(msg.action);
+        return;
+      case 'buckets':
+        rounds.get(msg.id)?.(msg.left ?? undefined);
+        return;
       case 'ejected':
         asked.get(msg.id)?.(msg.ok);
         asked.delete(msg.id);

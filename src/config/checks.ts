@@ -164,7 +164,24 @@ export function crossCheck(raw: RawMap, baseDir: string): CrossProblem[] {
       });
     }
   }
+  problems.push(...clusterScopes(raw, pools, listeners));
   return problems;
+}
+
+/** `scope: cluster` shares state through the top-level `cluster` block: without it there is no one to share with. */
+function clusterScopes(raw: RawMap, pools: RawMap | undefined, listeners: RawMap | undefined): CrossProblem[] {
+  if (isMap(raw.cluster)) return [];
+  const out: CrossProblem[] = [];
+  const message = (what: string) => `${what}.scope cluster needs a top-level cluster block (cluster: { redis, name })`;
+  for (const [name, l] of Object.entries(listeners ?? {})) {
+    const rl = isMap(l) && isMap(l.limits) && isMap(l.limits.rateLimit) ? l.limits.rateLimit : undefined;
+    if (rl?.scope === 'cluster') out.push({ path: ['listeners', name, 'limits', 'rateLimit', 'scope'], message: message('rateLimit') });
+  }
+  for (const [name, p] of Object.entries(pools ?? {})) {
+    const od = isMap(p) && isMap(p.outlierDetection) ? p.outlierDetection : undefined;
+    if (od?.scope === 'cluster') out.push({ path: ['pools', name, 'outlierDetection', 'scope'], message: message('outlierDetection') });
+  }
+  return out;
 }
 
 /** Listener `tls`: a certificate from files or from ACME, and client certificates only with a CA to check them. */

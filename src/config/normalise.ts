@@ -15,6 +15,7 @@ export function normalise(c: ConfigFile, file: string): Config {
     file,
     workers: c.workers,
     shutdownTimeoutMs: c.shutdownTimeout,
+    shutdownDelayMs: c.shutdownDelay,
     log: c.log,
     admin: { ...c.admin.listen, ...(c.admin.token !== undefined ? { token: c.admin.token } : {}) },
     ...(c.tracing !== undefined ? { tracing: c.tracing } : {}),
@@ -36,6 +37,7 @@ export function normalise(c: ConfigFile, file: string): Config {
                 requestsPerSecond: l.limits.rateLimit.requestsPerSecond,
                 burst: l.limits.rateLimit.burst ?? Math.max(1, l.limits.rateLimit.requestsPerSecond),
                 key: l.limits.rateLimit.key,
+                scope: l.limits.rateLimit.scope,
               },
             }
           : {}),
@@ -91,6 +93,7 @@ export function normalise(c: ConfigFile, file: string): Config {
               consecutiveFailures: p.outlierDetection.consecutiveFailures,
               baseEjectionTimeMs: p.outlierDetection.baseEjectionTime,
               maxEjectionPercent: p.outlierDetection.maxEjectionPercent,
+              scope: p.outlierDetection.scope,
             },
           }
         : {}),
@@ -103,6 +106,9 @@ export function normalise(c: ConfigFile, file: string): Config {
       ...(p.proxyProtocol !== undefined ? { proxyProtocol: p.proxyProtocol } : {}),
       ...(p.tls !== undefined ? { tls: poolTls(p.tls) } : {}),
     })),
+    ...(c.cluster !== undefined
+      ? { cluster: { redis: c.cluster.redis, name: c.cluster.name, ...(c.cluster.replica !== undefined ? { replica: c.cluster.replica } : {}) } }
+      : {}),
   };
 }
 

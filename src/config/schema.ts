@@ -12,13 +12,14 @@ import { z } from 'zod';
 import { duration, int, leaf, oneOf, strict } from './builders';
 import { accessSchema, compressSchema, trustedProxiesSchema } from './front-door';
 import { retriesSchema, routeShape } from './routes';
-import { POOL_PROTOCOLS, STRATEGY_NAMES, type Address, type LogLevel, type TlsMinVersion } from './types';
+import { POOL_PROTOCOLS, STRATEGY_NAMES, type Address, type LogLevel, type Scope, type TlsMinVersion } from './types';
 import {
   DEFAULT_CIPHERS,
   backendName,
   certificateDomain,
   cidrValue,
   cipherList,
+  clusterName,
   cookieName,
   directoryUrl,
   dnsName,
@@ -29,7 +30,9 @@ import {
   parseHashOn,
   parseListen,
   parseRateLimitKey,
+  parseRedisUrl,
   pathPrefix,
+  replicaName,
   resolverAddress,
   serverNameValue,
   sizeValue,
@@ -43,6 +46,7 @@ const CLIENT_AUTH = ['none', 'optional', 'require'] as const;
 const PROXY_VERSIONS = ['v1', 'v2'] as const;
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
 const TLS_MIN_VERSIONS: readonly TlsMinVersion[] = ['TLSv1.2', 'TLSv1.3'];
+const SCOPES: readonly Scope[] = ['local', 'cluster'];
 
 export const DEFAULT_ADMIN: Address = { host: '127.0.0.1', port: 9901 };
 
@@ -64,6 +68,7 @@ const outlierDetection = strict({
   consecutiveFailures: int(1).default(5),
   baseEjectionTime: duration(30_000, true),
   maxEjectionPercent: z.number().min(0).max(100).default(10),
+  scope: oneOf('outlierDetection scope', SCOPES).default('local'),
 });
 
 const backend = strict({
@@ -127,6 +132,14 @@ const rateLimit = strict({
   requestsPerSecond: z.number().positive(),
   burst: z.number().min(1).optional(),
   key: leaf(parseRateLimitKey).default({ kind: 'ip' }),
+  scope: oneOf('rateLimit scope', SCOPES).default('local'),
+});
+
+/** SPEC section 10: replicas that share state through Redis. */
+const cluster = strict({
+  redis: leaf(parseRedisUrl),
+  name: leaf(clusterName),
+  replica: leaf(replicaName).optional(),
 });
 
 function listener(baseDir: string) {
@@ -187,6 +200,8 @@ export function fileSchema(baseDir: string) {
   return strict({
     workers: leaf(workersValue).default(1),
     shutdownTimeout: duration(30_000),
+    // Active-passive (SPEC section 10): /readyz fails at once, the listeners close this much later.
+    shutdownDelay: duration(0),
     log: strict({
       level: oneOf('log level', LOG_LEVELS).default('info'),
       access: z.boolean().default(true),
@@ -198,6 +213,7 @@ export function fileSchema(baseDir: string) {
     tracing: tracing.optional(),
     listeners: z.record(z.string(), listener(baseDir)),
     pools: z.record(z.string(), pool(baseDir)),
+    cluster: cluster.optional(),
   });
 }
 

@@ -49,9 +49,13 @@ export interface LogConfig {
   readonly access: boolean;
 }
 
+/** `local`: this process's own state; `cluster`: shared by every replica through Redis (SPEC section 10). */
+export type Scope = 'local' | 'cluster';
+
 export interface RateLimitConfig {
   readonly requestsPerSecond: number;
   readonly burst: number;
+  readonly scope: Scope;
   readonly key: { readonly kind: 'ip' } | { readonly kind: 'header'; readonly name: string };
 }
 
@@ -247,6 +251,7 @@ export interface OutlierDetectionConfig {
   readonly consecutiveFailures: number;
   readonly baseEjectionTimeMs: number;
   readonly maxEjectionPercent: number;
+  readonly scope: Scope;
 }
 
 export interface RetriesConfig {
@@ -336,10 +341,28 @@ export interface Config {
   readonly file: string;
   readonly workers: number | 'auto';
   readonly shutdownTimeoutMs: number;
+  /**
+   * SIGTERM/SIGINT: /readyz answers 503 at once, and the listeners keep
+   * accepting this long before the drain, so keepalived (or a Kubernetes
+   * Service) moves traffic away before connections are refused.
+   */
+  readonly shutdownDelayMs: number;
   readonly log: LogConfig;
   readonly admin: AdminConfig;
   /** undefined = no tracing (nothing per request). */
   readonly tracing?: TracingConfig;
   readonly listeners: readonly ListenerConfig[];
   readonly pools: readonly PoolConfig[];
+  /** undefined: this replica is on its own. */
+  readonly cluster?: ClusterConfig;
+}
+
+/** SPEC section 10: replicas that share admin actions, rate limits and ejections through Redis. */
+export interface ClusterConfig {
+  /** redis://[user:password@]host:port[/db] or rediss:// (TLS). */
+  readonly redis: string;
+  /** Replicas with the same name form one cluster (the key prefix in Redis). */
+  readonly name: string;
+  /** This replica's name; undefined: hostname:pid. */
+  readonly replica?: string;
 }

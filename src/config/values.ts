@@ -309,3 +309,35 @@ export function serverNameValue(v: unknown): string | Invalid {
   if (typeof v !== 'string' || v === '' || !HOSTNAME.test(v)) return new Invalid(`tls serverName must be a host name such as api.internal, got ${show(v)}`);
   return v;
 }
+
+/** SPEC section 10: `redis://[user:password@]host[:port][/db]` or `rediss://` (TLS). */
+export function parseRedisUrl(v: unknown): string | Invalid {
+  const bad = new Invalid(`invalid cluster.redis ${show(v)}: expected redis://host:6379/0 or rediss://host:6380`);
+  if (typeof v !== 'string') return bad;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return bad;
+  }
+  if ((u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.hostname === '') return bad;
+  if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d{1,2}$/.test(u.pathname)) {
+    return new Invalid(`invalid database in cluster.redis ${show(v)}: expected a number such as /0`);
+  }
+  if (u.search !== '' || u.hash !== '') return bad;
+  return v;
+}
+
+/** The cluster's name is the prefix of its keys in Redis: kept to characters that need no escaping. */
+export function clusterName(v: unknown): string | Invalid {
+  return typeof v === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(v)
+    ? v
+    : new Invalid(`invalid cluster.name ${show(v)}: use 1 to 64 letters, digits and . _ -`);
+}
+
+/** A replica's name (default hostname:pid), as /api/cluster shows it. */
+export function replicaName(v: unknown): string | Invalid {
+  return typeof v === 'string' && /^[A-Za-z0-9._:[\]-]{1,128}$/.test(v)
+    ? v
+    : new Invalid(`invalid cluster.replica ${show(v)}: use 1 to 128 letters, digits and . _ : - [ ]`);
+}

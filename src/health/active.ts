@@ -110,6 +110,8 @@ export class HealthChecker {
   readonly #timers = new Map<Backend, NodeJS.Timeout>();
   readonly #passes = new Map<Backend, number>();
   readonly #fails = new Map<Backend, number>();
+  /** Added at run time and not yet up: one passing probe brings them up (SPEC section 11). */
+  readonly #firstPass = new Set<Backend>();
   #stopped = false;
 
   constructor(pool: BackendPool, config: HealthCheckConfig, options: { random?: () => number; onProbe?: ProbeResultListener } = {}) {
@@ -120,12 +122,17 @@ export class HealthChecker {
   }
 
   start(): void {
-    for (const b of this.#pool.backends) this.watch(b);
+    for (const b of this.#pool.backends) this.watch(b, this.#pool.isRuntime(b));
   }
 
-  /** Begin probing a backend (at start, or when discovery adds one). */
-  watch(backend: Backend): void {
+  /**
+   * Begin probing a backend (at start, or when discovery or the admin API
+   * adds one). `firstPass`: it is down until its first passing probe, which
+   * brings it up whatever `rise` says.
+   */
+  watch(backend: Backend, firstPass = false): void {
     if (this.#stopped || this.#timers.has(backend)) return;
+    if (firstPass && !backend.healthy) this.#firstPass.add(backend);
     this.#schedule(backend, 0);
   }
 
@@ -133,6 +140,7 @@ export class HealthChecker {
   unwatch(backend: Backend): void {
     clearTimeout(this.#timers.get(backend));
     this.#timers.delete(backend);
+    this.#firstPass.delete(backend);
   }
 
   stop(): void {
@@ -168,7 +176,8 @@ export class HealthChecker {
       this.#fails.set(backend, 0);
       const passes = (this.#passes.get(backend) ?? 0) + 1;
       this.#passes.set(backend, passes);
-      if (!backend.healthy && passes >= this.#config.rise) {
+      if (!backend.healthy && (passes >= this.#config.rise || this.#firstPass.has(backend))) {
+        this.#firstPass.delete(backend);
         pool.transition(backend, 'health-up', `health check passed ${passes} time${passes === 1 ? '' : 's'}`);
       }
     } else {

@@ -22,6 +22,8 @@ export class Ejections {
   readonly #remote: RemoteEjector | undefined;
   /** By pool and backend name. */
   readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** Told of each ejection decided here (not of those applied from other replicas): the cluster shares them. */
+  onLocalEject: ((pool: BackendPool, backend: Backend, until: number, reason: string) => void) | undefined;
 
   /** `pools`: the pools of the config of the moment. */
   constructor(pools: () => ReadonlyMap<string, BackendPool>, remote?: RemoteEjector) {
@@ -44,6 +46,26 @@ export class Ejections {
    * different backend at the same time; the cap is checked here, once).
    */
   eject(poolName: string, backendName: string, ms: number, reason: string, onReturn?: () => void): boolean {
+    const ok = this.#eject(poolName, backendName, ms, reason, onReturn);
+    if (ok && this.onLocalEject !== undefined) {
+      const pool = this.#pools().get(poolName)!;
+      this.onLocalEject(pool, pool.get(backendName)!, Date.now() + ms, reason);
+    }
+    return ok;
+  }
+
+  /**
+   * SPEC section 10, `outlierDetection.scope: cluster`: another replica
+   * ejected this backend until `until` (epoch ms); it is ejected here until
+   * the same time (under this replica's own maxEjectionPercent).
+   */
+  applyRemote(poolName: string, backendName: string, until: number, reason: string): boolean {
+    const ms = until - Date.now();
+    if (ms <= 0 || this.#pools().get(poolName)?.config.outlierDetection?.scope !== 'cluster') return false;
+    return this.#eject(poolName, backendName, ms, reason);
+  }
+
+  #eject(poolName: string, backendName: string, ms: number, reason: string, onReturn?: () => void): boolean {
     const pool = this.#pools().get(poolName);
     const backend = pool?.get(backendName);
     const cap = pool?.config.outlierDetection?.maxEjectionPercent;

@@ -141,6 +141,43 @@ export class Metrics {
     this.#reloads.inc({ result: 'failure' }, 0);
   }
 
+  #clusterView: (() => { redisUp: boolean; replicas: number } | undefined) | undefined;
+
+  /**
+   * SPEC section 10: fulcrum_cluster_redis_up and fulcrum_cluster_replicas,
+   * from the process that holds the Redis connection (single or primary, so
+   * never summed over workers); registered once a cluster is configured, and
+   * empty again if a reload takes it away.
+   */
+  registerCluster(view: () => { redisUp: boolean; replicas: number } | undefined): void {
+    const first = this.#clusterView === undefined;
+    this.#clusterView = view;
+    if (!first) return;
+    const self = this;
+    new Gauge({
+      name: 'fulcrum_cluster_redis_up',
+      help: '1 when this replica reaches Redis, else 0.',
+      registers: [this.registry],
+      aggregator: 'max',
+      collect() {
+        this.reset();
+        const v = self.#clusterView?.();
+        if (v !== undefined) this.set(v.redisUp ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_cluster_replicas',
+      help: 'Replicas of this cluster alive (heart-beating), this one included.',
+      registers: [this.registry],
+      aggregator: 'max',
+      collect() {
+        this.reset();
+        const v = self.#clusterView?.();
+        if (v !== undefined) this.set(v.replicas);
+      },
+    });
+  }
+
   /** Make every backend's series visible at zero before it has traffic. */
   registerPool(pool: BackendPool): void {
     for (const b of pool.backends) this.registerBackend(pool, b);

@@ -38,6 +38,10 @@ export class BackendPool {
   readonly #weightListeners: ((b: Backend, weight: number) => void)[] = [];
   readonly #membership: ((b: Backend, change: 'added' | 'removed') => void)[] = [];
   readonly #now: () => number;
+  /** Backends added by the admin API (SPEC section 11), with what they were added with; they outlive a reload that keeps the pool. */
+  readonly #runtime = new Map<Backend, BackendConfig>();
+  /** Backends deleted by the admin API: draining until their in-flight requests end. */
+  readonly #retiring = new Set<Backend>();
   #available: readonly Backend[] = [];
   /** null when nothing listens: the hot path pays one null check. */
   #onResult: ResultListener | null = null;
@@ -50,6 +54,8 @@ export class BackendPool {
     strategy?: BalancingStrategy<Backend>;
     now?: () => number;
     previous?: (name: string) => Backend | undefined;
+    /** The previous config's pool of this name: its runtime backends stay (SPEC section 11) unless the file now has one of that name. */
+    runtimeFrom?: BackendPool;
   } = {}) {
     this.name = config.name;
     this.config = config;
@@ -59,7 +65,72 @@ export class BackendPool {
       ?? createStrategy<Backend>(config.strategy, defaultStrategyDeps);
     this.backends = config.backends.map((bc) => this.#takeOver(bc, options.previous?.(bc.name)));
     for (const b of this.backends) this.#byName.set(b.name, b);
+    const from = options.runtimeFrom;
+    for (const [b, bc] of from !== undefined ? from.#runtime : []) {
+      if (this.#byName.has(bc.name) || from!.#retiring.has(b)) continue;
+      const kept = this.#takeOver(bc, b);
+      this.backends.push(kept);
+      this.#byName.set(kept.name, kept);
+      this.#runtime.set(kept, bc);
+    }
     this.#recompute();
+  }
+
+  /**
+   * SPEC section 11: a backend added by the admin API. It takes traffic at
+   * once; in a pool with a healthCheck it starts down, and its first passing
+   * probe brings it up (see HealthChecker.watch).
+   */
+  addRuntime(bc: BackendConfig, reason: string): Backend {
+    const b = this.#create(bc);
+    if (this.config.healthCheck !== undefined) {
+      b.setConditions({ healthy: false });
+      b.settle(`${reason}: down until its first passing health check`, this.#now());
+    }
+    this.#runtime.set(b, bc);
+    this.backends.push(b);
+    this.#byName.set(b.name, b);
+    this.#recompute();
+    for (const l of this.#membership) l(b, 'added');
+    return b;
+  }
+
+  /** Added by the admin API (not by the file or discovery). */
+  isRuntime(backend: Backend): boolean {
+    return this.#runtime.has(backend);
+  }
+
+  /** The backends the admin API added, with what they were added with. */
+  runtimeBackends(): readonly [Backend, BackendConfig][] {
+    return [...this.#runtime];
+  }
+
+  /** Deleted by the admin API, still finishing its in-flight requests. */
+  isRetiring(backend: Backend): boolean {
+    return this.#retiring.has(backend);
+  }
+
+  /**
+   * SPEC section 11 DELETE: the backend drains at once and leaves the pool
+   * when its in-flight requests have ended (`wait` false: at once, for a
+   * primary whose workers carry the traffic). Polled rather than counted in
+   * release(), so the request path pays nothing for it.
+   */
+  retire(backend: Backend, reason: string, wait = true): void {
+    if (this.#retiring.has(backend) || !this.backends.includes(backend)) return;
+    this.#retiring.add(backend);
+    this.transition(backend, 'drain', reason);
+    const check = () => {
+      if (!this.#retiring.has(backend)) return;
+      if (wait && backend.inFlight > 0) {
+        setTimeout(check, 50).unref();
+        return;
+      }
+      this.#retiring.delete(backend);
+      this.#runtime.delete(backend);
+      this.remove(backend);
+    };
+    check();
   }
 
   /** Add a backend at run time (DNS discovery); `previous` is the same backend before a reload. */

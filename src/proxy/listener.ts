@@ -21,7 +21,7 @@ import { LOCAL_MESSAGES, sendLocal } from './local-response';
 import { localAnswer, proxyUpgrade, refuseUpgrade } from './upgrade';
 import { BodyLimit } from './body-limit';
 import { BODY_TIMEOUT } from './exchange';
-import { RateLimiter } from './rate-limit';
+import { RateLimiter, type SharedBuckets } from './rate-limit';
 import type { Readable } from 'node:stream';
 import { Http1Server } from '../http1/server';
 import { llhttpAvailable } from '../http1/parser';
@@ -161,6 +161,8 @@ export class ProxyListener {
   /** SPEC 8.4: null without trustedProxies (the client address is the peer, at no cost). */
   #trusted: AddressSet | null;
   readonly #observer: RequestObserver;
+  /** Where `rateLimit.scope: cluster` keeps its buckets (SPEC section 10); undefined without a cluster. */
+  readonly #sharedBuckets: SharedBuckets | undefined;
   /** The current tracer (null without `tracing`), shared with the Fulcrum that reloads it. */
   readonly #tracing: Tracing;
   readonly #proto: 'http' | 'https';
@@ -175,7 +177,7 @@ export class ProxyListener {
   #challenges: ChallengeResponder | null;
   #certificate: CertificateInfo | undefined;
 
-  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, edge: ListenerEdge = {}, tracing: Tracing = NO_TRACING, random: () => number = Math.random) {
+  constructor(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>, observer: RequestObserver, edge: ListenerEdge = {}, tracing: Tracing = NO_TRACING, random: () => number = Math.random, sharedBuckets?: SharedBuckets) {
     this.name = config.name;
     this.config = config;
     this.#edge = edge;
@@ -185,9 +187,10 @@ export class ProxyListener {
     this.#observer = observer;
     this.#tracing = tracing;
     this.#random = random;
+    this.#sharedBuckets = sharedBuckets;
     this.#proto = config.tls !== undefined ? 'https' : 'http';
     this.#router = this.#compile(config, targets);
-    this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
+    this.#limiter = this.#makeLimiter(config);
     this.#trusted = trustedSet(config);
     const limits = config.limits;
     const common = {
@@ -261,6 +264,13 @@ export class ProxyListener {
     });
   }
 
+  #makeLimiter(config: ListenerConfig): RateLimiter | undefined {
+    const rl = config.limits.rateLimit;
+    if (rl === undefined) return undefined;
+    const shared = this.#sharedBuckets;
+    return new RateLimiter(rl, undefined, shared !== undefined ? { buckets: shared, set: config.name } : undefined);
+  }
+
   /** Reload: new routes (and certificates) for requests from now on. */
   update(config: ListenerConfig, targets: ReadonlyMap<string, PoolTarget>): void {
     const router = this.#compile(config, targets);
@@ -272,7 +282,7 @@ export class ProxyListener {
     this.#challenges = challengesFor(config, this.#edge);
     if (!isDeepStrictEqual(config.limits.rateLimit, this.config.limits.rateLimit)) {
       this.#limiter?.stop();
-      this.#limiter = config.limits.rateLimit !== undefined ? new RateLimiter(config.limits.rateLimit) : undefined;
+      this.#limiter = this.#makeLimiter(config);
     }
     this.server.maxConnections = config.limits.maxConnections > 0 ? config.limits.maxConnections : Infinity;
     const h1 = this.server as http.Server;

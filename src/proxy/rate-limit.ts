@@ -7,6 +7,20 @@ interface Bucket {
   last: number;
 }
 
+/**
+ * SPEC section 10, `rateLimit.scope: cluster`: one bucket per key for every
+ * replica and worker together, kept in Redis (src/replicas/). `settle` takes
+ * the tokens this process used per key since its last round and answers each
+ * key's tokens left in the cluster bucket, or undefined when Redis cannot
+ * answer now (the local buckets go on alone).
+ */
+export interface SharedBuckets {
+  settle(bucketSet: string, ratePerMs: number, burst: number, keys: readonly string[], used: readonly number[]): Promise<readonly number[] | undefined>;
+}
+
+/** SPEC section 10: replicas sync in rounds of at most 100 ms. */
+export const SYNC_ROUND_MS = 50;
+
 /** Enough distinct clients for any real listener; a flood of addresses beyond it evicts the oldest. */
 const MAX_BUCKETS = 100_000;
 
@@ -25,8 +39,16 @@ export class RateLimiter {
   readonly #buckets = new Map<string, Bucket>();
   readonly #idleMs: number;
   readonly #sweeper: NodeJS.Timeout;
+  /** Cluster scope only (null otherwise: the hot path pays one null check). */
+  readonly #shared: { readonly buckets: SharedBuckets; readonly set: string; readonly used: Map<string, number>; readonly timer: NodeJS.Timeout; busy: boolean } | null = null;
 
-  constructor(config: RateLimitConfig, now: () => number = () => performance.now()) {
+  /**
+   * `shared`: with `scope: cluster`, where the cluster's buckets are and this
+   * limiter's name among them (its listener). Decisions stay local and never
+   * wait: every round the tokens used here go to the cluster bucket, and the
+   * local bucket becomes what is left there, less what was used meanwhile.
+   */
+  constructor(config: RateLimitConfig, now: () => number = () => performance.now(), shared?: { buckets: SharedBuckets; set: string }) {
     this.#rate = config.requestsPerSecond / 1000;
     this.#burst = config.burst;
     this.#now = now;
@@ -41,6 +63,11 @@ export class RateLimiter {
     this.#idleMs = Math.ceil(this.#burst / this.#rate);
     this.#sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, this.#idleMs)));
     this.#sweeper.unref();
+    if (shared !== undefined && config.scope === 'cluster') {
+      const timer = setInterval(() => void this.#sync(), SYNC_ROUND_MS);
+      timer.unref();
+      this.#shared = { buckets: shared.buckets, set: shared.set, used: new Map(), timer, busy: false };
+    }
   }
 
   /** 0 when the request may pass, else the seconds to wait (for Retry-After). */
@@ -56,11 +83,42 @@ export class RateLimiter {
       b.tokens = Math.min(this.#burst, b.tokens + (now - b.last) * this.#rate);
       b.last = now;
     }
+    const shared = this.#shared;
     if (b.tokens >= 1) {
       b.tokens -= 1;
+      if (shared !== null) shared.used.set(key, (shared.used.get(key) ?? 0) + 1);
       return 0;
     }
+    // A refused key is synced too: it learns when the cluster bucket refills.
+    if (shared !== null && !shared.used.has(key)) shared.used.set(key, 0);
     return Math.max(1, Math.ceil((1 - b.tokens) / this.#rate / 1000));
+  }
+
+  /**
+   * One round: hand the tokens used here to the cluster bucket, then set each
+   * local bucket to what the cluster has left, less what was used here while
+   * the answer was on its way. Rounds do not overlap: a slow Redis skips rounds.
+   */
+  async #sync(): Promise<void> {
+    const shared = this.#shared!;
+    if (shared.busy || shared.used.size === 0) return;
+    shared.busy = true;
+    const keys = [...shared.used.keys()];
+    const used = keys.map((k) => shared.used.get(k)!);
+    shared.used.clear();
+    try {
+      const left = await shared.buckets.settle(shared.set, this.#rate, this.#burst, keys, used);
+      if (left === undefined) return;
+      const now = this.#now();
+      keys.forEach((k, i) => {
+        const b = this.#buckets.get(k);
+        if (b === undefined) return;
+        b.tokens = Math.min(this.#burst, left[i]! - (shared.used.get(k) ?? 0));
+        b.last = now;
+      });
+    } finally {
+      shared.busy = false;
+    }
   }
 
   /** Drop buckets that have refilled completely: they hold no information. */
@@ -75,6 +133,7 @@ export class RateLimiter {
 
   stop(): void {
     clearInterval(this.#sweeper);
+    if (this.#shared !== null) clearInterval(this.#shared.timer);
   }
 
   #evict(): void {

@@ -15,6 +15,7 @@ import { startBackend, type TestBackend } from '../helpers/backends';
 import { startFulcrum, waitFor, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { useTeardown } from '../helpers/teardown';
+import { startRedis } from '../helpers/redis';
 import type { HistoryJson } from '../../src/admin/api-json';
 import { selfSigned } from '../helpers/tls';
 
@@ -216,6 +217,39 @@ describe('the dashboard in Chromium', () => {
     await until(row(page, b).locator('.state'), (t) => t === 'up', REFRESH_MS, 'b up again');
     await until(page.locator(`tr.why[data-why="${key(b)}"] .why-changes`), (t) => t.includes('enabled by the admin API'), REFRESH_MS + 1000, 'the enable reason');
 
+    expect(problems).toEqual([]);
+  });
+
+  test('SPEC 11: the pool form adds a backend and its Remove button deletes it; replicas whose configs differ are warned about', async () => {
+    const [a, b] = [await backend('a'), await backend('b')];
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const clustered = (strategy: string, replica: string) => config([a]).replace('    strategy: round-robin', `    strategy: ${strategy}`)
+      + `cluster: { redis: '${redis.url}', name: dash, replica: ${replica} }\n`;
+    const f = await fulcrum(clustered('round-robin', 'one'));
+    const { page, problems } = await openPage();
+    await page.goto(f.adminUrl + '/');
+    await row(page, a).waitFor({ timeout: 5000 });
+    expect(await page.getByTestId('cluster-warning').isVisible()).toBe(false);
+
+    const form = page.locator('form[data-add="web"]');
+    await form.getByTestId('add-url').fill(b.url);
+    await form.getByTestId('add-submit').click();
+    await until(row(page, b).locator('.state'), (t) => t === 'down' || t === 'up', REFRESH_MS, 'b added');
+    expect(f.fulcrum.pools.get('web')!.get(`127.0.0.1:${b.port}`)).toBeDefined();
+    // Its first passing probe (every 500 ms) brings it up.
+    await until(row(page, b).locator('.state'), (t) => t === 'up', 3 * REFRESH_MS, 'b up');
+
+    await row(page, b).locator('[data-action="remove"]').click();
+    await waitFor(async () => (await row(page, b).count()) === 0, 2 * REFRESH_MS, 'b gone from the page');
+    expect(f.fulcrum.pools.get('web')!.get(`127.0.0.1:${b.port}`)).toBeUndefined();
+
+    // A second replica of the cluster on another strategy: the configs disagree.
+    await fulcrum(clustered('random', 'two'));
+    const warning = page.getByTestId('cluster-warning');
+    await until(warning, (t) => t.includes('2 different configs'), 4 * REFRESH_MS, 'the configs warning');
+    expect(await warning.isVisible()).toBe(true);
+    expect(await text(warning)).toMatch(/one [0-9a-f]{8}, two [0-9a-f]{8}/);
     expect(problems).toEqual([]);
   });
 

@@ -67,7 +67,7 @@ describe('unknown keys', () => {
 
   test('without a near match the allowed keys are listed; each key at its own position', () => {
     expect(positions(yaml('zork: 1', ...MINIMAL, '    retries: { attempts: 1, tries: 2, qqqqqqqq: 3 }'))).toEqual([
-      '1:1: unknown key "zork": expected one of workers, shutdownTimeout, log, admin, tracing, listeners, pools',
+      '1:1: unknown key "zork": expected one of workers, shutdownTimeout, shutdownDelay, log, admin, tracing, listeners, pools, cluster',
       '11:29: pools.web.retries: unknown key "tries": expected one of attempts, on',
       '11:39: pools.web.retries: unknown key "qqqqqqqq": expected one of attempts, on',
     ]);
@@ -201,7 +201,7 @@ describe('environment variables', () => {
 
   test('keys are not interpolated', () => {
     expect(positions(yaml('${X}: 1', ...MINIMAL), { X: 'workers' })).toEqual([
-      '1:1: unknown key "${X}": expected one of workers, shutdownTimeout, log, admin, tracing, listeners, pools',
+      '1:1: unknown key "${X}": expected one of workers, shutdownTimeout, shutdownDelay, log, admin, tracing, listeners, pools, cluster',
     ]);
   });
 
@@ -348,7 +348,7 @@ test('aliases are followed when locating a problem', () => {
     ...MINIMAL,
     '    timeouts: *t',
   ))).toEqual([
-    '1:1: unknown key "defaults": expected one of workers, shutdownTimeout, log, admin, tracing, listeners, pools',
+    '1:1: unknown key "defaults": expected one of workers, shutdownTimeout, shutdownDelay, log, admin, tracing, listeners, pools, cluster',
     '1:25: pools.web.timeouts.connect: invalid duration "5 seconds": use a number with ms, s, m or h, e.g. 5s',
   ]);
 });
@@ -392,6 +392,32 @@ describe('tls.minVersion and tls.ciphers (SPEC section 13)', () => {
     ]);
     expect(positions(withTls('      ciphers: ""'))).toEqual([
       expect.stringMatching(/^7:16: listeners\.main\.tls\.ciphers: tls ciphers must be an OpenSSL cipher list/),
+    ]);
+  });
+});
+
+describe('cluster (SPEC section 10)', () => {
+  test('scope cluster needs the cluster block, at the scope', () => {
+    expect(positions(withPool('    outlierDetection: { scope: cluster }'))).toEqual([
+      '10:32: pools.web.outlierDetection.scope: outlierDetection.scope cluster needs a top-level cluster block (cluster: { redis, name })',
+    ]);
+    const ok = parseConfig(yaml(...withPool('    outlierDetection: { scope: cluster }').trimEnd().split('\n'), 'cluster: { redis: "redis://127.0.0.1:6379/0", name: prod }'), 'fulcrum.yaml', {});
+    expect(ok.cluster).toEqual({ redis: 'redis://127.0.0.1:6379/0', name: 'prod' });
+    expect(ok.pools[0]!.outlierDetection!.scope).toBe('cluster');
+  });
+
+  test('an unknown scope, a bad redis url, a bad name, a missing name, an unknown key', () => {
+    expect(positions(withPool('    outlierDetection: { scope: global }'))).toEqual([
+      '10:32: pools.web.outlierDetection.scope: unknown outlierDetection scope "global": expected one of local, cluster',
+    ]);
+    expect(positions(yaml(...MINIMAL, 'cluster: { redis: "http://x:6379", name: "a b", replica: x, port: 1 }'))).toEqual([
+      '10:19: cluster.redis: invalid cluster.redis "http://x:6379": expected redis://host:6379/0 or rediss://host:6380',
+      '10:42: cluster.name: invalid cluster.name "a b": use 1 to 64 letters, digits and . _ -',
+      '10:61: cluster: unknown key "port": expected one of redis, name, replica',
+    ]);
+    expect(positions(yaml(...MINIMAL, 'cluster: { redis: "redis://h:6379/db" }'))).toEqual([
+      '10:10: cluster: missing required key "name"',
+      '10:19: cluster.redis: invalid database in cluster.redis "redis://h:6379/db": expected a number such as /0',
     ]);
   });
 });

@@ -39,7 +39,7 @@ describe('the full example of SPEC section 2', () => {
       bodyTimeoutMs: 60_000,
       keepAliveTimeoutMs: 65_000,
       maxConnections: 0,
-      rateLimit: { requestsPerSecond: 100, burst: 200, key: { kind: 'ip' } },
+      rateLimit: { requestsPerSecond: 100, burst: 200, key: { kind: 'ip' }, scope: 'local' },
     });
     expect(l.routes).toEqual([
       { match: { hosts: ['api.example.com'], pathPrefix: '/v1/' }, pool: 'api', stripPrefix: false },
@@ -69,7 +69,7 @@ describe('the full example of SPEC section 2', () => {
     expect(web!.healthCheck).toEqual({
       path: '/healthz', intervalMs: 5_000, timeoutMs: 2_000, rise: 2, fall: 3, expectStatus: [[200, 399]],
     });
-    expect(web!.outlierDetection).toEqual({ consecutiveFailures: 5, baseEjectionTimeMs: 30_000, maxEjectionPercent: 50 });
+    expect(web!.outlierDetection).toEqual({ consecutiveFailures: 5, baseEjectionTimeMs: 30_000, maxEjectionPercent: 50, scope: 'local' });
     expect(web!.slowStartMs).toBe(0);
     expect(web!.retries).toEqual({ attempts: 2, on: ['connect-failure', 'reset', '502', '503', '504'] });
     expect(web!.timeouts).toEqual({ connectMs: 3_000, responseMs: 30_000, idleMs: 60_000 });
@@ -107,6 +107,7 @@ describe('a minimal config', () => {
       file: path.resolve('fulcrum.yaml'),
       workers: 1,
       shutdownTimeoutMs: 30_000,
+      shutdownDelayMs: 0,
       log: { level: 'info', access: true },
       admin: { host: '127.0.0.1', port: 9901 },
       listeners: [
@@ -149,7 +150,7 @@ describe('normalisation', () => {
   test('healthCheck and outlierDetection blocks get their defaults when present', () => {
     const p = pool('    healthCheck: {}', '    outlierDetection:');
     expect(p.healthCheck).toEqual({ path: '/', intervalMs: 5_000, timeoutMs: 2_000, rise: 2, fall: 3, expectStatus: [[200, 399]] });
-    expect(p.outlierDetection).toEqual({ consecutiveFailures: 5, baseEjectionTimeMs: 30_000, maxEjectionPercent: 10 });
+    expect(p.outlierDetection).toEqual({ consecutiveFailures: 5, baseEjectionTimeMs: 30_000, maxEjectionPercent: 10, scope: 'local' });
   });
 
   test.each([
@@ -218,9 +219,9 @@ describe('normalisation', () => {
     const limits = (rl: string) => parseConfig(yaml(
       ...MINIMAL.slice(0, 3), `    limits: { rateLimit: ${rl} }`, ...MINIMAL.slice(3),
     ), 'fulcrum.yaml', {}).listeners[0]!.limits.rateLimit;
-    expect(limits('{ requestsPerSecond: 50 }')).toEqual({ requestsPerSecond: 50, burst: 50, key: { kind: 'ip' } });
+    expect(limits('{ requestsPerSecond: 50 }')).toEqual({ requestsPerSecond: 50, burst: 50, key: { kind: 'ip' }, scope: 'local' });
     expect(limits('{ requestsPerSecond: 0.5, key: "header:X-Api-Key" }')).toEqual({
-      requestsPerSecond: 0.5, burst: 1, key: { kind: 'header', name: 'x-api-key' },
+      requestsPerSecond: 0.5, burst: 1, key: { kind: 'header', name: 'x-api-key' }, scope: 'local',
     });
   });
 

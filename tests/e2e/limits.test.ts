@@ -156,7 +156,7 @@ describe('rate limiting', () => {
 
   test('token bucket: refills at the rate, and memory stays bounded under a flood of keys', () => {
     let now = 0;
-    const limiter = new RateLimiter({ requestsPerSecond: 10, burst: 2, key: { kind: 'ip' } }, () => now);
+    const limiter = new RateLimiter({ requestsPerSecond: 10, burst: 2, key: { kind: 'ip' }, scope: 'local' }, () => now);
     const req = { headers: {} } as http.IncomingMessage;
     expect([limiter.take(req, 'a'), limiter.take(req, 'a'), limiter.take(req, 'a')]).toEqual([0, 0, 1]);
     now += 100; // one token back

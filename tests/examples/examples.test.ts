@@ -27,6 +27,8 @@ function read(...parts: string[]): string {
 /** Every fulcrum_* metric the code registers (no default process metrics). */
 function registeredMetrics(): Set<string> {
   const metrics = new Metrics(() => [], { defaultMetrics: false });
+  // Registered once a config has a cluster block (SPEC section 10).
+  metrics.registerCluster(() => undefined);
   return new Set(metrics.registry.getMetricsAsArray().map((m) => m.name).filter((n) => n.startsWith('fulcrum_')));
 }
 
@@ -552,27 +554,35 @@ describe('examples/docker-compose.yml', () => {
 });
 
 describe('examples/keepalived', () => {
-  const conf = read('examples', 'keepalived', 'keepalived.conf');
-  const scriptPath = /^\s*script\s+"([^"\s]+)[^"]*"/m.exec(conf)?.[1];
+  const master = read('examples', 'keepalived', 'keepalived-master.conf');
+  const backup = read('examples', 'keepalived', 'keepalived-backup.conf');
+  const vip = (c: string) => /virtual_ipaddress\s*\{\s*\n\s*(\d+\.\d+\.\d+\.\d+)/.exec(c)?.[1];
+  const priority = (c: string) => Number(/^\s*priority\s+(\d+)/m.exec(c)?.[1]);
+  const weight = (c: string) => Number(/^\s*weight\s+(-?\d+)/m.exec(c)?.[1]);
 
-  it('shares a virtual IP between a MASTER and a BACKUP, tracking a check script', () => {
-    expect(conf).toMatch(/virtual_ipaddress\s*\{\s*\n\s*\d+\.\d+\.\d+\.\d+/);
-    expect(conf).toMatch(/state\s+MASTER/);
-    expect(conf).toContain('BACKUP');
-    expect(conf).toMatch(/vrrp_script\s+(\S+)\s*\{[\s\S]*track_script\s*\{\s*\n\s*\1\b/);
-    expect(conf).toContain('/healthz');
+  it('a MASTER and a BACKUP share one virtual IP and router id, each tracking a check script', () => {
+    expect(master).toMatch(/state\s+MASTER/);
+    expect(backup).toMatch(/state\s+BACKUP/);
+    expect(vip(master)).toBeDefined();
+    expect(vip(backup)).toBe(vip(master));
+    expect(/virtual_router_id\s+(\d+)/.exec(backup)?.[1]).toBe(/virtual_router_id\s+(\d+)/.exec(master)?.[1]);
+    for (const c of [master, backup]) expect(c).toMatch(/vrrp_script\s+(\S+)\s*\{[\s\S]*track_script\s*\{\s*\n\s*\1\b/);
   });
 
-  it("checks Fulcrum's /healthz with the script it names", () => {
-    expect(scriptPath).toBeDefined();
-    const script = path.join(EXAMPLES, 'keepalived', path.basename(scriptPath!));
-    const text = fs.readFileSync(script, 'utf8');
-    expect(text).toMatch(/127\.0\.0\.1:9901/);
-    expect(text).toContain('/healthz');
-    expect(fs.statSync(script).mode & 0o111).not.toBe(0);
+  it("the check is Fulcrum's /readyz (SPEC section 10); a failing master drops below the backup, a failing backup never rises above the master", () => {
+    for (const c of [master, backup]) expect(c).toContain('curl -fs -o /dev/null -m 1 http://127.0.0.1:9901/readyz');
+    expect(priority(master) + weight(master)).toBeLessThan(priority(backup));
+    expect(priority(backup) + weight(backup)).toBeLessThan(priority(master) + weight(master));
   });
 
   it('names a script_user when script security is on (keepalived drops the check otherwise)', () => {
-    if (/^\s*enable_script_security/m.test(conf)) expect(conf).toMatch(/^\s*script_user\s+\S+/m);
+    for (const c of [master, backup]) if (/^\s*enable_script_security/m.test(c)) expect(c).toMatch(/^\s*script_user\s+\S+/m);
+  });
+
+  it("Fulcrum's config accepts on every address and keeps its admin API where the check asks; a drain waits for the VIP to move", () => {
+    const c = parseConfig(read('examples', 'keepalived', 'fulcrum.yaml'), path.join(EXAMPLES, 'keepalived', 'fulcrum.yaml'), ENV);
+    expect(c.listeners[0]!.host).toBe('0.0.0.0');
+    expect(c.admin).toMatchObject({ host: '127.0.0.1', port: 9901 });
+    expect(c.shutdownDelayMs).toBeGreaterThanOrEqual(3000);
   });
 });

@@ -139,7 +139,21 @@ function backendArb(mode: Mode, index: number): fc.Arbitrary<unknown> {
   );
 }
 
-function poolArb(mode: Mode): fc.Arbitrary<unknown> {
+/** rateLimit.scope and outlierDetection.scope: `cluster` is valid only with the top-level cluster block. */
+function scopeArb(mode: Mode, withCluster: boolean): fc.Arbitrary<unknown> {
+  return pick(mode, withCluster ? fc.constantFrom('local', 'cluster') : fc.constant('local'), fc.constantFrom('global', 'Cluster', '', 1));
+}
+
+/** The top-level cluster block (SPEC section 10). */
+function clusterArb(mode: Mode): fc.Arbitrary<unknown> {
+  return map(mode, {
+    redis: pick(mode, fc.constantFrom('redis://127.0.0.1:6379/0', 'rediss://redis.internal:6380', 'redis://user:pw@10.0.0.5:6379', 'redis://localhost'), fc.constantFrom('http://x', 'redis://', 'redis://h:6379/db', 'localhost:6379', '')),
+    name: pick(mode, stringOf(`${ALNUM}._-`, 1, 12), fc.constantFrom('', 'a b', 'a:b', 'é')),
+    replica: pick(mode, stringOf(`${ALNUM}._:-`, 1, 12), fc.constantFrom('', 'a b', 'a/b')),
+  }, ['redis', 'name']);
+}
+
+function poolArb(mode: Mode, withCluster = false): fc.Arbitrary<unknown> {
   return fc.integer({ min: mode === 'valid' ? 1 : 0, max: 3 }).chain((count) =>
     fc.tuple(
       fc.tuple(...Array.from({ length: count }, (_, i) => backendArb(mode, i))),
@@ -194,6 +208,7 @@ function poolArb(mode: Mode): fc.Arbitrary<unknown> {
               consecutiveFailures: pick(mode, fc.integer({ min: 1, max: 1_000 }), fc.constantFrom(0, -1, 1.5)),
               baseEjectionTime: pick(mode, positiveDuration, wrongDuration),
               maxEjectionPercent: pick(mode, percent, wrongPercent),
+              scope: scopeArb(mode, withCluster),
             }),
           ),
           slowStart: pick(mode, anyDuration, wrongDuration),
@@ -409,7 +424,7 @@ function routeArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unknow
   );
 }
 
-function listenerArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unknown> {
+function listenerArb(mode: Mode, poolNames: readonly string[], withCluster = false): fc.Arbitrary<unknown> {
   const route = routeArb(mode, poolNames);
   return fc.tuple(fc.boolean(), fc.boolean()).chain(([withTls, withClientCerts]) =>
     map(
@@ -463,6 +478,7 @@ function listenerArb(mode: Mode, poolNames: readonly string[]): fc.Arbitrary<unk
               requestsPerSecond: pick(mode, fc.double({ min: 0.001, max: 1e6, noNaN: true }), fc.constantFrom(0, -1, '100', Number.NaN)),
               burst: pick(mode, fc.double({ min: 1, max: 1e6, noNaN: true }), fc.constantFrom(0, 0.5, -1, '10')),
               key: pick(mode, fc.oneof(fc.constant('ip'), headerName.map((h) => `header:${h}`)), fc.constantFrom('cookie:x', 'header:', 'header:a b', 'IP')),
+              scope: scopeArb(mode, withCluster),
             },
             ['requestsPerSecond'],
           ),
@@ -485,11 +501,11 @@ export interface GeneratedConfig {
 
 function configArb(mode: Mode): fc.Arbitrary<GeneratedConfig> {
   const names = (min: number) => fc.uniqueArray(validName, { minLength: min, maxLength: 3 });
-  return fc.tuple(names(mode === 'valid' ? 1 : 0), names(mode === 'valid' ? 1 : 0)).chain(([poolNames, listenerNames]) =>
+  return fc.tuple(names(mode === 'valid' ? 1 : 0), names(mode === 'valid' ? 1 : 0), fc.boolean()).chain(([poolNames, listenerNames, withCluster]) =>
     fc
       .tuple(
-        fc.tuple(...poolNames.map(() => poolArb(mode))),
-        fc.tuple(...listenerNames.map(() => listenerArb(mode, poolNames))),
+        fc.tuple(...poolNames.map(() => poolArb(mode, withCluster))),
+        fc.tuple(...listenerNames.map(() => listenerArb(mode, poolNames, withCluster))),
         fc.boolean(),
       )
       .chain(([pools, listeners, publicAdmin]) =>
@@ -498,6 +514,8 @@ function configArb(mode: Mode): fc.Arbitrary<GeneratedConfig> {
           {
             workers: pick(mode, fc.oneof(fc.integer({ min: 1, max: 64 }), fc.constant('auto')), fc.constantFrom(0, -1, 1.5, 'all', '2')),
             shutdownTimeout: pick(mode, anyDuration, wrongDuration),
+            shutdownDelay: pick(mode, anyDuration, wrongDuration),
+            ...(withCluster || mode === 'any' ? { cluster: clusterArb(mode) } : {}),
             log: map(mode, {
               level: pick(mode, fc.constantFrom('trace', 'debug', 'info', 'warn', 'error'), fc.constantFrom('INFO', 'verbose', 'fatal', '')),
               access: pick(mode, fc.boolean(), fc.constantFrom('yes', 'on', 1)),
@@ -519,7 +537,7 @@ function configArb(mode: Mode): fc.Arbitrary<GeneratedConfig> {
               ? fc.constant(objectOf(poolNames.map((n, i) => [n, pools[i]])))
               : fc.oneof({ weight: 6, arbitrary: fc.constant(objectOf(poolNames.map((n, i) => [n, pools[i]]))) }, { weight: 1, arbitrary: junk }),
           },
-          ['listeners', 'pools'],
+          withCluster ? ['listeners', 'pools', 'cluster'] : ['listeners', 'pools'],
         ).map((config) => ({ config: config as Obj, listenerNames, poolNames })),
       ),
   );

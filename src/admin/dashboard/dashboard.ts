@@ -23,6 +23,7 @@ import type {
   BackendJson,
   BackendOverviewJson,
   BackendStateJson,
+  ClusterJson,
   HistoryJson,
   HistorySeriesJson,
   CertificateJson,
@@ -46,7 +47,7 @@ const TOKEN_KEY = 'fulcrum.adminToken';
 const STATES: readonly BackendStateJson[] = ['up', 'down', 'ejected', 'draining'];
 const KNOWN: ReadonlySet<string> = new Set(STATES);
 
-type Action = 'drain' | 'enable';
+type Action = 'drain' | 'enable' | 'remove';
 
 /** One backend's row and what updates it in place. */
 interface Row {
@@ -64,6 +65,7 @@ interface Row {
   readonly why: HTMLButtonElement;
   readonly drain: HTMLButtonElement;
   readonly enable: HTMLButtonElement;
+  readonly remove: HTMLButtonElement;
   readonly whyTr: HTMLTableRowElement;
   readonly panel: HTMLDivElement;
 }
@@ -112,6 +114,7 @@ const ui = {
   forgetToken: byId('forget-token', HTMLButtonElement),
   errorBanner: byId('error-banner', HTMLDivElement),
   actionError: byId('action-error', HTMLDivElement),
+  clusterWarning: byId('cluster-warning', HTMLDivElement),
   tokenForm: byId('token-form', HTMLFormElement),
   tokenMessage: byId('token-message', HTMLParagraphElement),
   tokenInput: byId('token-input', HTMLInputElement),
@@ -266,15 +269,16 @@ ui.forgetToken.addEventListener('click', () => {
  * is taken to be T, the shape api-json.d.ts gives for that path: the page is
  * served by the same process as the API, so they cannot disagree.
  */
-async function api<T>(method: 'GET' | 'POST', path: string): Promise<T> {
+async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, json?: unknown): Promise<T> {
   for (;;) {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (token) headers['authorization'] = 'Bearer ' + token;
+    if (json !== undefined) headers['content-type'] = 'application/json';
     const ctrl = new AbortController();
     const t = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
     let res: Response;
     try {
-      res = await fetch(path, { method, headers, signal: ctrl.signal, cache: 'no-store' });
+      res = await fetch(path, { method, headers, signal: ctrl.signal, cache: 'no-store', ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
     } catch (err) {
       throw new ApiError(isAbort(err) ? 'no answer within ' + TIMEOUT_MS / 1000 + ' s' : 'connection failed', true);
     } finally {
@@ -345,22 +349,61 @@ async function refresh(): Promise<void> {
 
 async function act(pool: string, backend: string, action: Action, button: HTMLButtonElement): Promise<void> {
   button.disabled = true;
+  await attempt(action.charAt(0).toUpperCase() + action.slice(1) + ' ' + pool + '/' + backend, () =>
+    action === 'remove'
+      ? api<BackendJson>('DELETE', backendPath(pool, backend))
+      : api<BackendJson>('POST', backendPath(pool, backend) + '/' + action));
+}
+
+/** An admin action; its failure stays shown until the next action (the refresh right after must not wipe it). */
+async function attempt(what: string, call: () => Promise<unknown>): Promise<boolean> {
   const note = ui.actionError;
+  let ok = true;
   try {
-    await api<BackendJson>('POST', backendPath(pool, backend) + '/' + action);
+    await call();
     note.hidden = true;
   } catch (err) {
-    // Kept until the next action: the refresh right after must not wipe it.
-    setText(note, action.charAt(0).toUpperCase() + action.slice(1) + ' ' + pool + '/' + backend + ' failed: ' + errorMessage(err));
+    setText(note, what + ' failed: ' + errorMessage(err));
     note.hidden = false;
+    ok = false;
   }
   await refresh();
+  return ok;
+}
+
+/** SPEC section 11: POST /api/pools/{pool}/backends from the pool's "add a backend" form. */
+async function addBackend(pool: string, url: HTMLInputElement, name: HTMLInputElement, button: HTMLButtonElement): Promise<void> {
+  button.disabled = true;
+  const body: { url: string; name?: string } = { url: url.value.trim() };
+  if (name.value.trim() !== '') body.name = name.value.trim();
+  const ok = await attempt('Add a backend to ' + pool, () => api<BackendJson>('POST', 'api/pools/' + encodeURIComponent(pool) + '/backends', body));
+  if (ok) {
+    url.value = '';
+    name.value = '';
+  }
+  button.disabled = false;
+}
+
+/** Replicas whose configs differ, or a Redis this replica cannot reach: said above the pools. */
+function clusterWarning(c: ClusterJson | undefined): void {
+  const w = ui.clusterWarning;
+  const lines: string[] = [];
+  if (c !== undefined && c.configsAgree === false) {
+    const hashes = new Set(c.replicas.map((r) => r.configHash));
+    lines.push('Cluster ' + c.name + ': the replicas run ' + hashes.size + ' different configs (' +
+      c.replicas.map((r) => r.name + ' ' + r.configHash.slice(0, 8)).join(', ') + ').');
+  }
+  if (c !== undefined && c.redis === 'down') lines.push('Cluster ' + c.name + ': Redis is down; this replica serves with its local state.');
+  setText(w, lines.join(' '));
+  w.hidden = lines.length === 0;
+  w.setAttribute('data-configs-agree', String(c?.configsAgree !== false));
 }
 
 // ---- rendering ----
 
 function render(data: OverviewJson): void {
   const { pools, listeners } = data;
+  clusterWarning(data.cluster);
   // An older admin API has no certificates; a new certificate (ACME's first, a renewal) rebuilds the table.
   const certificates = data.certificates ?? [];
   const sig = JSON.stringify([listeners, certificates, pools.map((p) => [p.name, p.strategy, p.backends.map((b) => [b.name, b.url, b.backup])])]);
@@ -449,6 +492,14 @@ function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: reado
     summaries.set(p.name, summary);
     const tbody = el('tbody');
     for (const b of p.backends) buildRow(tbody, p.name, b);
+    const addUrl = el('input', { class: 'url', type: 'text', placeholder: 'http://10.0.0.31:8080', 'data-testid': 'add-url', 'aria-label': 'url of the new backend' });
+    const addName = el('input', { type: 'text', placeholder: 'name (default host:port)', 'data-testid': 'add-name', 'aria-label': 'name of the new backend' });
+    const addButton = el('button', { type: 'submit', class: 'btn', 'data-testid': 'add-submit' }, ['Add backend']);
+    const addForm = el('form', { class: 'add-backend', 'data-add': p.name }, [addUrl, addName, addButton]);
+    addForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      void addBackend(p.name, addUrl, addName, addButton);
+    });
     pt.appendChild(
       el('section', { class: 'pool card', 'data-pool': p.name }, [
         el('div', { class: 'pool-head' }, [
@@ -473,6 +524,7 @@ function build(pools: readonly PoolJson<BackendOverviewJson>[], listeners: reado
           ]),
           tbody,
         ]),
+        addForm,
       ]),
     );
   }
@@ -499,6 +551,7 @@ function buildRow(tbody: HTMLTableSectionElement, pool: string, b: BackendOvervi
   const why = button('why', 'why is it in this state', 'Why', { 'aria-expanded': 'false' });
   const drain = button('drain', 'stop sending new requests; in-flight ones finish', 'Drain');
   const enable = button('enable', 'back under the health checker', 'Enable');
+  const remove = button('remove', 'delete it: it drains, then goes once its in-flight requests end', 'Remove');
   const tr = el('tr', { class: 'backend', 'data-backend': key }, [
     el('td', null, [
       el('div', { class: 'b-name' }, [b.name, b.backup ? el('span', { class: 'tag', title: 'used only when no primary is available' }, ['backup']) : null]),
@@ -506,11 +559,11 @@ function buildRow(tbody: HTMLTableSectionElement, pool: string, b: BackendOvervi
     ]),
     el('td', null, [state]),
     weight, inflight, rate, requests, errors, p50, p99,
-    el('td', { class: 'actions' }, [why, drain, enable]),
+    el('td', { class: 'actions' }, [why, drain, enable, remove]),
   ]);
   const panel = el('div', { class: 'why-body' }, [el('p', { class: 'empty' }, ['loading…'])]);
   const whyTr = el('tr', { class: 'why', 'data-why': key, hidden: '' }, [el('td', { colspan: '10' }, [panel])]);
-  const r: Row = { pool, name: b.name, tr, state, weight, inflight, rate, requests, errors, p50, p99, why, drain, enable, whyTr, panel };
+  const r: Row = { pool, name: b.name, tr, state, weight, inflight, rate, requests, errors, p50, p99, why, drain, enable, remove, whyTr, panel };
   why.addEventListener('click', () => {
     const show = !open.has(key);
     if (show) open.add(key);
@@ -521,6 +574,7 @@ function buildRow(tbody: HTMLTableSectionElement, pool: string, b: BackendOvervi
   });
   drain.addEventListener('click', () => void act(pool, b.name, 'drain', drain));
   enable.addEventListener('click', () => void act(pool, b.name, 'enable', enable));
+  remove.addEventListener('click', () => void act(pool, b.name, 'remove', remove));
   if (open.has(key)) {
     whyTr.hidden = false;
     why.setAttribute('aria-expanded', 'true');
