@@ -10,14 +10,13 @@
  */
 import { z } from 'zod';
 import { duration, int, leaf, oneOf, strict } from './builders';
-import { accessSchema, compressSchema, trustedProxiesSchema } from './front-door';
+import { accessSchema, cidrValue, compressSchema, trustedProxiesSchema } from './front-door';
 import { retriesSchema, routeShape } from './routes';
 import { POOL_PROTOCOLS, STRATEGY_NAMES, type Address, type LogLevel, type Scope, type TlsMinVersion } from './types';
 import {
   DEFAULT_CIPHERS,
   backendName,
   certificateDomain,
-  cidrValue,
   cipherList,
   clusterName,
   cookieName,

@@ -6,7 +6,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import net from 'node:net';
 import tls from 'node:tls';
 import { MAX_DURATION_MS, durationError, durationTooLongError, parseDuration, parseSize, show, sizeError } from './units';
 import type { Address, HashOn, RateLimitConfig, RetryCondition } from './types';
@@ -255,19 +254,6 @@ export function otlpHeaders(v: unknown): Record<string, string> | Invalid {
     out[name.toLowerCase()] = value;
   }
   return out;
-}
-
-/** "10.0.0.0/8", "fd00::/8" or one address ("192.0.2.1"), as written (net.BlockList reads it at load). */
-export function cidrValue(v: unknown): string | Invalid {
-  const bad = new Invalid(`invalid CIDR ${show(v)}: use an address with a prefix length, e.g. 10.0.0.0/8 or fd00::/8`);
-  if (typeof v !== 'string') return bad;
-  const [address, bits, extra] = v.split('/');
-  if (extra !== undefined || address === undefined) return bad;
-  const family = net.isIP(address);
-  if (family === 0) return bad;
-  if (bits === undefined) return v;
-  if (!/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) return bad;
-  return v;
 }
 
 /** An ACME directory: an http(s) URL. */

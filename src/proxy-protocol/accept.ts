@@ -1,6 +1,8 @@
-import net, { type Server as NetServer, type Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { parseHeader, type ProxiedConnection } from './header';
+import type { AddressSet } from '../access/addresses';
+import { clientAddress } from '../proxy/headers';
 
 /**
  * Listener side of SPEC 9.3: every connection begins with a PROXY header,
@@ -22,31 +24,11 @@ type Marked = { [PROXIED]?: ProxiedConnection };
 
 /** What a listener's `proxyProtocol` becomes at load: the peers allowed to send a header (null: any). */
 export interface ProxyProtocolPolicy {
-  readonly trusted: net.BlockList | null;
+  readonly trusted: AddressSet | null;
 }
 
 export function proxiedConnection(socket: object): ProxiedConnection | undefined {
   return (socket as Marked)[PROXIED];
-}
-
-/** A BlockList of CIDRs ("10.0.0.0/8", "fd00::/8", "192.0.2.1"): net's own matcher, v4-mapped v6 included. */
-export function cidrList(cidrs: readonly string[]): net.BlockList {
-  const list = new net.BlockList();
-  for (const c of cidrs) {
-    const [address, bits] = c.split('/') as [string, string | undefined];
-    const type = net.isIPv6(address) ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(address, type);
-    else list.addSubnet(address, Number(bits), type);
-  }
-  return list;
-}
-
-function trustedPeer(list: net.BlockList, address: string | undefined): boolean {
-  if (address === undefined) return false;
-  if (net.isIPv4(address)) return list.check(address, 'ipv4');
-  // A v4 client on a dual-stack socket ("::ffff:10.0.0.1") is matched as v4 too.
-  if (address.startsWith('::ffff:') && net.isIPv4(address.slice(7))) return list.check(address.slice(7), 'ipv4') || list.check(address, 'ipv6');
-  return list.check(address, 'ipv6');
 }
 
 /**
@@ -85,7 +67,7 @@ export function guardConnections(server: NetServer, policy: () => ProxyProtocolP
 
 function readHeader(socket: Socket, policy: ProxyProtocolPolicy, timeoutMs: number, handOver: (s: Socket) => void): void {
   // Not a peer we take headers from: closed at once, without an answer.
-  if (policy.trusted !== null && !trustedPeer(policy.trusted, socket.remoteAddress)) {
+  if (policy.trusted !== null && !policy.trusted.has(clientAddress(socket.remoteAddress))) {
     socket.destroy();
     return;
   }

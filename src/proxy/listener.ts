@@ -34,7 +34,7 @@ import { AddressSet, RouteAccess, clientBehindProxies, type Verdict } from '../a
 import { answerUpgradeRefusal, sendRefusal } from '../access/refusal';
 import { Compression } from '../compress';
 import type { ServerTrace, Tracing } from '../tracing/tracer';
-import { cidrList, guardConnections, type ProxyProtocolPolicy } from '../proxy-protocol/accept';
+import { guardConnections, type ProxyProtocolPolicy } from '../proxy-protocol/accept';
 import { clientAuthOptions, clientCertHeader, watchClientCertificates } from '../tls/client-certs';
 import { describeCertificate, type CertificateInfo, type KeyPair } from '../tls/certificates';
 import type { AcmeManager } from '../acme/manager';
@@ -134,7 +134,7 @@ function challengesFor(config: ListenerConfig, edge: ListenerEdge): ChallengeRes
 function proxyPolicy(config: ListenerConfig): ProxyProtocolPolicy | null {
   const p = config.proxyProtocol;
   if (p === undefined) return null;
-  return { trusted: p.trusted !== undefined ? cidrList(p.trusted) : null };
+  return { trusted: p.trusted !== undefined ? new AddressSet(p.trusted) : null };
 }
 
 /** The Host a request names: Host for HTTP/1.1, :authority for HTTP/2. */

@@ -76,7 +76,9 @@ function utcTime(d: Date): Buffer {
 export function selfSigned(names: readonly string[], cn: string, days = 7): KeyPair {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const serial = randomBytes(16);
-  serial[0]! &= 0x7f; // a positive INTEGER
+  // A positive INTEGER in its shortest form: a leading 0x00 byte (followed by
+  // one below 0x80) is padding DER forbids, and OpenSSL refuses it.
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const now = Date.now();
   const san = der(SEQUENCE, ...names.map((n) => der(0x82, Buffer.from(n, 'latin1'))));
   const extensions = der(0xa3, der(SEQUENCE, der(SEQUENCE, OID_SAN, der(0x04, san))));

@@ -21,7 +21,7 @@ describe('edge keys', () => {
   test.each([
     ['proxyProtocol: true', listener('    proxyProtocol: true'), 'ok'],
     ['trusted CIDRs', listener('    proxyProtocol: { trusted: [10.0.0.0/8, "fd00::/8", 127.0.0.1] }'), 'ok'],
-    ['a bad CIDR', listener('    proxyProtocol: { trusted: [10.0.0.0/33] }'), /f\.yaml:4:32: .*invalid CIDR "10\.0\.0\.0\/33"/],
+    ['a bad CIDR', listener('    proxyProtocol: { trusted: [10.0.0.0/33] }'), /f\.yaml:4:32: .*invalid address or CIDR "10\.0\.0\.0\/33"/],
     ['an unknown key under proxyProtocol', listener('    proxyProtocol: { trust: [10.0.0.0/8] }'), /f\.yaml:4:\d+: .*unknown key "trust" \(did you mean "trusted"\?\)/],
     ['proxyProtocol: yes', listener('    proxyProtocol: "yes"'), /f\.yaml:4:20: .*proxyProtocol must be true, false or \{ trusted: \[CIDR, \.\.\.\] \}/],
     ['pool proxyProtocol v3', pool('    proxyProtocol: v3'), /f\.yaml:6:20: .*unknown proxyProtocol version "v3": expected one of v1, v2/],
