@@ -101,6 +101,10 @@ describe.each([
       done.destroy();
     });
     await new Promise<void>((resolve, reject) => done.once('secureConnect', resolve).once('error', reject));
+    // One answer first: from then on it is an idle keep-alive connection
+    // (keepAliveTimeout), not one still owing its first headers, which
+    // headersTimeout would rightly answer with 408 on a slow run.
+    expect(await httpsGet(port, done)).toBe('HTTP/1.1 200 OK');
     const started = Date.now();
     const idle = await idleSockets(port, 500);
     await Promise.all(idle.map(closed));
