@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import type { ClusterConfig } from '../config/types';
 import type { Logger } from '../log';
 import type { SharedBuckets } from '../proxy/rate-limit';
@@ -106,7 +106,8 @@ export class Replica implements SharedBuckets {
       retryStrategy: (times: number) => Math.min(50 * times, 1000),
       lazyConnect: true,
     };
-    this.#redis = new Redis(config.redis, {
+    const RedisClient = redisClass();
+    this.#redis = new RedisClient(config.redis, {
       ...common,
       // Fail at once while Redis is away: nothing waits for it (SPEC section 10).
       enableOfflineQueue: false,
@@ -116,7 +117,7 @@ export class Replica implements SharedBuckets {
     this.#redis.defineCommand('fulcrumBuckets', { lua: BUCKETS_LUA });
     this.#redis.defineCommand('fulcrumAction', { lua: ACTION_LUA, numberOfKeys: 2 });
     // Subscribing waits for the connection: its queue holds the one SUBSCRIBE, never a request's command.
-    this.#sub = new Redis(config.redis, { ...common, autoResubscribe: true, maxRetriesPerRequest: null });
+    this.#sub = new RedisClient(config.redis, { ...common, autoResubscribe: true, maxRetriesPerRequest: null });
     this.#redis.on('error', () => undefined);
     this.#sub.on('error', () => undefined);
     this.#redis.on('ready', () => {
@@ -351,4 +352,13 @@ function parseJson<T>(text: string): T | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * ioredis and its dependencies (about 60 modules, some 10 MB of RSS) are
+ * loaded by the first replica: a Fulcrum without `cluster` never loads them.
+ */
+function redisClass(): typeof Redis {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('ioredis') as typeof import('ioredis')).default;
 }
