@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 import { z } from 'zod';
 import { duration, leaf, strict } from './builders';
 import { show } from './units';
-import { Invalid, fsReason, sizeValue } from './values';
+import { Invalid, fsReason, sizeValue, urlOf } from './values';
 import type { AccessConfig, CompressConfig, CompressionAlgorithm } from './types';
 
 /** RFC 9110 §5.6.2 token: a header name. */
@@ -100,15 +100,11 @@ export function htpasswdFile(baseDir: string) {
 }
 
 function authUrl(v: unknown): string | Invalid {
-  const bad = new Invalid(`forwardAuth url must be an http:// or https:// URL such as http://auth.internal:9000/verify, got ${show(v)}`);
-  if (typeof v !== 'string') return bad;
-  try {
-    const u = new URL(v);
-    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '' || u.username !== '' || u.password !== '' || u.hash !== '') return bad;
-    return u.href;
-  } catch {
-    return bad;
+  const u = urlOf(v, ['http:', 'https:']);
+  if (u === undefined || u.username !== '' || u.password !== '' || u.hash !== '') {
+    return new Invalid(`forwardAuth url must be an http:// or https:// URL such as http://auth.internal:9000/verify, got ${show(v)}`);
   }
+  return u.href;
 }
 
 function algorithm(v: unknown): CompressionAlgorithm | Invalid {

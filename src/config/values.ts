@@ -62,18 +62,25 @@ export function parseListen(v: unknown): Address | Invalid {
   return { host, port: Number(port) };
 }
 
-/** A backend URL is an origin: scheme, host, port. The result is normalised with an explicit port. */
-export function parseBackendUrl(v: unknown): { url: string; name: string } | Invalid {
-  const bad = new Invalid(`backend url must be an origin like http://10.0.0.1:8080 (no path), got ${show(v)}`);
-  if (typeof v !== 'string') return bad;
+/** `v` as a URL with one of `protocols` ("http:") and a host; undefined for anything else. */
+export function urlOf(v: unknown, protocols: readonly string[]): URL | undefined {
+  if (typeof v !== 'string') return undefined;
   let u: URL;
   try {
     u = new URL(v);
   } catch {
-    return bad;
+    return undefined;
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return bad;
-  if (u.hostname === '' || u.pathname !== '/' || u.search !== '' || u.hash !== '') return bad;
+  return protocols.includes(u.protocol) && u.hostname !== '' ? u : undefined;
+}
+
+const HTTP_SCHEMES = ['http:', 'https:'];
+
+/** A backend URL is an origin: scheme, host, port. The result is normalised with an explicit port. */
+export function parseBackendUrl(v: unknown): { url: string; name: string } | Invalid {
+  const bad = new Invalid(`backend url must be an origin like http://10.0.0.1:8080 (no path), got ${show(v)}`);
+  const u = urlOf(v, HTTP_SCHEMES);
+  if (u === undefined || u.pathname !== '/' || u.search !== '' || u.hash !== '') return bad;
   if (u.username !== '' || u.password !== '') return bad;
   const port = u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80';
   // URL.hostname keeps IPv6 brackets ("[::1]"), which is what both forms want.
@@ -232,15 +239,8 @@ export function fsReason(err: unknown): string {
 
 /** tracing.otlp.endpoint: the collector's OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces. */
 export function otlpEndpoint(v: unknown): string | Invalid {
-  const bad = new Invalid(`must be an OTLP/HTTP http:// or https:// URL such as http://127.0.0.1:4318/v1/traces, got ${show(v)}`);
-  if (typeof v !== 'string') return bad;
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    return bad;
-  }
-  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '' || u.hash !== '') return bad;
+  const u = urlOf(v, HTTP_SCHEMES);
+  if (u === undefined || u.hash !== '') return new Invalid(`must be an OTLP/HTTP http:// or https:// URL such as http://127.0.0.1:4318/v1/traces, got ${show(v)}`);
   return u.href;
 }
 
@@ -259,13 +259,7 @@ export function otlpHeaders(v: unknown): Record<string, string> | Invalid {
 /** An ACME directory: an http(s) URL. */
 export function directoryUrl(v: unknown): string | Invalid {
   const bad = new Invalid(`acme directory must be the URL of an ACME directory, e.g. https://acme-staging-v02.api.letsencrypt.org/directory, got ${show(v)}`);
-  if (typeof v !== 'string') return bad;
-  try {
-    const u = new URL(v);
-    return u.protocol === 'https:' || u.protocol === 'http:' ? v : bad;
-  } catch {
-    return bad;
-  }
+  return urlOf(v, HTTP_SCHEMES) !== undefined ? v as string : bad;
 }
 
 /** A name a public certificate can carry: a DNS name, or a wildcard one level deep. */
@@ -299,19 +293,13 @@ export function serverNameValue(v: unknown): string | Invalid {
 /** SPEC section 10: `redis://[user:password@]host[:port][/db]` or `rediss://` (TLS). */
 export function parseRedisUrl(v: unknown): string | Invalid {
   const bad = new Invalid(`invalid cluster.redis ${show(v)}: expected redis://host:6379/0 or rediss://host:6380`);
-  if (typeof v !== 'string') return bad;
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    return bad;
-  }
-  if ((u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.hostname === '') return bad;
+  const u = urlOf(v, ['redis:', 'rediss:']);
+  if (u === undefined) return bad;
   if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d{1,2}$/.test(u.pathname)) {
     return new Invalid(`invalid database in cluster.redis ${show(v)}: expected a number such as /0`);
   }
   if (u.search !== '' || u.hash !== '') return bad;
-  return v;
+  return v as string;
 }
 
 /** The cluster's name is the prefix of its keys in Redis: kept to characters that need no escaping. */

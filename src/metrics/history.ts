@@ -108,8 +108,12 @@ export class TrafficHistory {
   #timer: NodeJS.Timeout | undefined;
   #sampling = false;
 
-  constructor(source: () => TrafficSnapshot | Promise<TrafficSnapshot>, names: () => HistoryNames, intervalMs = HISTORY_INTERVAL_MS) {
+  /** Epoch ms (tests give their own clock). */
+  readonly #now: () => number;
+
+  constructor(source: () => TrafficSnapshot | Promise<TrafficSnapshot>, names: () => HistoryNames, intervalMs = HISTORY_INTERVAL_MS, now: () => number = Date.now) {
     this.intervalMs = intervalMs;
+    this.#now = now;
     this.#size = Math.max(2, Math.ceil(HISTORY_WINDOW_MS / intervalMs));
     this.#source = source;
     this.#names = names;
@@ -133,7 +137,7 @@ export class TrafficHistory {
     this.#sampling = true;
     try {
       const snap = await this.#source();
-      const time = Date.now();
+      const time = this.#now();
       const last = this.#last;
       this.#last = { time, snap };
       if (last !== undefined && time > last.time) this.#push(time, (time - last.time) / 1000, last.snap, snap);
