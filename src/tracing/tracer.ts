@@ -2,7 +2,7 @@ import type { TracingConfig } from '../config/types';
 import type { RequestRecord } from '../proxy/exchange';
 import { IdSource, formatTraceparent, parseTraceparent } from './context';
 import { OtlpExporter } from './exporter';
-import { SPAN_KIND_CLIENT, SPAN_KIND_SERVER, type AttributeSink, type Resource, type SpanData } from './otlp';
+import { AttributeKey, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, type AttributeSink, type Resource, type SpanData } from './otlp';
 
 /**
  * SPEC section 12: one server span per request, one client span per attempt
@@ -14,6 +14,19 @@ import { SPAN_KIND_CLIENT, SPAN_KIND_SERVER, type AttributeSink, type Resource, 
  */
 
 const ORIGIN = performance.timeOrigin;
+
+/** The attributes' keys (OpenTelemetry HTTP semantic conventions, and Fulcrum's), encoded once. */
+const METHOD = new AttributeKey('http.request.method');
+const URL_PATH = new AttributeKey('url.path');
+const URL_FULL = new AttributeKey('url.full');
+const STATUS_CODE = new AttributeKey('http.response.status_code');
+const CLIENT_ADDRESS = new AttributeKey('client.address');
+const SERVER_ADDRESS = new AttributeKey('server.address');
+const SERVER_PORT = new AttributeKey('server.port');
+const ERROR_TYPE = new AttributeKey('error.type');
+const ROUTE = new AttributeKey('fulcrum.route');
+const POOL = new AttributeKey('fulcrum.pool');
+const BACKEND = new AttributeKey('fulcrum.backend');
 
 /** The header-list names Fulcrum replaces; tracestate is passed on untouched. */
 const TRACEPARENT = 'traceparent';
@@ -120,14 +133,14 @@ export class ServerTrace implements SpanData {
   writeAttributes(a: AttributeSink): void {
     const r = this.#record!;
     const q = r.url.indexOf('?');
-    a.str('http.request.method', r.method);
-    a.str('url.path', q === -1 ? r.url : r.url.slice(0, q));
-    a.int('http.response.status_code', r.status);
-    a.str('client.address', r.remoteAddress);
-    if (this.#route !== -1) a.int('fulcrum.route', this.#route);
-    if (r.pool !== '') a.str('fulcrum.pool', r.pool);
-    if (r.backend !== '') a.str('fulcrum.backend', r.backend);
-    if (r.status >= 500) a.str('error.type', String(r.status));
+    a.str(METHOD, r.method);
+    a.str(URL_PATH, q === -1 ? r.url : r.url.slice(0, q));
+    a.int(STATUS_CODE, r.status);
+    a.str(CLIENT_ADDRESS, r.remoteAddress);
+    if (this.#route !== -1) a.int(ROUTE, this.#route);
+    if (r.pool !== '') a.str(POOL, r.pool);
+    if (r.backend !== '') a.str(BACKEND, r.backend);
+    if (r.status >= 500) a.str(ERROR_TYPE, String(r.status));
   }
 }
 
@@ -197,13 +210,13 @@ export class ClientSpan implements SpanData {
   writeAttributes(a: AttributeSink): void {
     const url = this.#backend.url;
     const server = serverOf(url);
-    a.str('http.request.method', this.#method);
-    a.str2('url.full', url, this.#path);
-    a.str('server.address', server.address);
-    a.int('server.port', server.port);
-    a.str('fulcrum.backend', this.#backend.name);
-    if (this.status !== 0) a.int('http.response.status_code', this.status);
-    if (this.error) a.str('error.type', this.failure ?? String(this.status));
+    a.str(METHOD, this.#method);
+    a.str2(URL_FULL, url, this.#path);
+    a.str(SERVER_ADDRESS, server.address);
+    a.int(SERVER_PORT, server.port);
+    a.str(BACKEND, this.#backend.name);
+    if (this.status !== 0) a.int(STATUS_CODE, this.status);
+    if (this.error) a.str(ERROR_TYPE, this.failure ?? String(this.status));
   }
 }
 
