@@ -172,6 +172,13 @@ const INT_VALUE_TAG = 3 << 3;
 class Out {
   buf: Buffer;
   at = 0;
+  /**
+   * The last span's trace id, and where its bytes are in `buf`: a request's
+   * client span and server span end one after the other, and the second
+   * copies the id's 16 bytes instead of decoding 32 hex digits again.
+   */
+  traceId = '';
+  traceIdAt = -1;
 
   constructor(size = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(size);
@@ -244,6 +251,25 @@ class Out {
     this.at = i;
   }
 
+  /** Span.trace_id (field 1), the bytes of the last one written (see traceId). */
+  copyTraceId(): void {
+    this.room(18);
+    const b = this.buf;
+    const from = this.traceIdAt;
+    let i = this.at;
+    b[i++] = (1 << 3) | 2;
+    b[i++] = 16;
+    for (let j = 0; j < 16; j++) b[i++] = b[from + j]!;
+    this.at = i;
+  }
+
+  /** A new request body from `at`: what was written before is no longer there to copy. */
+  restart(at: number): void {
+    this.at = at;
+    this.traceId = '';
+    this.traceIdAt = -1;
+  }
+
   /**
    * Epoch ms as unix nanoseconds, fixed64 little-endian, exactly and without
    * a BigInt or an array: the product passes 2^53, so it is made from parts
@@ -292,6 +318,7 @@ class Out {
       if (size > reserve) this.room(size - reserve);
       this.buf.copyWithin(start + size, start + reserve, this.at);
       this.at += size - reserve;
+      if (this.traceIdAt > start) this.traceIdAt += size - reserve;
     }
     const end = this.at;
     this.at = start;
@@ -318,15 +345,24 @@ function ascii(b: Buffer, i: number, s: string): number {
 export class AttributeKey {
   readonly name: string;
   readonly bytes: Uint8Array;
+  /**
+   * With `repeats` (a key whose values are few: methods, pools, backends,
+   * addresses): each value's whole KeyValue, encoded once and copied after.
+   */
+  readonly encoded: Map<string, Uint8Array> | null;
 
-  constructor(name: string) {
+  constructor(name: string, options: { repeats?: boolean } = {}) {
     const utf8 = Buffer.from(name, 'utf8');
     // Short enough that a KeyValue with an int value has one-byte lengths.
     if (utf8.length > 100) throw new RangeError(`attribute key too long: ${name}`);
     this.name = name;
     this.bytes = Uint8Array.of(0x0a, utf8.length, ...utf8);
+    this.encoded = options.repeats === true ? new Map() : null;
   }
 }
+
+/** Values kept per `repeats` key; past it the cache starts again (many client addresses, say). */
+const MAX_ENCODED_VALUES = 1024;
 
 /**
  * Span.attributes (field 9): KeyValue { key = 1; AnyValue value = 2 },
@@ -337,7 +373,21 @@ class ProtobufAttributes implements AttributeSink {
   out!: Out;
 
   str(key: AttributeKey, v: string): void {
-    stringAttribute(this.out, key, v, '');
+    const cache = key.encoded;
+    if (cache === null) {
+      stringAttribute(this.out, key, v, '');
+      return;
+    }
+    const out = this.out;
+    const bytes = cache.get(v);
+    if (bytes !== undefined) {
+      out.raw(bytes, bytes.length);
+      return;
+    }
+    const start = out.at;
+    stringAttribute(out, key, v, '');
+    if (cache.size >= MAX_ENCODED_VALUES) cache.clear();
+    cache.set(v, new Uint8Array(out.buf.subarray(start, out.at)));
   }
 
   str2(key: AttributeKey, a: string, b: string): void {
@@ -429,7 +479,13 @@ const ERROR_STATUS = Uint8Array.of((15 << 3) | 2, 2, 3 << 3, STATUS_ERROR);
  */
 function span(out: Out, s: SpanData): void {
   const at = out.begin(2, 2);
-  out.hex(1, s.traceId);
+  const traceId = s.traceId;
+  if (traceId === out.traceId) out.copyTraceId();
+  else {
+    out.traceId = traceId;
+    out.traceIdAt = out.at + 2;
+    out.hex(1, traceId);
+  }
   out.hex(2, s.spanId);
   if (s.traceState !== '') out.string(3, s.traceState);
   if (s.parentSpanId !== '') out.hex(4, s.parentSpanId);
@@ -475,7 +531,7 @@ export class ProtobufBatch implements SpanBatch {
     this.#scope = Buffer.from(sc.buf.subarray(0, sc.at));
     this.#headroom = 2 * 6 + this.#resource.length + this.#scope.length;
     this.#outs = [new Out(), new Out()];
-    for (const o of this.#outs) o.at = this.#headroom;
+    for (const o of this.#outs) o.restart(this.#headroom);
   }
 
   add(s: SpanData): void {
@@ -500,7 +556,7 @@ export class ProtobufBatch implements SpanBatch {
     out.raw(this.#scope, this.#scope.length);
     const body = out.buf.subarray(start, end);
     this.#current = 1 - this.#current;
-    this.#outs[this.#current].at = this.#headroom;
+    this.#outs[this.#current].restart(this.#headroom);
     this.count = 0;
     return body;
   }

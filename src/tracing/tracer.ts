@@ -15,18 +15,19 @@ import { AttributeKey, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, type AttributeSink, t
 
 const ORIGIN = performance.timeOrigin;
 
-/** The attributes' keys (OpenTelemetry HTTP semantic conventions, and Fulcrum's), encoded once. */
-const METHOD = new AttributeKey('http.request.method');
+/** The attributes' keys (OpenTelemetry HTTP semantic conventions, and Fulcrum's), encoded once; with few values, each value's too. */
+const REPEATS = { repeats: true };
+const METHOD = new AttributeKey('http.request.method', REPEATS);
 const URL_PATH = new AttributeKey('url.path');
 const URL_FULL = new AttributeKey('url.full');
 const STATUS_CODE = new AttributeKey('http.response.status_code');
-const CLIENT_ADDRESS = new AttributeKey('client.address');
-const SERVER_ADDRESS = new AttributeKey('server.address');
+const CLIENT_ADDRESS = new AttributeKey('client.address', REPEATS);
+const SERVER_ADDRESS = new AttributeKey('server.address', REPEATS);
 const SERVER_PORT = new AttributeKey('server.port');
 const ERROR_TYPE = new AttributeKey('error.type');
 const ROUTE = new AttributeKey('fulcrum.route');
-const POOL = new AttributeKey('fulcrum.pool');
-const BACKEND = new AttributeKey('fulcrum.backend');
+const POOL = new AttributeKey('fulcrum.pool', REPEATS);
+const BACKEND = new AttributeKey('fulcrum.backend', REPEATS);
 
 /** The header-list names Fulcrum replaces; tracestate is passed on untouched. */
 const TRACEPARENT = 'traceparent';

@@ -1,16 +1,20 @@
 import fc from 'fast-check';
-import { AttributeKey, encodeSpans, type AttributeSink, type SpanData } from '../../src/tracing/otlp';
+import { AttributeKey, JsonBatch, ProtobufBatch, type AttributeSink, type SpanBatch, type SpanData } from '../../src/tracing/otlp';
 import { decodeJson, decodeProtobuf } from '../helpers/otlp';
 
 /**
  * The encoder writes lengths it works out before writing (attributes) or
- * guesses (a span's two bytes): spans of every size and content, decoded by
- * the independent decoder of tests/helpers/otlp.ts, must come back as they went.
+ * guesses (a span's two bytes), copies what it wrote before (a trace id
+ * again, a value of a `repeats` key again), and reuses its two buffers in
+ * turn: spans of every size and content, batch after batch, decoded by the
+ * independent decoder of tests/helpers/otlp.ts, must come back as they went.
  */
 
-type Attribute = { kind: 'str'; key: string; a: string; b: string } | { kind: 'int'; key: string; v: number };
+type Attribute = { kind: 'str'; key: number; a: string; b: string } | { kind: 'int'; key: number; v: number };
 
 interface Case {
+  /** Same trace as the span before (a request's client and server spans). */
+  sameTrace: boolean;
   traceId: string;
   spanId: string;
   parentSpanId: string;
@@ -23,15 +27,24 @@ interface Case {
   attributes: Attribute[];
 }
 
+// Keys as the tracer has them: made once, some caching their values' bytes.
+const KEYS = ['http.request.method', 'url.full', 'server.port', 'fulcrum.pool', 'k', 'é-key', 'x'.repeat(100)].flatMap((name) => [
+  new AttributeKey(name), new AttributeKey(name, { repeats: true }),
+]);
+
 const hexId = (bytes: number) => fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'));
-// Short ASCII (the fast path), long (varint lengths), and any Unicode (UTF-8 lengths).
-const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ minLength: 100, maxLength: 20_000 }), fc.string({ unit: 'grapheme', maxLength: 60 }));
-const key = fc.oneof(fc.constantFrom('http.request.method', 'url.full', 'server.port'), fc.string({ minLength: 1, maxLength: 30 }));
+// Short ASCII (the fast path), long (varint lengths), any Unicode (UTF-8 lengths), and a few that repeat (cached).
+const text = fc.oneof(
+  fc.string({ maxLength: 40 }), fc.string({ minLength: 100, maxLength: 20_000 }), fc.string({ unit: 'grapheme', maxLength: 60 }),
+  fc.constantFrom('GET', 'pool-a', '127.0.0.1', 'ü', 'y'.repeat(130)),
+);
+const key = fc.integer({ min: 0, max: KEYS.length - 1 });
 const attribute: fc.Arbitrary<Attribute> = fc.oneof(
   fc.record({ kind: fc.constant('str' as const), key, a: text, b: fc.oneof(fc.constant(''), text) }),
   fc.record({ kind: fc.constant('int' as const), key, v: fc.oneof(fc.integer({ min: 0, max: 70_000 }), fc.maxSafeNat()) }),
 );
 const spanCase: fc.Arbitrary<Case> = fc.record({
+  sameTrace: fc.boolean(),
   traceId: hexId(16),
   spanId: hexId(8),
   parentSpanId: fc.oneof(fc.constant(''), hexId(8)),
@@ -43,18 +56,22 @@ const spanCase: fc.Arbitrary<Case> = fc.record({
   error: fc.boolean(),
   attributes: fc.array(attribute, { maxLength: 12 }),
 });
+/** Cases with the trace ids of `sameTrace` ones taken from the span before. */
+const batch = fc.array(spanCase, { minLength: 1, maxLength: 20 }).map((cases) => {
+  for (let i = 1; i < cases.length; i++) if (cases[i]!.sameTrace) cases[i] = { ...cases[i]!, traceId: cases[i - 1]!.traceId };
+  return cases;
+});
 
 function spanOf(c: Case): SpanData {
-  const keys = c.attributes.map((a) => new AttributeKey(a.key));
   return {
     ...c,
     endMs: c.startMs + c.durationMs,
     writeAttributes(sink: AttributeSink) {
-      c.attributes.forEach((a, i) => {
-        if (a.kind === 'int') sink.int(keys[i]!, a.v);
-        else if (a.b === '') sink.str(keys[i]!, a.a);
-        else sink.str2(keys[i]!, a.a, a.b);
-      });
+      for (const a of c.attributes) {
+        if (a.kind === 'int') sink.int(KEYS[a.key]!, a.v);
+        else if (a.b === '') sink.str(KEYS[a.key]!, a.a);
+        else sink.str2(KEYS[a.key]!, a.a, a.b);
+      }
     },
   };
 }
@@ -68,7 +85,7 @@ function nanos(ms: number): bigint {
 function expected(c: Case): Record<string, unknown> {
   const attributes: Record<string, string | number> = {};
   // A key given twice: the decoders keep the last, as this does.
-  for (const a of c.attributes) attributes[a.key] = a.kind === 'int' ? a.v : a.a + a.b;
+  for (const a of c.attributes) attributes[KEYS[a.key]!.name] = a.kind === 'int' ? a.v : a.a + a.b;
   return {
     traceId: c.traceId,
     spanId: c.spanId,
@@ -86,14 +103,17 @@ function expected(c: Case): Record<string, unknown> {
 const resource = { serviceName: 'svc-é', version: '1.2.3' };
 
 describe('OTLP encoding', () => {
-  test.each(['protobuf', 'json'] as const)('spans of any size and content decode as they were encoded (%s)', (encoding) => {
-    fc.assert(fc.property(fc.array(spanCase, { minLength: 1, maxLength: 20 }), (cases) => {
-      const body = encodeSpans(encoding, cases.map(spanOf), resource);
-      const spans = encoding === 'json' ? decodeJson(body) : decodeProtobuf(body);
-      expect(spans.map(({ resource: _r, scope: _s, ...s }) => s)).toEqual(cases.map(expected));
-      expect(spans[0]!.resource).toMatchObject({ 'service.name': 'svc-é', 'service.version': '1.2.3', 'process.pid': process.pid });
-      expect(spans[0]!.scope).toBe('fulcrum');
-    }), { numRuns: 150 });
+  test.each(['protobuf', 'json'] as const)('spans of any size and content, batch after batch, decode as they were encoded (%s)', (encoding) => {
+    // One batch for every run, as the exporter keeps one: its buffers are reused.
+    const spans: SpanBatch = encoding === 'json' ? new JsonBatch(resource) : new ProtobufBatch(resource);
+    fc.assert(fc.property(batch, (cases) => {
+      for (const c of cases) spans.add(spanOf(c));
+      const body = spans.take();
+      const got = encoding === 'json' ? decodeJson(body) : decodeProtobuf(body);
+      expect(got.map(({ resource: _r, scope: _s, ...s }) => s)).toEqual(cases.map(expected));
+      expect(got[0]!.resource).toMatchObject({ 'service.name': 'svc-é', 'service.version': '1.2.3', 'process.pid': process.pid });
+      expect(got[0]!.scope).toBe('fulcrum');
+    }), { numRuns: 200 });
   });
 
   test('an attribute key longer than 100 bytes is refused when the tracer defines it', () => {
