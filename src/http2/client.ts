@@ -327,18 +327,28 @@ class Http2Call implements UpstreamCall {
     if (status < 200) return; // 1xx: not the response yet
     this.#responded = true;
     this.#clear();
-    // The flags, not stream.endAfterHeaders: that is set only after this event.
-    this.#guard(() => this.#handler.onHeaders(status, flatten(headers), (flags & NGHTTP2_FLAG_END_STREAM) !== 0));
+    try {
+      // The flags, not stream.endAfterHeaders: that is set only after this event.
+      this.#handler.onHeaders(status, flatten(headers), (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+    } catch (err) {
+      this.#bug(err);
+    }
   };
 
   #onData = (chunk: Buffer): void => {
-    this.#guard(() => {
+    try {
       if (!this.#handler.onData(chunk)) this.#stream!.pause();
-    });
+    } catch (err) {
+      this.#bug(err);
+    }
   };
 
   #onTrailers = (trailers: IncomingHttpHeaders): void => {
-    this.#guard(() => this.#handler.onTrailers?.(flatten(trailers)));
+    try {
+      this.#handler.onTrailers?.(flatten(trailers));
+    } catch (err) {
+      this.#bug(err);
+    }
   };
 
   #onEnd = (): void => {
@@ -378,13 +388,9 @@ class Http2Call implements UpstreamCall {
   }
 
   /** A bug in the handler costs this call (reported), never the session. */
-  #guard(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      reportInternalError(err, 'upstream call');
-      this.abort(fulcrumError('FULCRUM_INTERNAL_ERROR', 'internal error'));
-    }
+  #bug(err: unknown): void {
+    reportInternalError(err, 'upstream call');
+    this.abort(fulcrumError('FULCRUM_INTERNAL_ERROR', 'internal error'));
   }
 }
 
