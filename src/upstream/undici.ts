@@ -11,25 +11,45 @@ import { fulcrumError } from '../errors';
  */
 const PRECISE_RESPONSE_TIMEOUT_BELOW_MS = 10_000;
 
+/** How an UndiciUpstream makes a Pool for another connect timeout: `ms` is the one of its own Pool. */
+export interface ConnectPools {
+  readonly ms: number;
+  pool(connectMs: number): UndiciPool;
+}
+
 /**
  * The Upstream for https:// backends (and for http:// ones if this Node's
  * parser binding is not supported): undici's Pool behind the same interface
  * as UpstreamClient.
+ *
+ * undici's connect timeout belongs to the Pool's connector, not to a
+ * request; so a route's timeouts.connect (SPEC 8) gets a Pool of its own to
+ * the same backend (`poolFor`, made at its first request), whose
+ * connections are opened with that timeout, shorter or longer than the
+ * pool's, as our own HTTP/1.1 client opens a connection with the timeout of
+ * the request it is for. Requests without one use `pool`; nothing extra
+ * exists unless a route sets it.
  */
 export class UndiciUpstream implements Upstream {
   readonly pool: UndiciPool;
   readonly #responseMs: number;
+  readonly #connect: ConnectPools | undefined;
+  /** The Pools for routes' connect timeouts, by their value. */
+  #byConnect: Map<number, UndiciPool> | undefined;
 
-  constructor(pool: UndiciPool, responseMs: number) {
+  constructor(pool: UndiciPool, responseMs: number, connect?: ConnectPools) {
     this.pool = pool;
     this.#responseMs = responseMs < PRECISE_RESPONSE_TIMEOUT_BELOW_MS ? responseMs : 0;
+    this.#connect = connect;
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): UpstreamCall {
     // A route's response timeout (SPEC 8.1) replaces the pool's for this request.
     const ms = request.responseMs;
     const call = new UndiciCall(handler, ms === undefined ? this.#responseMs : ms < PRECISE_RESPONSE_TIMEOUT_BELOW_MS ? ms : 0);
-    this.pool.dispatch({
+    const connect = this.#connect;
+    const pool = request.connectMs === undefined || connect === undefined || request.connectMs === connect.ms ? this.pool : this.#connectPool(request.connectMs, connect);
+    pool.dispatch({
       path: request.path,
       method: request.method as Dispatcher.HttpMethod,
       headers: request.headers as string[],
@@ -39,8 +59,16 @@ export class UndiciUpstream implements Upstream {
     return call;
   }
 
+  #connectPool(connectMs: number, connect: ConnectPools): UndiciPool {
+    const pools = (this.#byConnect ??= new Map());
+    let pool = pools.get(connectMs);
+    if (pool === undefined) pools.set(connectMs, (pool = connect.pool(connectMs)));
+    return pool;
+  }
+
   close(): Promise<void> {
-    return this.pool.close();
+    const extra = this.#byConnect === undefined ? [] : [...this.#byConnect.values()];
+    return Promise.all([this.pool.close(), ...extra.map((p) => p.close().catch(() => undefined))]).then(() => undefined);
   }
 }
 

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -343,6 +344,83 @@ export async function startDecoy(): Promise<{ port: number; connections: () => n
   return {
     port: (server.address() as net.AddressInfo).port,
     connections: () => count,
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/**
+ * A loopback listener that never accepts: a child process listens with a
+ * backlog of 1 and then blocks its event loop (for `holdMs`), and the accept
+ * queue is filled with connections of our own. A further SYN is dropped by
+ * the kernel, so a connect to it stays pending (the only way to get a
+ * connect timeout on loopback). `close` ends the child and the fillers.
+ */
+export async function startUnaccepting(holdMs = 60_000): Promise<{ port: number; close: () => Promise<void> }> {
+  const script = `
+    const s = require('net').createServer();
+    s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(s.address().port + '\\n', () => {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${holdMs});
+        process.exit(0);
+      });
+    });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const fillers: net.Socket[] = [];
+  const close = async () => {
+    for (const f of fillers) f.destroy();
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+      child.once('error', reject);
+    });
+    // Fill the accept queue: connect until one stays pending (the queue is full).
+    for (let i = 0; i < 16; i++) {
+      const f = net.connect(port, '127.0.0.1');
+      f.on('error', () => undefined);
+      fillers.push(f);
+      const connected = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 250);
+        f.once('connect', () => {
+          clearTimeout(t);
+          resolve(true);
+        });
+      });
+      if (!connected) return { port, close };
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  await close();
+  throw new Error('the accept queue never filled');
+}
+
+/**
+ * A TCP listener that accepts and never sends a byte: a TLS client's
+ * handshake never completes (a connect timeout for https:// backends).
+ */
+export async function startSilent(): Promise<{ port: number; accepted: () => number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
