@@ -141,9 +141,11 @@ class UndiciCall implements Dispatcher.DispatchHandler, UpstreamCall {
     }
   }
 
-  onComplete(): void {
+  /** `trailers`: a chunked body's trailer section, flat (Buffers, as undici's parser hands them, whatever its types say). */
+  onComplete(trailers: (string | Buffer)[] | null): void {
     this.#clear();
     try {
+      if (trailers !== null && trailers.length !== 0) this.#handler.onTrailers?.(trailers.map(latin1));
       this.#handler.onComplete();
     } catch (err) {
       reportInternalError(err, 'upstream call');
@@ -165,4 +167,8 @@ class UndiciCall implements Dispatcher.DispatchHandler, UpstreamCall {
     this.abort(fulcrumError('FULCRUM_INTERNAL_ERROR', 'internal error'));
     return false;
   }
+}
+
+function latin1(piece: string | Buffer): string {
+  return typeof piece === 'string' ? piece : piece.toString('latin1');
 }

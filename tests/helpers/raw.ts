@@ -23,6 +23,8 @@ export interface ParsedResponse {
   readonly status: number;
   readonly headers: [string, string][];
   readonly body: Buffer;
+  /** A chunked body's trailer section (RFC 9112 §7.1.2), names lower-cased, as sent; [] for none or another framing. */
+  readonly trailers: [string, string][];
 }
 
 export interface RawExchangeOptions {
@@ -102,7 +104,7 @@ export function parseResponses(data: Buffer): { responses: ParsedResponse[]; res
     }
     let bodyStart = end + 4;
     if (status < 200 || status === 204 || status === 304) {
-      responses.push({ status, headers, body: Buffer.alloc(0) });
+      responses.push({ status, headers, body: Buffer.alloc(0), trailers: [] });
       pos = bodyStart;
       continue;
     }
@@ -110,6 +112,7 @@ export function parseResponses(data: Buffer): { responses: ParsedResponse[]; res
     const te = headers.find(([n]) => n === 'transfer-encoding');
     if (te !== undefined && /chunked/i.test(te[1])) {
       const chunks: Buffer[] = [];
+      const trailers: [string, string][] = [];
       let p = bodyStart;
       let complete = false;
       for (;;) {
@@ -120,7 +123,14 @@ export function parseResponses(data: Buffer): { responses: ParsedResponse[]; res
         if (size === 0) {
           const trailerEnd = indexOfCrlfCrlf(data, lineEnd);
           if (trailerEnd === lineEnd) { p = lineEnd + 4; complete = true; }
-          else if (trailerEnd > 0) { p = trailerEnd + 4; complete = true; }
+          else if (trailerEnd > 0) {
+            for (const line of data.toString('latin1', lineEnd + 2, trailerEnd).split('\r\n')) {
+              const c = line.indexOf(':');
+              trailers.push([line.slice(0, c).toLowerCase(), line.slice(c + 1).trim()]);
+            }
+            p = trailerEnd + 4;
+            complete = true;
+          }
           break;
         }
         if (lineEnd + 2 + size + 2 > data.length) break;
@@ -128,16 +138,16 @@ export function parseResponses(data: Buffer): { responses: ParsedResponse[]; res
         p = lineEnd + 2 + size + 2;
       }
       if (!complete) break;
-      responses.push({ status, headers, body: Buffer.concat(chunks) });
+      responses.push({ status, headers, body: Buffer.concat(chunks), trailers });
       pos = p;
     } else if (cl !== undefined) {
       const n = Number(cl[1]);
       if (bodyStart + n > data.length) break;
-      responses.push({ status, headers, body: data.subarray(bodyStart, bodyStart + n) });
+      responses.push({ status, headers, body: data.subarray(bodyStart, bodyStart + n), trailers: [] });
       pos = bodyStart + n;
     } else {
       // Delimited by close: everything that is left.
-      responses.push({ status, headers, body: data.subarray(bodyStart) });
+      responses.push({ status, headers, body: data.subarray(bodyStart), trailers: [] });
       pos = data.length;
       bodyStart = pos;
     }
