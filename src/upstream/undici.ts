@@ -1,13 +1,14 @@
 import { Pool as UndiciPool, errors as undiciErrors, type Dispatcher } from 'undici';
-import type { Upstream, UpstreamCall, UpstreamHandler, UpstreamRequest } from './types';
+import { UPSTREAM_ERRORS, upstreamError, type Upstream, type UpstreamCall, type UpstreamHandler, type UpstreamRequest } from './types';
 import { reportInternalError } from '../internal-errors';
 import { fulcrumError } from '../errors';
 
 /**
- * undici checks `headersTimeout` with its coarse timers (ticks of about half a
- * second), so a response timeout fires up to a second late. Below this, where
- * that second is more than a tenth of the timeout, each request gets a native
- * timer of its own.
+ * undici checks `headersTimeout` and its connect timeout with its coarse
+ * timers (ticks of about half a second), so they fire up to a second late.
+ * Below this, where that second is more than a tenth of the timeout, each
+ * request gets a native timer of its own (for the connect timeout: a route's
+ * only, see UndiciUpstream).
  */
 const PRECISE_RESPONSE_TIMEOUT_BELOW_MS = 10_000;
 
@@ -28,7 +29,9 @@ export interface ConnectPools {
  * connections are opened with that timeout, shorter or longer than the
  * pool's, as our own HTTP/1.1 client opens a connection with the timeout of
  * the request it is for. Requests without one use `pool`; nothing extra
- * exists unless a route sets it.
+ * exists unless a route sets it. Such a request also times its own wait for
+ * a connection (until undici hands it one), so that a short route timeout
+ * is not a second late.
  */
 export class UndiciUpstream implements Upstream {
   readonly pool: UndiciPool;
@@ -48,7 +51,12 @@ export class UndiciUpstream implements Upstream {
     const ms = request.responseMs;
     const call = new UndiciCall(handler, ms === undefined ? this.#responseMs : ms < PRECISE_RESPONSE_TIMEOUT_BELOW_MS ? ms : 0);
     const connect = this.#connect;
-    const pool = request.connectMs === undefined || connect === undefined || request.connectMs === connect.ms ? this.pool : this.#connectPool(request.connectMs, connect);
+    const connectMs = request.connectMs;
+    let pool = this.pool;
+    if (connectMs !== undefined && connect !== undefined) {
+      if (connectMs !== connect.ms) pool = this.#connectPool(connectMs, connect);
+      if (connectMs > 0 && connectMs < PRECISE_RESPONSE_TIMEOUT_BELOW_MS) call.waitConnect(connectMs);
+    }
     pool.dispatch({
       path: request.path,
       method: request.method as Dispatcher.HttpMethod,
@@ -84,6 +92,10 @@ class UndiciCall implements Dispatcher.DispatchHandler, UpstreamCall {
   /** An abort asked for before undici handed us its abort function. */
   #pendingAbort: Error | null = null;
   #resume: (() => void) | null = null;
+  /** A route's connect timeout, until undici hands the request a connection. */
+  #connectTimer: NodeJS.Timeout | undefined;
+  /** The handler heard its end already (the connect timeout): what undici says after is not passed on. */
+  #ended = false;
 
   constructor(handler: UpstreamHandler, responseMs: number) {
     this.#handler = handler;
@@ -93,6 +105,17 @@ class UndiciCall implements Dispatcher.DispatchHandler, UpstreamCall {
   abort(err: Error): void {
     if (this.#abort !== null) this.#abort(err);
     else this.#pendingAbort = err;
+  }
+
+  /** No connection within `ms`: the handler hears a connect timeout; the request is dropped when undici gets to it. */
+  waitConnect(ms: number): void {
+    this.#connectTimer = setTimeout(() => {
+      this.#connectTimer = undefined;
+      const err = upstreamError(UPSTREAM_ERRORS.CONNECT_TIMEOUT, `no connection within ${ms}ms`);
+      this.#pendingAbort = err;
+      this.onError(err);
+      this.#ended = true;
+    }, ms);
   }
 
   resume(): void {
@@ -105,6 +128,10 @@ class UndiciCall implements Dispatcher.DispatchHandler, UpstreamCall {
   }
 
   onConnect(abort: (err?: Error) => void): void {
+    if (this.#connectTimer !== undefined) {
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = undefined;
+    }
     if (this.#pendingAbort !== null) {
       abort(this.#pendingAbort);
       return;
@@ -153,6 +180,8 @@ class UndiciCall implements Dispatcher.DispatchHandler, UpstreamCall {
   }
 
   onError(err: Error): void {
+    if (this.#ended) return;
+    if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
     this.#clear();
     try {
       this.#handler.onError(err);

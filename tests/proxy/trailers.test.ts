@@ -11,7 +11,7 @@
 import http from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
-import { startFulcrum, type RunningFulcrum } from '../helpers/fulcrum';
+import { startFulcrumOn, type startFulcrum, type RunningFulcrum } from '../helpers/fulcrum';
 import { rawExchange, type ParsedResponse } from '../helpers/raw';
 import { useTeardown } from '../helpers/teardown';
 
@@ -20,23 +20,6 @@ jest.setTimeout(30_000);
 const { cleanups, backend } = useTeardown();
 
 type Engine = 'llhttp' | 'node';
-
-/** startFulcrum with the HTTP/1.1 engine chosen at load: the fallback gets a module graph of its own, loaded with FULCRUM_HTTP1=node. */
-function starter(engine: Engine): typeof startFulcrum {
-  if (engine === 'llhttp') return startFulcrum;
-  const saved = process.env.FULCRUM_HTTP1;
-  process.env.FULCRUM_HTTP1 = 'node';
-  try {
-    let start!: typeof startFulcrum;
-    jest.isolateModules(() => {
-      start = (require('../helpers/fulcrum') as typeof import('../helpers/fulcrum')).startFulcrum;
-    });
-    return start;
-  } finally {
-    if (saved === undefined) delete process.env.FULCRUM_HTTP1;
-    else process.env.FULCRUM_HTTP1 = saved;
-  }
-}
 
 /** An HTTP/2 backend: `respond` answers each stream. */
 async function h2Backend(respond: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void): Promise<string> {
@@ -162,7 +145,7 @@ function h2Get(f: RunningFulcrum, path: string): Promise<{ status: number; body:
 const GRPC_TRAILERS: [string, string][] = [['grpc-status', '0'], ['grpc-message', 'all%20good'], ['x-checksum', 'abc123']];
 
 describe.each<[Engine]>([['llhttp'], ['node']])('HTTP/1.1 engine %s', (engine) => {
-  const start = starter(engine);
+  const start = startFulcrumOn(engine);
 
   test('the engine under test is the one asked for', async () => {
     const f = await fulcrum(start, `  h1: { backends: [{ url: ${(await backend('b')).url} }] }\n  h2: { protocol: http2, backends: [{ url: ${(await backend('c')).url} }] }`);
