@@ -235,3 +235,14 @@ describe.each<[Engine]>([['llhttp'], ['node']])('HTTP/1.1 engine %s', (engine) =
     });
   });
 });
+
+test('forwardableTrailers: hop-by-hop and framing fields, bad names and bad values are left out; names lower-cased', async () => {
+  const { forwardableTrailers } = await import('../../src/proxy/trailers');
+  expect(forwardableTrailers([
+    'Grpc-Status', '0', 'Connection', 'x', 'Keep-Alive', '5', 'TE', 'trailers', 'Trailer', 'x', 'Transfer-Encoding', 'chunked',
+    'Content-Length', '9', 'Host', 'h', 'Upgrade', 'x', 'Proxy-Connection', 'x',
+    'bad name', '1', 'bad:name', '1', '', '1', 'x-ctl', 'a\x01b', 'x-crlf', 'a\r\nx-evil: 1', 'x-nul', 'a\0',
+    'x-ok', 'tab\tand latin1 \xe9', 'x-ok', 'again',
+  ])).toEqual(['grpc-status', '0', 'x-ok', 'tab\tand latin1 \xe9', 'x-ok', 'again']);
+  expect(forwardableTrailers([])).toEqual([]);
+});
