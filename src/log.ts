@@ -2,7 +2,7 @@ import pino, { type Logger } from 'pino';
 import type { LogConfig } from './config/types';
 import type { RequestObserver, RequestRecord } from './proxy/exchange';
 import { LogSink } from './log-sink';
-import { accessLine, accessLineBound, encodeAccessLine, pidPart } from './access-log';
+import { AccessLineEncoder, accessLine, accessLineBound } from './access-log';
 
 export type { Logger };
 
@@ -44,13 +44,13 @@ export function accessLogObserver(logger: Logger): (r: RequestRecord) => void {
   const stream = (logger as unknown as Record<symbol, { write(s: string): unknown }>)[pino.symbols.streamSym];
   const sink = stream instanceof LogSink ? stream : null;
   const pid = process.pid;
-  const pidBytes = pidPart(pid);
+  const encoder = new AccessLineEncoder(pid);
   let time = 0;
-  // One encoder for every line (no closure per request); `time` is the line's.
-  const encode = (buf: Buffer, at: number, r: RequestRecord) => encodeAccessLine(buf, at, r, time, pidBytes);
+  // One encoding function for every line (no closure per request); `time` is the line's.
+  const encode = (buf: Buffer, at: number, r: RequestRecord) => encoder.encode(buf, at, r, time);
   return (r) => {
     time = Date.now();
-    if (sink !== null && sink.writeWith(accessLineBound(r, pidBytes), encode, r)) return;
+    if (sink !== null && sink.writeWith(accessLineBound(r), encode, r)) return;
     stream.write(accessLine(r, time, pid));
   };
 }
