@@ -12,13 +12,16 @@
  * Proxies, each started fresh per measurement, warmed up 1 s, then loaded:
  *   nginx    1 worker, `listen ... http2` (h2c), `grpc_pass` to an upstream
  *            of the two backends with keepalive (nginx's h2 proxying), access_log off
+ *   bare     bench/h2-bare-proxy.mjs: node:http2's core API on both sides and
+ *            nothing else, the floor of any proxy on node:http2 (same Node)
  *   fulcrum  node dist/cli.js, workers: 1, a listener with http2: true (h2c),
  *            a pool with protocol: http2 over the two backends, access log off
- * The order of the two is reversed every other run. Per measurement:
+ * The order of the three is rotated from run to run. Per measurement:
  * requests/s and succeeded requests from h2load, and the proxy's CPU time
  * (utime+stime of its process tree from /proc, all nginx processes or the
  * Fulcrum process) per succeeded request, in µs. Prints each run, then
- * medians and the median and range of the per-run ratios Fulcrum ÷ nginx.
+ * medians and the median and range of the per-run ratios Fulcrum ÷ nginx
+ * and Fulcrum ÷ bare.
  *
  * Pinning (taskset): h2load on CPU 0, proxies and backends on CPU 1 (as
  * scripts/bench.mjs --pin split). Loopback only; every child stopped by PID;
@@ -231,29 +234,39 @@ pools:
     protocol: http2
     backends: [{ url: http://127.0.0.1:${b1} }, { url: http://127.0.0.1:${b2} }]
 `);
+  const barePort = await freePort();
+  const bare = async () => {
+    const child = start(1, process.execPath, [path.join(ROOT, 'bench', 'h2-bare-proxy.mjs'), String(barePort), String(b1), String(b2)]);
+    await waitPort(barePort);
+    return child;
+  };
   const fulcrum = async () => {
     const child = start(1, process.execPath, [CLI, '--config', path.join(dir, 'fulcrum.yaml')]);
     await waitPort(fulcrumPort);
     return child;
   };
-  process.stderr.write(`${RUNS} runs x ${DURATION} s, h2load -c ${CONNS} -m ${STREAMS}, pinning ${PIN ? 'h2load CPU 0, the rest CPU 1' : 'none'}; Fulcrum ${path.relative(process.cwd(), CLI)}\n`);
+  process.stderr.write(`Node ${process.version}, ${RUNS} runs x ${DURATION} s, h2load -c ${CONNS} -m ${STREAMS}, pinning ${PIN ? 'h2load CPU 0, the rest CPU 1' : 'none'}; Fulcrum ${path.relative(process.cwd(), CLI)}\n`);
   const rows = [];
   for (let r = 0; r < RUNS; r++) {
-    const order = r % 2 === 0 ? ['nginx', 'fulcrum'] : ['fulcrum', 'nginx'];
+    const targets = { nginx: [nginxProxy, nginxPort], bare: [bare, barePort], fulcrum: [fulcrum, fulcrumPort] };
+    const names = Object.keys(targets);
+    const order = names.map((_, i) => names[(i + r) % names.length]);
     const row = {};
-    for (const name of order) {
-      row[name] = name === 'nginx' ? await measure(name, nginxProxy, nginxPort) : await measure(name, fulcrum, fulcrumPort);
-    }
+    for (const name of order) row[name] = await measure(name, ...targets[name]);
     rows.push(row);
-    process.stderr.write(`run ${r + 1}: nginx ${row.nginx.rps.toFixed(0)} req/s ${row.nginx.usPerReq.toFixed(1)} µs/req; fulcrum ${row.fulcrum.rps.toFixed(0)} req/s ${row.fulcrum.usPerReq.toFixed(1)} µs/req; µs ratio ${(row.fulcrum.usPerReq / row.nginx.usPerReq).toFixed(2)}\n`);
+    process.stderr.write(`run ${r + 1}: ${names.map((n) => `${n} ${row[n].rps.toFixed(0)} req/s ${row[n].usPerReq.toFixed(1)} µs/req`).join('; ')}; fulcrum ÷ nginx ${(row.fulcrum.usPerReq / row.nginx.usPerReq).toFixed(2)}, ÷ bare ${(row.fulcrum.usPerReq / row.bare.usPerReq).toFixed(2)}\n`);
   }
   await stop(backends);
   const col = (name, key) => rows.map((x) => x[name][key]);
   const range = (xs, d = 2) => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}..${Math.max(...xs).toFixed(d)})`;
   console.log('| proxy | req/s | µs/req (CPU of the proxy per request) |');
   console.log('|---|---:|---:|');
-  for (const name of ['nginx', 'fulcrum']) console.log(`| ${name} | ${median(col(name, 'rps')).toFixed(0)} | ${median(col(name, 'usPerReq')).toFixed(1)} |`);
-  console.log(`\nFulcrum ÷ nginx, median of the per-run ratios: µs/req ${range(rows.map((x) => x.fulcrum.usPerReq / x.nginx.usPerReq))}, req/s ${range(rows.map((x) => x.fulcrum.rps / x.nginx.rps))}`);
+  for (const name of ['nginx', 'bare', 'fulcrum']) console.log(`| ${name} | ${median(col(name, 'rps')).toFixed(0)} | ${median(col(name, 'usPerReq')).toFixed(1)} |`);
+  console.log(`\nNode ${process.version}. Medians of the per-run ratios:`);
+  for (const anchor of ['nginx', 'bare']) {
+    console.log(`- Fulcrum ÷ ${anchor}: µs/req ${range(rows.map((x) => x.fulcrum.usPerReq / x[anchor].usPerReq))}, req/s ${range(rows.map((x) => x.fulcrum.rps / x[anchor].rps))}`);
+  }
+  console.log(`- bare ÷ nginx: µs/req ${range(rows.map((x) => x.bare.usPerReq / x.nginx.usPerReq))}`);
 }
 
 try {

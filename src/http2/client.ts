@@ -267,12 +267,14 @@ class Http2Call implements UpstreamCall {
       return;
     }
     this.#stream = stream;
-    stream.on('response', this.#onResponse);
-    stream.on('data', this.#onData);
-    stream.on('trailers', this.#onTrailers);
-    stream.on('end', this.#onEnd);
-    stream.on('error', () => undefined); // 'close' decides, with the session's and the reset's reasons
-    stream.on('close', this.#onClose);
+    // One set of listeners for every stream, finding their call on it: no closures per request.
+    (stream as CallStream)[CALL] = this;
+    stream.on('response', onResponse);
+    stream.on('data', onData);
+    stream.on('trailers', onTrailers);
+    stream.on('end', onEnd);
+    stream.on('error', ignore); // 'close' decides, with the session's and the reset's reasons
+    stream.on('close', onClose);
     if (body === null) this.#armResponseTimer();
     else {
       body.once('end', () => this.#armResponseTimer());
@@ -322,26 +324,37 @@ class Http2Call implements UpstreamCall {
     this.#timer = undefined;
   }
 
-  #onResponse = (headers: IncomingHttpHeaders, flags: number): void => {
+  /** @internal the stream's listeners (below) */
+  response(headers: IncomingHttpHeaders, flags: number): void {
     const status = Number(headers[':status']);
     if (status < 200) return; // 1xx: not the response yet
     this.#responded = true;
     this.#clear();
-    // The flags, not stream.endAfterHeaders: that is set only after this event.
-    this.#guard(() => this.#handler.onHeaders(status, flatten(headers), (flags & NGHTTP2_FLAG_END_STREAM) !== 0));
-  };
+    try {
+      // The flags, not stream.endAfterHeaders: that is set only after this event.
+      this.#handler.onHeaders(status, flatten(headers), (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+    } catch (err) {
+      this.#bug(err);
+    }
+  }
 
-  #onData = (chunk: Buffer): void => {
-    this.#guard(() => {
+  data(chunk: Buffer): void {
+    try {
       if (!this.#handler.onData(chunk)) this.#stream!.pause();
-    });
-  };
+    } catch (err) {
+      this.#bug(err);
+    }
+  }
 
-  #onTrailers = (trailers: IncomingHttpHeaders): void => {
-    this.#guard(() => this.#handler.onTrailers?.(flatten(trailers)));
-  };
+  trailers(trailers: IncomingHttpHeaders): void {
+    try {
+      this.#handler.onTrailers?.(flatten(trailers));
+    } catch (err) {
+      this.#bug(err);
+    }
+  }
 
-  #onEnd = (): void => {
+  end(): void {
     if (this.#done || !this.#responded) return; // no response: 'close' says why
     this.#done = true;
     this.#clear();
@@ -350,9 +363,9 @@ class Http2Call implements UpstreamCall {
     } catch (bug) {
       reportInternalError(bug, 'upstream call');
     }
-  };
+  }
 
-  #onClose = (): void => {
+  close(): void {
     const session = this.#session!;
     this.#upstream!.released(session);
     if (this.#done) return;
@@ -360,7 +373,7 @@ class Http2Call implements UpstreamCall {
     // A stream the session took down with it closes before the session says why (ECONNREFUSED...).
     else if (session.failure === undefined && session.h2.destroyed) setImmediate(() => this.fail(this.#why(session)));
     else this.fail(this.#why(session));
-  };
+  }
 
   /** Why a stream closed before its response ended, in the failure table's codes. */
   #why(session: Session): Error {
@@ -378,15 +391,31 @@ class Http2Call implements UpstreamCall {
   }
 
   /** A bug in the handler costs this call (reported), never the session. */
-  #guard(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      reportInternalError(err, 'upstream call');
-      this.abort(fulcrumError('FULCRUM_INTERNAL_ERROR', 'internal error'));
-    }
+  #bug(err: unknown): void {
+    reportInternalError(err, 'upstream call');
+    this.abort(fulcrumError('FULCRUM_INTERNAL_ERROR', 'internal error'));
   }
 }
+
+const CALL = Symbol('fulcrum.http2Call');
+type CallStream = ClientHttp2Stream & { [CALL]: Http2Call };
+
+function onResponse(this: CallStream, headers: IncomingHttpHeaders, flags: number): void {
+  this[CALL].response(headers, flags);
+}
+function onData(this: CallStream, chunk: Buffer): void {
+  this[CALL].data(chunk);
+}
+function onTrailers(this: CallStream, trailers: IncomingHttpHeaders): void {
+  this[CALL].trailers(trailers);
+}
+function onEnd(this: CallStream): void {
+  this[CALL].end();
+}
+function onClose(this: CallStream): void {
+  this[CALL].close();
+}
+function ignore(): void {}
 
 /** node:http2's header object as the flat [name, value, ...] list the proxy speaks; pseudo-headers left out. */
 function flatten(headers: IncomingHttpHeaders): string[] {

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import http2, { type Http2ServerRequest, type Http2Session } from 'node:http2';
+import http2, { type Http2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Server as NetServer } from 'node:net';
@@ -42,6 +42,7 @@ import type { ChallengeResponder } from '../acme/challenge';
 import { isGrpc, sendGrpcLocal } from '../grpc/grpc';
 import { serveH2c } from '../http2/h2c';
 import { HTTP2_SETTINGS, tuneSession } from '../http2/server';
+import { Http2Request, serveStreams } from '../http2/stream';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -209,7 +210,14 @@ export class ProxyListener {
     this.#certificate = this.#describe(config, tls);
     if (tls !== undefined && config.http2) {
       // ALPN offers h2 and http/1.1; HTTP/1.1 clients get the same handler.
-      this.server = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: HTTP2_SETTINGS }, this.#handle as never);
+      const secure = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: HTTP2_SETTINGS });
+      // HTTP/1.1 clients (ALPN http/1.1) are served through 'request'. Adding
+      // that listener makes node:http2 put its compatibility layer on
+      // 'stream' too; HTTP/2 streams are served without it (src/http2/stream.ts).
+      secure.on('request', this.#handle);
+      secure.removeAllListeners('stream');
+      serveStreams(secure, this.#handle, this.#connect);
+      this.server = secure;
       this.server.on('session', (session: Http2Session) => tuneSession(session, this.config.limits.headersTimeoutMs));
       // HTTP/1.1 clients on it are served by node:http's connection code,
       // which reads its limits off the server (before listen).
@@ -223,9 +231,9 @@ export class ProxyListener {
     }
     if (tls === undefined && config.http2) {
       // SPEC 9.2: HTTP/1.1 and HTTP/2 with prior knowledge on one port.
-      const h2c = http2.createServer({ settings: HTTP2_SETTINGS }, this.#handle as never);
+      const h2c = http2.createServer({ settings: HTTP2_SETTINGS });
+      serveStreams(h2c, this.#handle, this.#connect);
       h2c.on('session', (session: Http2Session) => tuneSession(session, this.config.limits.headersTimeoutMs));
-      h2c.on('connect', this.#connect);
       const http1 = this.server;
       serveH2c(http1, h2c, () => this.config.limits.headersTimeoutMs,
         http1 instanceof Http1Server ? (socket, head) => http1.accept(socket, head) : undefined);
@@ -721,7 +729,7 @@ export class ProxyListener {
     const length = h['content-length'];
     // Unknown length: chunked in HTTP/1.1; in HTTP/2, DATA frames until the end of the stream.
     const chunked = h['transfer-encoding'] !== undefined
-      || (length === undefined && h2 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders);
+      || (length === undefined && h2 && !(req as Http2Request).stream.endAfterHeaders);
     if (!chunked && (length === undefined || length === '0')) return null;
     const { maxBodySize } = this.config.limits;
     if (maxBodySize > 0 && !chunked && Number(length) > maxBodySize) {
@@ -732,15 +740,15 @@ export class ProxyListener {
     // node:http's request cannot be failed alone when its chunked body breaks (see src/http1/node-http.ts): it goes through a stream that can.
     const broken = chunked && this.#nodeHttp1 && !h2;
     // HTTP/2: a client's RST_STREAM (no END_STREAM) ends node:http2's
-    // compatibility request as if its body were complete: 'end' comes first,
-    // 'aborted' a turn of the event loop later, so the upstream request was
-    // finished with a truncated body (found by the wire fuzz campaign).
+    // stream as if its body were complete: 'end' comes first, 'aborted' (or
+    // nothing) later, so the upstream request was finished with a truncated
+    // body (found by the wire fuzz campaign).
     // Every HTTP/2 body goes through a stream that holds its end back one
     // turn (setImmediate) and fails instead if the stream was reset: the
     // upstream request is then aborted, never completed.
     if (!h2 && (!chunked || (maxBodySize === 0 && !broken))) return body;
-    const stream = h2 ? (req as unknown as Http2ServerRequest).stream : undefined;
-    const wasReset = () => (req as unknown as Http2ServerRequest).aborted || (stream!.rstCode ?? 0) !== 0;
+    const stream = h2 ? (req as Http2Request).stream : undefined;
+    const wasReset = () => (req as Http2Request).aborted;
     const resetError = () => Object.assign(new Error('the client reset the stream before its body ended'), { code: 'ECONNRESET' });
     const limited = new BodyLimit(
       maxBodySize === 0 || !chunked ? Infinity : maxBodySize,
@@ -750,8 +758,8 @@ export class ProxyListener {
     body.on('error', (err) => limited.destroy(err));
     if (h2) {
       body.once('aborted', () => limited.destroy(resetError()));
-      // Node 26's compatibility request says neither 'end' nor 'aborted' for a
-      // reset stream: the stream's own 'close' (with its RST_STREAM code) does.
+      // Node 26 may say neither 'end' nor 'aborted' for a reset stream: its
+      // 'close' (with its RST_STREAM code) does.
       stream!.once('close', () => {
         if (!limited.writableFinished && wasReset()) limited.destroy(resetError());
       });
