@@ -9,6 +9,7 @@ import type { Transform } from 'node:stream';
 import type { CompressConfig, CompressionAlgorithm } from '../config/types';
 import type { ProxyRequest, ProxyResponse } from '../proxy/message';
 import { forwardResponseHeaders } from '../proxy/headers';
+import { sendTrailers } from '../proxy/trailers';
 import { Negotiator } from './negotiate';
 
 /** Brotli's quality for a stream: 4 compresses about as well as gzip -6 at its speed; 11 (the default) costs a hundred times more. */
@@ -250,6 +251,11 @@ class CompressingResponse implements ProxyResponse {
     if (data !== undefined) stream.end(data);
     else stream.end();
     return this;
+  }
+
+  /** The backend's trailers go to the client's response, which sends them when the compressed body ends. */
+  writeTrailers(fields: readonly string[]): void {
+    sendTrailers(this.#res, fields);
   }
 
   destroy(err?: Error): unknown {

@@ -117,16 +117,3 @@ export function endWithTrailers(res: ProxyResponse, trailers: Record<string, str
   res.end();
   return true;
 }
-
-/** A backend's trailers go on to an HTTP/2 client (HTTP/1.1 clients get the body without them). */
-export function passTrailers(res: ProxyResponse, flat: readonly string[]): void {
-  const r = res as unknown as { addTrailers?(t: Record<string, string | string[]>): void; stream?: unknown };
-  if (r.stream === undefined || typeof r.addTrailers !== 'function') return;
-  const trailers: Record<string, string | string[]> = {};
-  for (let i = 0; i < flat.length; i += 2) {
-    const name = flat[i]!;
-    const had = trailers[name];
-    trailers[name] = had === undefined ? flat[i + 1]! : Array.isArray(had) ? [...had, flat[i + 1]!] : [had, flat[i + 1]!];
-  }
-  r.addTrailers(trailers);
-}

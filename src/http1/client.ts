@@ -344,13 +344,18 @@ function onMessageComplete(this: Parser): void {
   try {
     const c = this.conn;
     if (c === null) return;
-    // Trailers came to onHeaders: dropped, never the next response's headers.
-    c.headerPieces = [];
+    // Trailers came to onHeaders (a chunked body's trailer section): the
+    // handler's, never the next response's headers.
+    const trailers = c.headerPieces;
+    if (trailers.length !== 0) c.headerPieces = [];
     if (c.informational) {
       c.informational = false;
       return;
     }
     // Aborted inside an earlier callback for these same bytes.
+    const call = c.call;
+    if (call === null) return;
+    if (trailers.length !== 0) call.handler.onTrailers?.(trailers);
     if (c.call !== null) c.complete();
   } catch (err) {
     this.conn?.fault(err);

@@ -66,6 +66,8 @@ export class Http1Response {
   #gone = false;
   /** end(data) without writeHead: the length node:http would announce; -1 otherwise. */
   #implicitLength = -1;
+  /** The trailer section's lines (writeTrailers), '' for none. */
+  #trailers = '';
   #onClose: Listener[] | null = null;
   #onFinish: Listener[] | null = null;
   #onDrain: Listener[] | null = null;
@@ -233,6 +235,17 @@ export class Http1Response {
     return ok;
   }
 
+  /**
+   * Fields for the trailer section of a chunked body (RFC 9112 §7.1.2),
+   * written by end(); a body framed otherwise (Content-Length, HTTP/1.0,
+   * none) has no place for them and they are dropped (proxy/trailers.ts).
+   */
+  writeTrailers(fields: readonly string[]): void {
+    let lines = this.#trailers;
+    for (let i = 0; i < fields.length; i += 2) lines += `${fields[i]}: ${fields[i + 1]}\r\n`;
+    this.#trailers = lines;
+  }
+
   end(data?: string | Buffer): this {
     if (this.writableFinished) return this;
     if (!this.headersSent) {
@@ -243,7 +256,7 @@ export class Http1Response {
     this.writableFinished = true;
     const head = this.#head;
     this.#head = null;
-    const last = this.#chunked ? '0\r\n\r\n' : '';
+    const last = !this.#chunked ? '' : this.#trailers === '' ? '0\r\n\r\n' : `0\r\n${this.#trailers}\r\n`;
     const tail = head === null ? last : head + last;
     const socket = this.#conn.socket;
     const finish = this.#onFinish;

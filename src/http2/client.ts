@@ -24,9 +24,17 @@ import { reportInternalError } from '../internal-errors';
  * elsewhere, as a connect failure); a stream reset, a session that died or
  * a GOAWAY with an error under a stream it was processing is
  * FULCRUM_STREAM_RESET (a reset).
+ *
+ * Connect timeouts are the streams', not the session's: each request waits
+ * for a session that is still connecting for at most its own connect timeout
+ * (a route's timeouts.connect, SPEC 8, else the pool's), and fails alone when
+ * that passes; the session is given up when no request waits for it any
+ * more. So a route may ask for less or more time than the pool, as with
+ * HTTP/1.1 backends (a connection there is opened for one request).
  */
 
 export interface Http2UpstreamOptions {
+  /** ms a request waits for its session to connect (TCP, and TLS for https://); 0 = no limit. */
   readonly connectMs: number;
   /** ms from the end of the request body to the response headers; 0 = no limit. */
   readonly responseMs: number;
@@ -63,7 +71,6 @@ class Session {
   lastStreamId = -1;
   dead = false;
   idleTimer: NodeJS.Timeout | undefined;
-  connectTimer: NodeJS.Timeout | undefined;
 
   constructor(h2: ClientHttp2Session) {
     this.h2 = h2;
@@ -90,7 +97,7 @@ export class Http2Upstream implements Upstream {
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): UpstreamCall {
-    // A route's timeouts.response (SPEC 8.1) wins; connect timeouts are the session's, shared by its streams.
+    // A route's timeouts (SPEC 8.1) win over the pool's.
     const call = new Http2Call(handler, request.responseMs ?? this.#options.responseMs);
     if (this.#closed) {
       process.nextTick(() => call.fail(upstreamError(UPSTREAM_ERRORS.POOL_CLOSED, 'the backend is being closed')));
@@ -104,7 +111,7 @@ export class Http2Upstream implements Upstream {
       return call;
     }
     // node:http2 emits nothing on the stream before dispatch returns; start() defers its own failures.
-    call.start(this, this.#session(), headers, request.body);
+    call.start(this, this.#session(), headers, request.body, request.connectMs ?? this.#options.connectMs);
     return call;
   }
 
@@ -164,7 +171,7 @@ export class Http2Upstream implements Upstream {
   }
 
   #connect(): Session {
-    const { tls, connectMs } = this.#options;
+    const { tls } = this.#options;
     this.opened++;
     const h2 = http2.connect(this.#origin, {
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
@@ -176,7 +183,6 @@ export class Http2Upstream implements Upstream {
       s.failure ??= err;
     });
     h2.once('connect', (_session, socket) => {
-      clearTimeout(s.connectTimer);
       // node:http2 leaves Nagle on: a small HEADERS frame would wait for the ACK of the one before (40 ms and more).
       socket.setNoDelay(true);
       try {
@@ -197,18 +203,10 @@ export class Http2Upstream implements Upstream {
     });
     h2.once('close', () => {
       s.dead = true;
-      clearTimeout(s.connectTimer);
       clearTimeout(s.idleTimer);
       const i = this.#sessions.indexOf(s);
       if (i !== -1) this.#sessions.splice(i, 1);
     });
-    if (connectMs > 0) {
-      s.connectTimer = setTimeout(() => {
-        s.failure ??= upstreamError(UPSTREAM_ERRORS.CONNECT_TIMEOUT, `no connection within ${connectMs}ms`);
-        h2.destroy();
-      }, connectMs);
-      s.connectTimer.unref();
-    }
     // A session holds the process open only while it carries streams.
     h2.unref();
     return s;
@@ -218,6 +216,12 @@ export class Http2Upstream implements Upstream {
   released(s: Session): void {
     s.active--;
     if (s.active > 0) return;
+    if (s.h2.connecting) {
+      // Every request that waited for it gave up (its connect timeout, or its client left).
+      s.dead = true;
+      s.h2.destroy();
+      return;
+    }
     // A session that got GOAWAY (or is closing) ends with its last stream.
     if (s.dead || this.#closed || this.#options.idleMs === 0) {
       s.dead = true;
@@ -240,6 +244,8 @@ class Http2Call implements UpstreamCall {
   #session: Session | undefined;
   #stream: ClientHttp2Stream | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Runs while the session is connecting: this request's connect timeout. */
+  #connectTimer: NodeJS.Timeout | undefined;
   #responded = false;
   #done = false;
   /** Why the exchange aborted: what its handler hears, whatever the stream says after. */
@@ -250,7 +256,7 @@ class Http2Call implements UpstreamCall {
     this.#responseMs = responseMs;
   }
 
-  start(upstream: Http2Upstream, session: Session, headers: OutgoingHttpHeaders, body: UpstreamRequest['body']): void {
+  start(upstream: Http2Upstream, session: Session, headers: OutgoingHttpHeaders, body: UpstreamRequest['body'], connectMs: number): void {
     this.#upstream = upstream;
     this.#session = session;
     let stream: ClientHttp2Stream;
@@ -275,6 +281,7 @@ class Http2Call implements UpstreamCall {
     stream.on('end', onEnd);
     stream.on('error', ignore); // 'close' decides, with the session's and the reset's reasons
     stream.on('close', onClose);
+    if (connectMs > 0 && session.h2.connecting) this.#armConnectTimer(stream, connectMs);
     if (body === null) this.#armResponseTimer();
     else {
       body.once('end', () => this.#armResponseTimer());
@@ -292,7 +299,9 @@ class Http2Call implements UpstreamCall {
       return;
     }
     this.#abortedWith = err;
-    this.#stream.close(NGHTTP2_CANCEL);
+    // A stream still waiting for its session closes only when destroyed (close() would wait for the connect).
+    if (this.#stream.pending) this.#stream.destroy();
+    else this.#stream.close(NGHTTP2_CANCEL);
     // 'close' follows and reports #abortedWith.
   }
 
@@ -312,6 +321,26 @@ class Http2Call implements UpstreamCall {
     }
   }
 
+  /** No session within `ms`: this request fails with a connect timeout (others on the session wait on with their own). */
+  #armConnectTimer(stream: ClientHttp2Stream, ms: number): void {
+    this.#connectTimer = setTimeout(() => {
+      this.#connectTimer = undefined;
+      this.abort(upstreamError(UPSTREAM_ERRORS.CONNECT_TIMEOUT, `no connection within ${ms}ms`));
+    }, ms);
+    // 'ready': the session is up and the stream has its id.
+    stream.once('ready', onReady);
+  }
+
+  /** @internal the stream's 'ready' (its session connected). */
+  connected(): void {
+    this.#clearConnectTimer();
+  }
+
+  #clearConnectTimer(): void {
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+  }
+
   #armResponseTimer(): void {
     if (this.#responseMs === 0 || this.#responded || this.#done) return;
     this.#timer = setTimeout(() => {
@@ -322,6 +351,7 @@ class Http2Call implements UpstreamCall {
   #clear(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#connectTimer !== undefined) this.#clearConnectTimer();
   }
 
   /** @internal the stream's listeners (below) */
@@ -414,6 +444,9 @@ function onEnd(this: CallStream): void {
 }
 function onClose(this: CallStream): void {
   this[CALL].close();
+}
+function onReady(this: CallStream): void {
+  this[CALL].connected();
 }
 function ignore(): void {}
 

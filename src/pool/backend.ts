@@ -160,7 +160,9 @@ export class Backend implements BackendView {
         connections: maxConnections, idleMs: timeouts.idleMs, connectMs: timeouts.connectMs, responseMs: timeouts.responseMs,
       }, prelude);
     }
-    return new UndiciUpstream(prelude === undefined ? this.dispatcher : this.#undiciPool(prelude), timeouts.responseMs);
+    // A route's timeouts.connect (SPEC 8): a Pool whose connections are opened with it (upstream/undici.ts).
+    const connect = { ms: timeouts.connectMs, pool: (connectMs: number) => this.#undiciPool(prelude, connectMs) };
+    return new UndiciUpstream(prelude === undefined ? this.dispatcher : this.#undiciPool(prelude), timeouts.responseMs, connect);
   }
 
   /**
@@ -182,7 +184,7 @@ export class Backend implements BackendView {
     return (this.#dispatcher ??= this.#undiciPool(undefined));
   }
 
-  #undiciPool(prelude: Buffer | undefined): UndiciPool {
+  #undiciPool(prelude: Buffer | undefined, connectMs = this.timeouts.connectMs): UndiciPool {
     const { timeouts, maxConnections } = this;
     const tls = backendTlsOptions(this.edge.tls);
     return new UndiciPool(this.url, {
@@ -198,7 +200,7 @@ export class Backend implements BackendView {
       // Streams (SSE, downloads) may be quiet for long; a stall before headers is
       // what `timeouts.response` is for.
       bodyTimeout: 0,
-      connect: prelude !== undefined ? preludeConnector(prelude, tls, timeouts.connectMs) : { timeout: timeouts.connectMs, ...tls },
+      connect: prelude !== undefined ? preludeConnector(prelude, tls, connectMs) : { timeout: connectMs, ...tls },
     });
   }
 

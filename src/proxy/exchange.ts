@@ -11,7 +11,8 @@ import type { Sticky } from '../pool/sticky';
 import type { Readable } from 'node:stream';
 import { BODY_TOO_LARGE } from './body-limit';
 import { GrpcCall } from '../grpc/call';
-import { isGrpc as isGrpcRequest, passTrailers, sendGrpcLocal } from '../grpc/grpc';
+import { isGrpc as isGrpcRequest, sendGrpcLocal } from '../grpc/grpc';
+import { sendTrailers } from './trailers';
 import type { RetriesConfig } from '../config/types';
 import type { HeaderRules } from '../routes/header-rules';
 import type { MirrorResult } from '../routes/mirror';
@@ -247,7 +248,7 @@ export class Exchange implements UpstreamHandler {
     }
     if (this.#trailers !== undefined) {
       this.#grpc?.onTrailers(this.#trailers);
-      passTrailers(this.#init.res, this.#trailers);
+      sendTrailers(this.#init.res, this.#trailers);
     }
     if (!this.#endedWithHeaders) this.#init.res.end();
     this.#finish(undefined);

@@ -41,6 +41,12 @@ export interface ProxyResponse {
    * the caller must filter the headers itself. Our server's fast path.
    */
   writeBackendHead?(status: number, raw: readonly string[], extra: readonly string[] | undefined, drop?: ReadonlySet<string>): boolean;
+  /**
+   * Trailer fields ([name, value, ...], already held to RFC 9110 by
+   * proxy/trailers.ts) to end the body with, before end(). Our server's
+   * (node:http's and node:http2's responses have addTrailers).
+   */
+  writeTrailers?(fields: readonly string[]): void;
 }
 
 /** The request body as a stream: node:http's request is one; ours makes one on demand. */

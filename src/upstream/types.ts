@@ -18,7 +18,7 @@ export interface UpstreamHandler {
   onHeaders(status: number, headers: readonly string[], endStream?: boolean): void;
   /** A piece of the response body; false stops reading until `resume()`. */
   onData(chunk: Buffer): boolean;
-  /** HTTP/2: the response's trailers, flat, just before onComplete (gRPC's grpc-status lives there). */
+  /** The response's trailers, flat, just before onComplete (gRPC's grpc-status lives there; HTTP/1.1: a chunked body's trailer section). */
   onTrailers?(trailers: readonly string[]): void;
   onComplete(): void;
   /** The attempt failed or was aborted; `err.code` says why (see errors.ts). */

@@ -72,4 +72,26 @@ export async function startFulcrum(
   };
 }
 
+/**
+ * startFulcrum on one HTTP/1.1 engine: `llhttp` (our own server and client,
+ * the default) or `node` (the FULCRUM_HTTP1=node fallback: node:http
+ * listeners, undici to http:// backends), which is chosen when the modules
+ * load, so the fallback gets a module graph of its own.
+ */
+export function startFulcrumOn(engine: 'llhttp' | 'node'): typeof startFulcrum {
+  if (engine === 'llhttp') return startFulcrum;
+  const saved = process.env.FULCRUM_HTTP1;
+  process.env.FULCRUM_HTTP1 = 'node';
+  try {
+    let start!: typeof startFulcrum;
+    jest.isolateModules(() => {
+      start = (require('./fulcrum') as typeof import('./fulcrum')).startFulcrum;
+    });
+    return start;
+  } finally {
+    if (saved === undefined) delete process.env.FULCRUM_HTTP1;
+    else process.env.FULCRUM_HTTP1 = saved;
+  }
+}
+
 export { waitFor } from './wait';

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -22,6 +23,8 @@ export interface ParsedResponse {
   readonly status: number;
   readonly headers: [string, string][];
   readonly body: Buffer;
+  /** A chunked body's trailer section (RFC 9112 §7.1.2), names lower-cased, as sent; [] for none or another framing. */
+  readonly trailers: [string, string][];
 }
 
 export interface RawExchangeOptions {
@@ -101,7 +104,7 @@ export function parseResponses(data: Buffer): { responses: ParsedResponse[]; res
     }
     let bodyStart = end + 4;
     if (status < 200 || status === 204 || status === 304) {
-      responses.push({ status, headers, body: Buffer.alloc(0) });
+      responses.push({ status, headers, body: Buffer.alloc(0), trailers: [] });
       pos = bodyStart;
       continue;
     }
@@ -109,6 +112,7 @@ export function parseResponses(data: Buffer): { responses: ParsedResponse[]; res
     const te = headers.find(([n]) => n === 'transfer-encoding');
     if (te !== undefined && /chunked/i.test(te[1])) {
       const chunks: Buffer[] = [];
+      const trailers: [string, string][] = [];
       let p = bodyStart;
       let complete = false;
       for (;;) {
@@ -119,7 +123,14 @@ export function parseResponses(data: Buffer): { responses: ParsedResponse[]; res
         if (size === 0) {
           const trailerEnd = indexOfCrlfCrlf(data, lineEnd);
           if (trailerEnd === lineEnd) { p = lineEnd + 4; complete = true; }
-          else if (trailerEnd > 0) { p = trailerEnd + 4; complete = true; }
+          else if (trailerEnd > 0) {
+            for (const line of data.toString('latin1', lineEnd + 2, trailerEnd).split('\r\n')) {
+              const c = line.indexOf(':');
+              trailers.push([line.slice(0, c).toLowerCase(), line.slice(c + 1).trim()]);
+            }
+            p = trailerEnd + 4;
+            complete = true;
+          }
           break;
         }
         if (lineEnd + 2 + size + 2 > data.length) break;
@@ -127,16 +138,16 @@ export function parseResponses(data: Buffer): { responses: ParsedResponse[]; res
         p = lineEnd + 2 + size + 2;
       }
       if (!complete) break;
-      responses.push({ status, headers, body: Buffer.concat(chunks) });
+      responses.push({ status, headers, body: Buffer.concat(chunks), trailers });
       pos = p;
     } else if (cl !== undefined) {
       const n = Number(cl[1]);
       if (bodyStart + n > data.length) break;
-      responses.push({ status, headers, body: data.subarray(bodyStart, bodyStart + n) });
+      responses.push({ status, headers, body: data.subarray(bodyStart, bodyStart + n), trailers: [] });
       pos = bodyStart + n;
     } else {
       // Delimited by close: everything that is left.
-      responses.push({ status, headers, body: data.subarray(bodyStart) });
+      responses.push({ status, headers, body: data.subarray(bodyStart), trailers: [] });
       pos = data.length;
       bodyStart = pos;
     }
@@ -343,6 +354,83 @@ export async function startDecoy(): Promise<{ port: number; connections: () => n
   return {
     port: (server.address() as net.AddressInfo).port,
     connections: () => count,
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/**
+ * A loopback listener that never accepts: a child process listens with a
+ * backlog of 1 and then blocks its event loop (for `holdMs`), and the accept
+ * queue is filled with connections of our own. A further SYN is dropped by
+ * the kernel, so a connect to it stays pending (the only way to get a
+ * connect timeout on loopback). `close` ends the child and the fillers.
+ */
+export async function startUnaccepting(holdMs = 60_000): Promise<{ port: number; close: () => Promise<void> }> {
+  const script = `
+    const s = require('net').createServer();
+    s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(s.address().port + '\\n', () => {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${holdMs});
+        process.exit(0);
+      });
+    });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const fillers: net.Socket[] = [];
+  const close = async () => {
+    for (const f of fillers) f.destroy();
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+      child.once('error', reject);
+    });
+    // Fill the accept queue: connect until one stays pending (the queue is full).
+    for (let i = 0; i < 16; i++) {
+      const f = net.connect(port, '127.0.0.1');
+      f.on('error', () => undefined);
+      fillers.push(f);
+      const connected = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 250);
+        f.once('connect', () => {
+          clearTimeout(t);
+          resolve(true);
+        });
+      });
+      if (!connected) return { port, close };
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  await close();
+  throw new Error('the accept queue never filled');
+}
+
+/**
+ * A TCP listener that accepts and never sends a byte: a TLS client's
+ * handshake never completes (a connect timeout for https:// backends).
+ */
+export async function startSilent(): Promise<{ port: number; accepted: () => number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());

@@ -15,14 +15,13 @@
  * are a backend's own pace (a slow upload, a head written in pieces) and the
  * probe that tells a full accept queue (unacceptingListener).
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
-import { parseForwarded, type ForwardedRequest } from '../helpers/raw';
+import { parseForwarded, startUnaccepting, type ForwardedRequest } from '../helpers/raw';
 import { useTeardown } from '../helpers/teardown';
 import { stalled, waitFor } from '../helpers/wait';
 import { UpstreamClient } from '../../src/http1/client';
@@ -300,51 +299,11 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/**
- * A loopback listener that never accepts: a child process listens with a
- * backlog of 1 and then blocks its event loop, and the accept queue is filled
- * with connections of our own. A further SYN is dropped by the kernel, so a
- * connect to it stays pending (the only way to get a connect timeout on
- * loopback). The child and the fillers are ended after the test.
- */
+/** A loopback listener whose connects stay pending (tests/helpers/raw.ts), ended after the test. */
 async function unacceptingListener(): Promise<number> {
-  const script = `
-    const s = require('net').createServer();
-    s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-      process.stdout.write(s.address().port + '\\n', () => {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000);
-        process.exit(0);
-      });
-    });`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const fillers: net.Socket[] = [];
-  cleanups.push(async () => {
-    for (const f of fillers) f.destroy();
-    if (child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
-    child.once('error', reject);
-  });
-  // Fill the accept queue: connect until one stays pending (the queue is full).
-  for (let i = 0; i < 16; i++) {
-    const f = net.connect(port, '127.0.0.1');
-    f.on('error', () => undefined);
-    fillers.push(f);
-    const connected = await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), 250);
-      f.once('connect', () => {
-        clearTimeout(t);
-        resolve(true);
-      });
-    });
-    if (!connected) return port;
-  }
-  throw new Error('the accept queue never filled');
+  const l = await startUnaccepting();
+  cleanups.push(l.close);
+  return l.port;
 }
 
 /** A body stream of the given pieces, each one 'data' event. */

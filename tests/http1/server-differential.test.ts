@@ -570,6 +570,30 @@ describe(`Http1Server against node:http${ORACLE_ONLY ? ' (HTTP1_ORACLE_ONLY: nod
       expectSame(t);
     });
 
+    test('trailers: the trailer section of a chunked body; none with content-length or to HTTP/1.0', async () => {
+      // node:http's addTrailers, and Http1Response's writeTrailers (what proxy/trailers.ts calls on each).
+      const trailered: Handler = (req, res) => {
+        const sized = req.url === '/sized';
+        res.writeHead(200, ['Content-Type', 'text/plain', ...(sized ? ['Content-Length', '6'] : [])]);
+        res.write('hello ');
+        const fields = ['grpc-status', '0', 'x-checksum', 'abc'];
+        const r = res as Res & { writeTrailers?(f: string[]): void; addTrailers?(t: [string, string][]): void };
+        if (r.writeTrailers !== undefined) r.writeTrailers(fields);
+        else r.addTrailers!([['grpc-status', '0'], ['x-checksum', 'abc']]);
+        res.end();
+      };
+      const t = await differentialMessages(() => ({ handler: trailered }), async (side) => {
+        const c = side.connect();
+        c.write(get('/chunked'));
+        await c.responses(1);
+        c.write(get('/sized'));
+        await c.responses(1);
+        c.write(get('/old', '', '1.0'));
+        await c.closedByServer();
+      });
+      expectSameMessages(t, ['6\\r\\n\nhello \\r\\n\n0\\r\\n\ngrpc-status: 0\\r\\n\nx-checksum: abc\\r\\n\n\\r\\n']);
+    });
+
     test('Connection: close from an HTTP/1.1 client: the answer says close, then the socket closes', async () => {
       const t = await differential(() => ({ handler: hello }), async (side) => {
         const c = side.connect();

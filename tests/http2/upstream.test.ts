@@ -11,6 +11,8 @@ import { startFulcrum, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { backendsOf } from '../helpers/admin';
 import { waitFor } from '../helpers/wait';
+import { makePki } from '../helpers/tls';
+import { readFileSync } from 'node:fs';
 
 jest.setTimeout(30_000);
 
@@ -242,6 +244,39 @@ describe('failures go through the failure table', () => {
     expect(replies.map((r) => r.status).sort()).toEqual([200, 502]);
     expect(replies.find((r) => r.status === 502)!.body).toBe('bad gateway: could not connect to the backend\n');
   });
+});
+
+test('https:// backends: TLS with ALPN h2, verified against the pool\'s tls.ca, with the client certificate; a path check over it', async () => {
+  const pki = makePki();
+  const alpn: (string | false | null)[] = [];
+  const clientNames: string[] = [];
+  const server = http2.createSecureServer({ cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey), ca: readFileSync(pki.ca), requestCert: true });
+  server.on('session', (s) => {
+    s.on('error', () => undefined);
+    const socket = s.socket as import('node:tls').TLSSocket;
+    alpn.push(socket.alpnProtocol);
+    clientNames.push(String((socket.getPeerCertificate() as { subject?: { CN?: string } }).subject?.CN));
+  });
+  server.on('stream', (stream, headers) => answer('tls')(stream, headers));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const f = await fulcrum(`    backends: [{ url: ${url}, name: tls }]
+    tls: { ca: ${pki.ca}, cert: ${pki.clientCert}, key: ${pki.clientKey}, serverName: api.internal }
+    healthCheck: { path: /health, interval: 200ms, rise: 1, fall: 1 }`);
+  const r = await request(`${f.url('public')}/secure`);
+  expect(r.status).toBe(200);
+  expect(r.body).toBe(`tls GET /secure`);
+  await waitFor(() => alpn.length >= 2, 5000, 'a probe and a request');
+  expect(new Set(alpn)).toEqual(new Set(['h2']));
+  expect(new Set(clientNames)).toEqual(new Set(['fulcrum-client']));
+  expect((await backendsOf(f.adminUrl, 'p')).tls!.state).toBe('up');
+  // A CA that did not sign the backend's certificate: the handshake fails, a connect failure.
+  const g = await fulcrum(`    backends: [{ url: ${url}, name: tls }]
+    tls: { ca: ${pki.wrongCa}, serverName: api.internal }
+    retries: { attempts: 0 }`);
+  const bad = await request(`${g.url('public')}/secure`);
+  expect(bad.status).toBe(502);
 });
 
 test('WebSocket upgrades to an http2 pool are refused with 501; an http1 pool still proxies them', async () => {
