@@ -22,7 +22,7 @@ const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
 
 function short(url) {
   if (!url) return '';
-  const m = url.match(/\/main\/(?:bench\/dist-snap|dist)\/(.*)$/);
+  const m = url.match(/\/(?:main|wt-hot)\/(?:bench\/dist-snap|dist)\/(.*)$/);
   if (m) return `dist/${m[1]}`;
   const nm = url.match(/node_modules\/(.*)$/);
   if (nm) return nm[1];

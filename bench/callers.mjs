@@ -11,7 +11,7 @@ const out = new Map();
 for (const [id, us] of self) {
   if (nodes.get(id).callFrame.functionName !== fn) continue;
   const chain = []; for (let c = parent.get(id); c !== undefined && chain.length < (+process.env.DEPTH || 4); c = parent.get(c)) {
-    const cf = nodes.get(c).callFrame; chain.push(`${cf.functionName || '(anon)'}@${(cf.url.split(/node_modules\/|main\//).pop() || '')}:${cf.lineNumber + 1}`); }
+    const cf = nodes.get(c).callFrame; chain.push(`${cf.functionName || '(anon)'}@${(cf.url.split(/node_modules\/|main\/|wt-[a-z0-9]+\//).pop() || '')}:${cf.lineNumber + 1}`); }
   const k = chain.join(' < '); out.set(k, (out.get(k) || 0) + us);
 }
 for (const [k, us] of [...out].sort((a, b) => b[1] - a[1]).slice(0, 6)) console.log(`${(100 * us / busy).toFixed(1)}%  ${k}`);

@@ -7,7 +7,7 @@ const nodes = new Map(p.nodes.map((n) => [n.id, n]));
 const self = new Map(); let busy = 0;
 p.samples.forEach((id, i) => { const d = p.timeDeltas[i] || 0; self.set(id, (self.get(id) || 0) + d); if (nodes.get(id).callFrame.functionName !== '(idle)') busy += d; });
 const incl = (id) => { const n = nodes.get(id); let t = self.get(id) || 0; for (const c of n.children || []) t += incl(c); return t; };
-const name = (n) => `${n.callFrame.functionName || '(anon)'}@${(n.callFrame.url.split(/node_modules\/|main\//).pop() || '')}:${n.callFrame.lineNumber + 1}`;
+const name = (n) => `${n.callFrame.functionName || '(anon)'}@${(n.callFrame.url.split(/node_modules\/|main\/|wt-[a-z0-9]+\//).pop() || '')}:${n.callFrame.lineNumber + 1}`;
 const agg = new Map(); let tot = 0, selfT = 0;
 const depth = +process.env.DEPTH || 1;
 function walk(id, d, prefix) { const n = nodes.get(id); for (const c of n.children || []) { const k = prefix + name(nodes.get(c)); if (d === 1) agg.set(k, (agg.get(k) || 0) + incl(c)); else walk(c, d - 1, k + ' > '); } }

@@ -8,7 +8,7 @@ function load(file, reqs) {
   const nodes = new Map(p.nodes.map((n) => [n.id, n]));
   const byFn = new Map(); let busy = 0;
   p.samples.forEach((id, i) => { const d = p.timeDeltas[i] || 0; const cf = nodes.get(id).callFrame; if (cf.functionName === '(idle)') return; busy += d;
-    const k = `${cf.functionName || '(anon)'} ${(cf.url.split(/node_modules\/|main\//).pop() || '')}:${cf.lineNumber + 1}`; byFn.set(k, (byFn.get(k) || 0) + d); });
+    const k = `${cf.functionName || '(anon)'} ${(cf.url.split(/node_modules\/|main\/|wt-[a-z0-9]+\//).pop() || '').replace(/^bench\/dist-(base|snap)\//, 'dist/')}:${cf.lineNumber + 1}`; byFn.set(k, (byFn.get(k) || 0) + d); });
   for (const [k, v] of byFn) byFn.set(k, v / reqs);
   return { busy: busy / reqs, byFn };
 }

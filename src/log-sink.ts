@@ -76,6 +76,22 @@ export class LogSink {
     return true;
   }
 
+  /**
+   * One line that `encode` writes into the chunk itself, with no string in
+   * between: `encode(buf, at, arg)` writes at most `most` bytes from `at` and
+   * returns where they end, or -1 to write nothing. False when nothing was
+   * written: the caller then hands the line to write(), which also drops and
+   * counts a line that does not fit the backlog.
+   */
+  writeWith<A>(most: number, encode: (buf: Buffer, at: number, arg: A) => number, arg: A): boolean {
+    if (this.#broken || most > this.#chunk || this.#backlog + this.#len + most > this.#maxBacklog) return false;
+    if (this.#len + most > this.#chunk) this.#seal();
+    const end = encode(this.#buf, this.#len, arg);
+    if (end < 0) return false;
+    this.#len = end;
+    return true;
+  }
+
   /** Resolves when every line written before the call is out (or stdout is gone). */
   flush(): Promise<void> {
     if (this.#len > 0) this.#seal();

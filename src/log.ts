@@ -2,6 +2,7 @@ import pino, { type Logger } from 'pino';
 import type { LogConfig } from './config/types';
 import type { RequestObserver, RequestRecord } from './proxy/exchange';
 import { LogSink } from './log-sink';
+import { AccessLineEncoder, accessLine, accessLineBound } from './access-log';
 
 export type { Logger };
 
@@ -35,20 +36,22 @@ export function createLogger(config: LogConfig, destination?: pino.DestinationSt
  * The access log: one line per request with the keys SPEC section 1 names,
  * in pino's format and through the logger's own stream, but written by hand:
  * pino's generic serialiser and a fresh object per request were a tenth of
- * the proxy's CPU (bench/RESULTS-session1.md). Listener, pool and backend
- * names and methods are validated token characters, addresses are
- * digits/hex/colons/dots; only the URL, the request id and errors can hold
- * anything, and go through JSON.stringify.
+ * the proxy's CPU (bench/RESULTS-session1.md). Into stdout's LogSink the line
+ * is encoded straight into the chunk (src/access-log.ts); any other stream
+ * (tests give their own) gets the same line as a string.
  */
 export function accessLogObserver(logger: Logger): (r: RequestRecord) => void {
   const stream = (logger as unknown as Record<symbol, { write(s: string): unknown }>)[pino.symbols.streamSym];
-  const head = `{"level":30,"time":`;
-  const pid = `,"pid":${process.pid}`;
+  const sink = stream instanceof LogSink ? stream : null;
+  const pid = process.pid;
+  const encoder = new AccessLineEncoder(pid);
+  let time = 0;
+  // One encoding function for every line (no closure per request); `time` is the line's.
+  const encode = (buf: Buffer, at: number, r: RequestRecord) => encoder.encode(buf, at, r, time);
   return (r) => {
-    const error = r.error === undefined ? '' : `,"error":${JSON.stringify(r.error)}`;
-    // With tracing only: without it the line is byte for byte what it was.
-    const trace = r.trace === undefined ? '' : `,"traceId":"${r.trace.traceId}"`;
-    stream.write(`${head}${Date.now()}${pid},"listener":"${r.listener}","method":"${r.method}","url":${JSON.stringify(r.url)},"status":${r.status},"pool":"${r.pool}","backend":"${r.backend}","durationMs":${Math.round(r.durationMs * 1000) / 1000},"bytes":${r.bytes},"requestId":${JSON.stringify(r.requestId)}${trace},"remoteAddress":"${r.remoteAddress}","retries":${r.retries},"grpcStatus":"${r.grpcStatus ?? ''}"${error},"msg":"request"}\n`);
+    time = Date.now();
+    if (sink !== null && sink.writeWith(accessLineBound(r), encode, r)) return;
+    stream.write(accessLine(r, time, pid));
   };
 }
 

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newRequestId } from './request-id';
 
 /**
  * Header passes, in the order they run. Each is a small function over the flat
@@ -122,7 +122,7 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
   out.push('x-forwarded-proto', proto);
   if (host !== '') out.push('x-forwarded-host', host);
   if (requestId === undefined || named?.has('x-request-id')) {
-    requestId = randomUUID();
+    requestId = newRequestId();
     out.push('x-request-id', requestId);
   }
   return { headers: out, requestId, host, duplicateHost };

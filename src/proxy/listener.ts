@@ -4,7 +4,6 @@ import http2, { type Http2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Server as NetServer } from 'node:net';
-import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { HashOn, ListenerConfig, TlsConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
@@ -15,6 +14,7 @@ import { compileRoute, redirectAnswer, type CompiledRoute } from '../routes/rout
 import type { HeaderRules } from '../routes/header-rules';
 import type { Redirect } from '../routes/redirect';
 import { forwardRequestHeaders } from './headers';
+import { newRequestId } from './request-id';
 import { peerAddress } from './peer';
 import { Exchange, type RequestObserver } from './exchange';
 import { LOCAL_MESSAGES, sendLocal } from './local-response';
@@ -896,7 +896,7 @@ function rawHead(status: number, headers: readonly string[]): string {
 /** For a request Fulcrum answers itself: the client's X-Request-Id, else a new one. */
 function requestIdOf(req: ProxyRequest): string {
   const sent = req.headers['x-request-id'];
-  return typeof sent === 'string' ? sent : randomUUID();
+  return typeof sent === 'string' ? sent : newRequestId();
 }
 
 /**
