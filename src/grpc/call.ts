@@ -76,7 +76,7 @@ export class GrpcCall {
   /** The response broke after its headers went out: end it with a status (true) rather than a reset. */
   endBroken(res: ProxyResponse, httpStatus: number, message: string): boolean {
     const status = String(grpcStatusFor(httpStatus, this.expired));
-    if (!endWithTrailers(res, { 'grpc-status': status, 'grpc-message': encodeGrpcMessage(message) })) return false;
+    if (!endWithTrailers(res, ['grpc-status', status, 'grpc-message', encodeGrpcMessage(message)])) return false;
     this.#status = status;
     return true;
   }

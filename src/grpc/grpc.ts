@@ -89,7 +89,7 @@ interface Http2Like {
 
 /**
  * An HTTP/2 response of headers alone: one HEADERS frame with END_STREAM
- * (node:http2's compatibility response would send an empty DATA frame to
+ * (respond() and then end() would send an empty DATA frame to end the
  * end the stream). False, nothing sent, when `res` is not an HTTP/2 response.
  */
 export function endWithHeaders(res: ProxyResponse, status: number, flat: readonly string[]): boolean {
@@ -110,10 +110,10 @@ export function endWithHeaders(res: ProxyResponse, status: number, flat: readonl
  * the backend broke mid-stream ends for its client (UNAVAILABLE, or
  * DEADLINE_EXCEEDED), rather than a bare RST_STREAM that gRPC reads as INTERNAL.
  */
-export function endWithTrailers(res: ProxyResponse, trailers: Record<string, string>): boolean {
-  const r = res as unknown as { addTrailers?(t: Record<string, string>): void; stream?: { destroyed: boolean } };
-  if (r.stream === undefined || r.stream.destroyed || typeof r.addTrailers !== 'function') return false;
-  r.addTrailers(trailers);
+export function endWithTrailers(res: ProxyResponse, trailers: readonly string[]): boolean {
+  const stream = (res as unknown as Http2Like).stream;
+  if (stream === undefined || stream.destroyed || res.writeTrailers === undefined) return false;
+  res.writeTrailers(trailers);
   res.end();
   return true;
 }

@@ -3,6 +3,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { UPSTREAM_ERRORS, upstreamError, type Upstream, type UpstreamCall, type UpstreamHandler, type UpstreamRequest } from '../upstream/types';
 import { fulcrumError } from '../errors';
 import { reportInternalError } from '../internal-errors';
+import { HTTP2_FORBIDDEN } from '../proxy/headers';
 
 /**
  * The Upstream of a pool with `protocol: http2` (SPEC 9.1): node:http2's
@@ -59,7 +60,7 @@ const SESSION_WINDOW = 16 << 20;
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 /** Request headers HTTP/2 forbids (RFC 9113 §8.2.2), besides those the header passes already dropped. */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([...HTTP2_FORBIDDEN, 'host']);
 
 class Session {
   readonly h2: ClientHttp2Session;

@@ -2,7 +2,7 @@ import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerH
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { ProxyRequest, ProxyResponse } from '../proxy/message';
-import { connectionTokens, RESPONSE_DROP } from '../proxy/headers';
+import { connectionTokens, HTTP2_FORBIDDEN, RESPONSE_DROP } from '../proxy/headers';
 
 /**
  * An HTTP/2 client's stream as the proxy's request and response (SPEC 9.2),
@@ -13,8 +13,8 @@ import { connectionTokens, RESPONSE_DROP } from '../proxy/headers';
  * relay nothing: the body is the stream itself, the response writes on it.
  */
 
-/** Response headers HTTP/2 forbids (RFC 9113 §8.2.2); node:http2 throws on them, so they are dropped here. */
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'http2-settings']);
+/** Response headers HTTP/2 forbids; node:http2 throws on them, so they are dropped here (TE means nothing in a response). */
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([...HTTP2_FORBIDDEN, 'te']);
 /** A backend's response head: the hop-by-hop headers of every response, and what HTTP/2 forbids. */
 const BACKEND_SKIP: ReadonlySet<string> = new Set([...RESPONSE_DROP, ...CONNECTION_SPECIFIC]);
 
@@ -145,9 +145,9 @@ export class Http2Response implements ProxyResponse {
     });
   }
 
-  /** Trailers for the end of the response (gRPC's grpc-status); sent only where writeHead awaited them. */
-  addTrailers(trailers: OutgoingHttpHeaders): void {
-    this.#trailers = this.#trailers === undefined ? { ...trailers } : Object.assign(this.#trailers, trailers);
+  /** Trailers for the end of the response, flat (a backend's, gRPC's grpc-status); sent only where writeHead awaited them. */
+  writeTrailers(fields: readonly string[]): void {
+    addHeaders(this.#trailers ??= {}, fields, CONNECTION_SPECIFIC, undefined);
   }
 
   write(chunk: Buffer): boolean {

@@ -24,6 +24,14 @@ export const RESPONSE_DROP: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Fields HTTP/2 forbids (RFC 9113 §8.2.2; TE is allowed only as "trailers"):
+ * node:http2 throws on them, so both HTTP/2 sides leave them out.
+ */
+export const HTTP2_FORBIDDEN: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings',
+]);
+
+/**
  * Underscore spellings of the headers we set: some frameworks read
  * X_Forwarded_For as X-Forwarded-For, so a client could smuggle a spoofed
  * value past ours (nginx drops underscored names for the same reason).

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 /**
  * What the proxy reads off a client request: the one interface of the three
  * servers (our Http1Server's Http1Request, node:http's IncomingMessage,
- * node:http2's compatibility request). The optional members are our server's
+ * an HTTP/2 stream's Http2Request, src/http2/stream.ts). The optional members are our servers'
  * fast paths; the proxy takes them where they exist, never by asking which
  * server a request came from.
  */

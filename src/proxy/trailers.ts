@@ -41,34 +41,21 @@ export function forwardableTrailers(flat: readonly string[]): string[] {
 }
 
 interface NodeResponse {
-  /** node:http2's compatibility response (HTTP/2 clients). */
-  readonly stream?: unknown;
-  /** node:http's ServerResponse and node:http2's compatibility response. */
-  addTrailers?(trailers: Record<string, string | string[]> | [string, string][]): void;
+  /** node:http's ServerResponse. */
+  addTrailers?(trailers: [string, string][]): void;
 }
 
 /** Hands `flat` (the backend's trailers) to the client's response, to go out when it ends. */
 export function sendTrailers(res: ProxyResponse, flat: readonly string[]): void {
   const fields = forwardableTrailers(flat);
   if (fields.length === 0) return;
-  // Our own HTTP/1.1 server (and compress's wrapper around any response).
+  // Our own HTTP/1.1 server, HTTP/2 streams (src/http2/stream.ts), and compress's wrapper around any response.
   if (res.writeTrailers !== undefined) {
     res.writeTrailers(fields);
     return;
   }
   const r = res as unknown as NodeResponse;
   if (typeof r.addTrailers !== 'function') return;
-  if (r.stream !== undefined) {
-    // HTTP/2: one field per name, repeated values as a list.
-    const trailers: Record<string, string | string[]> = {};
-    for (let i = 0; i < fields.length; i += 2) {
-      const name = fields[i]!;
-      const had = trailers[name];
-      trailers[name] = had === undefined ? fields[i + 1]! : Array.isArray(had) ? [...had, fields[i + 1]!] : [had, fields[i + 1]!];
-    }
-    r.addTrailers(trailers);
-    return;
-  }
   // node:http writes these in a chunked response only (the trailer section after the last chunk).
   const pairs: [string, string][] = [];
   for (let i = 0; i < fields.length; i += 2) pairs.push([fields[i]!, fields[i + 1]!]);
