@@ -89,8 +89,8 @@ interface Http2Like {
 
 /**
  * An HTTP/2 response of headers alone: one HEADERS frame with END_STREAM
- * (respond() and then end() would send an empty DATA frame to end the
- * end the stream). False, nothing sent, when `res` is not an HTTP/2 response.
+ * (respond() and then end() would send an empty DATA frame after it).
+ * False, nothing sent, when `res` is not an HTTP/2 response.
  */
 export function endWithHeaders(res: ProxyResponse, status: number, flat: readonly string[]): boolean {
   const stream = (res as unknown as Http2Like).stream;
