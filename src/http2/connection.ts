@@ -198,7 +198,11 @@ export abstract class H2Connection {
       this.#rest = null;
     }
     let off = this.skipPreface(buf);
-    if (off < 0) return; // not all of the preface yet; the role kept it
+    if (off < 0) {
+      // Not all of the preface yet (or not a preface: the connection failed).
+      if (!this.dead) this.#rest = buf;
+      return;
+    }
     const len = buf.length;
     try {
       while (len - off >= FRAME_HEADER_SIZE) {
