@@ -41,6 +41,12 @@ export const LOCAL_MAX_FRAME = 1 << 16;
 const STREAM_HIGH_WATER = 64 * 1024;
 /** Header block bytes (HEADERS and CONTINUATION) accepted before the connection is closed. */
 const MAX_HEADER_BLOCK = 256 * 1024;
+/**
+ * What the socket may hold unsent while the peer still asks for answers
+ * (PING, SETTINGS): a peer that floods those and reads nothing is closed
+ * (the "ping flood" and "settings flood" of CVE-2019-9512 and -9515).
+ */
+const MAX_UNSENT_CONTROL = 4 << 20;
 /** Concatenating small writes beats a writev of many buffers; above this, cork and write each. */
 const CONCAT_LIMIT = 64 * 1024;
 
@@ -76,6 +82,8 @@ export abstract class H2Stream {
   closed = false;
   /** The reset code that ended it (ours or the peer's), 0 when it ended cleanly. */
   rstCode = 0;
+  /** The peer reset it before our side of it ended. */
+  peerReset = false;
   /** DATA waiting for the windows or the socket. */
   queue: Buffer[] | null = null;
   queuedBytes = 0;
@@ -395,7 +403,7 @@ export abstract class H2Connection {
           break; // unknown settings are ignored (§6.5.2)
       }
     }
-    this.push(SETTINGS_ACK);
+    this.#answer(SETTINGS_ACK);
     this.onSettings();
     // A larger window may let queued DATA go.
     for (const s of this.streams.values()) if (s.queue !== null || s.endQueued) this.#pump(s);
@@ -440,6 +448,7 @@ export abstract class H2Connection {
       if (this.isIdle(id)) throw new H2ConnectionError(PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
       return;
     }
+    stream.peerReset = !stream.localClosed;
     this.#end(stream, buf.readUInt32BE(start), undefined);
   }
 
@@ -447,7 +456,7 @@ export abstract class H2Connection {
     if (id !== 0) throw new H2ConnectionError(PROTOCOL_ERROR, 'PING on a stream');
     if (end - start !== 8) throw new H2ConnectionError(FRAME_SIZE_ERROR, 'PING not 8 bytes');
     if ((flags & FLAG_ACK) !== 0) return;
-    this.push(frame(FRAME_PING, FLAG_ACK, 0, buf.subarray(start, end)));
+    this.#answer(frame(FRAME_PING, FLAG_ACK, 0, buf.subarray(start, end)));
   }
 
   #goaway(id: number, buf: Buffer, start: number, end: number): void {
@@ -455,6 +464,14 @@ export abstract class H2Connection {
     if (end - start < 8) throw new H2ConnectionError(FRAME_SIZE_ERROR, 'GOAWAY under 8 bytes');
     this.goingAway = true;
     this.onGoaway(buf.readUInt32BE(start) & 0x7fffffff, buf.readUInt32BE(start + 4));
+  }
+
+  /** An answer the peer asked for, unless it asks faster than it reads. */
+  #answer(buf: Buffer): void {
+    if (this.socket.writableLength + this.#outBytes > MAX_UNSENT_CONTROL) {
+      throw new H2ConnectionError(ENHANCE_YOUR_CALM, 'the peer asks for answers it does not read');
+    }
+    this.push(buf);
   }
 
   /** True for a stream id that was never opened (by either side). */

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { ProxyRequest, ProxyResponse } from '../proxy/message';
 import { connectionTokens, HTTP2_FORBIDDEN, RESPONSE_DROP } from '../proxy/headers';
 import { H2Connection, H2ConnectionError, H2Stream } from './connection';
-import { CANCEL, INTERNAL_ERROR, NO_ERROR, PREFACE, PROTOCOL_ERROR, REFUSED_STREAM, rstStreamFrame } from './frames';
+import { CANCEL, ENHANCE_YOUR_CALM, INTERNAL_ERROR, NO_ERROR, PREFACE, PROTOCOL_ERROR, REFUSED_STREAM, rstStreamFrame } from './frames';
 
 /**
  * The listener side of Fulcrum's own HTTP/2 (src/http2/connection.ts): one
@@ -30,6 +30,15 @@ const REQUEST_FORBIDDEN: ReadonlySet<string> = new Set(HTTP2_FORBIDDEN);
 
 /** Streams a client may have open at once (nginx's default is 128, Envoy's unlimited). */
 export const MAX_CONCURRENT_STREAMS = 1000;
+/** Header bytes a request may have (name + value + 32 per field, RFC 9113 §6.5.2), as node:http2's default; more gets a 431. */
+export const MAX_HEADER_LIST_SIZE = 65_535;
+/**
+ * Streams a client may reset before their responses before the connection
+ * is closed (ENHANCE_YOUR_CALM): the "rapid reset" attack (CVE-2023-44487)
+ * opens and cancels streams to make the proxy start backend requests for
+ * nothing. Counted only while resets outnumber the streams that completed.
+ */
+const MAX_EARLY_RESETS = 200;
 /** Body bytes held for a request whose body the proxy has not asked for yet. */
 const PENDING_BODY_MAX = 1 << 20;
 
@@ -55,12 +64,15 @@ export class ListenerConnection extends H2Connection {
   #prefaceSeen = false;
   #timer: NodeJS.Timeout | undefined;
   #closeListeners: (() => void)[] = [];
+  /** Client resets of streams still being answered, less the streams that completed. */
+  #resets = 0;
 
   constructor(socket: Socket, head: Buffer, handler: OwnStreamHandler, connect: OwnStreamHandler, options: ListenerOptions) {
-    super(socket, { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderListSize });
+    const local = { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderListSize ?? MAX_HEADER_LIST_SIZE };
+    super(socket, local);
     this.#handler = handler;
     this.#connect = connect;
-    this.sendPreface(undefined, { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderListSize });
+    this.sendPreface(undefined, local);
     if (options.headersTimeoutMs > 0) {
       this.#timer = setTimeout(() => this.destroy(), options.headersTimeoutMs);
       this.#timer.unref();
@@ -137,7 +149,13 @@ export class ListenerConnection extends H2Connection {
     if (this.streams.size === 0) this.destroy();
   }
 
-  protected override streamClosed(): void {
+  protected override streamClosed(stream: H2Stream): void {
+    if (stream.peerReset) {
+      if (++this.#resets > MAX_EARLY_RESETS) {
+        this.fail(new H2ConnectionError(ENHANCE_YOUR_CALM, 'too many streams reset by the client'));
+        return;
+      }
+    } else if (this.#resets > 0) this.#resets--;
     if (this.goingAway && this.streams.size === 0) {
       this.flush();
       this.socket.end();

@@ -4,6 +4,7 @@ import http2, { type Http2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Server as NetServer, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import type { HashOn, ListenerConfig, TlsConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
@@ -54,6 +55,8 @@ export interface PoolTarget {
   readonly sticky?: Sticky;
 }
 
+/** No bytes read yet: what a TLS connection that agreed on h2 brings to its HTTP/2 connection. */
+const EMPTY = Buffer.alloc(0);
 const NO_KEY: PickContext = {};
 
 /** A route as this listener runs it, with its front door (SPEC 8.3, 8.5) precomputed: null where the route has none (one null check per request). */
@@ -210,8 +213,19 @@ export class ProxyListener {
     };
     const tls = tlsOptions(config, this.#acmePair(config));
     this.#certificate = this.#describe(config, tls);
-    if (tls !== undefined && config.http2) {
-      // ALPN offers h2 and http/1.1; HTTP/1.1 clients get the same handler.
+    if (tls !== undefined && config.http2 && http2Engine === 'fulcrum') {
+      // ALPN offers h2 and http/1.1: h2 connections go to Fulcrum's own
+      // HTTP/2, the rest (and clients without ALPN) to node:https as on any TLS listener.
+      const secure = https.createServer({ ...common, ...tls, ALPNProtocols: ['h2', 'http/1.1'] }, this.#handle);
+      const http1 = secure.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+      secure.removeAllListeners('secureConnection');
+      secure.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.alpnProtocol === 'h2') this.#ownH2(socket, EMPTY);
+        else for (const fn of http1) fn.call(secure, socket);
+      });
+      this.server = secure;
+    } else if (tls !== undefined && config.http2) {
+      // FULCRUM_HTTP2=node. ALPN offers h2 and http/1.1; HTTP/1.1 clients get the same handler.
       const secure = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: HTTP2_SETTINGS });
       // HTTP/1.1 clients (ALPN http/1.1) are served through 'request'. Adding
       // that listener makes node:http2 put its compatibility layer on
