@@ -193,6 +193,26 @@ describe('encoder', () => {
     expect(e.dynamicTable().entries.length).toBe(2);
   });
 
+  test('each block is a Buffer of its own: later blocks, small or larger than the 64 KiB slab, never overwrite it', () => {
+    const e = new HpackEncoder({ dynamicTable: false });
+    const d = new HpackDecoder();
+    const lists: string[][] = [];
+    const blocks: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      const list = i % 7 === 3
+        ? ['x-big', 'b'.repeat(30_000 + i), 'x-big2', 'c'.repeat(30_000), 'x-big3', String(i).repeat(5000)]
+        : [':status', '200', 'x-n', `value ${i} `.repeat(1 + (i % 5) * 40)];
+      lists.push(list);
+      blocks.push(e.encode(list));
+    }
+    const copies = blocks.map((b) => Buffer.from(b));
+    for (let i = 0; i < 40; i++) e.encode(lists[i]!); // more blocks after them
+    blocks.forEach((b, i) => {
+      expect(b.equals(copies[i]!)).toBe(true);
+      expect(decodeAll(d, b)).toEqual(lists[i]);
+    });
+  });
+
   test('headroom: the block starts after the bytes left for the frame header', () => {
     const e = new HpackEncoder();
     const b = e.encode([':status', '200'], 9);
