@@ -3,7 +3,7 @@ import https from 'node:https';
 import http2, { type Http2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import type { Server as NetServer } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { HashOn, ListenerConfig, TlsConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
@@ -43,6 +43,8 @@ import { isGrpc, sendGrpcLocal } from '../grpc/grpc';
 import { serveH2c } from '../http2/h2c';
 import { HTTP2_SETTINGS, tuneSession } from '../http2/server';
 import { Http2Request, serveStreams } from '../http2/stream';
+import { ListenerConnection } from '../http2/serve';
+import { http2Engine } from '../http2/engine';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -231,11 +233,8 @@ export class ProxyListener {
     }
     if (tls === undefined && config.http2) {
       // SPEC 9.2: HTTP/1.1 and HTTP/2 with prior knowledge on one port.
-      const h2c = http2.createServer({ settings: HTTP2_SETTINGS });
-      serveStreams(h2c, this.#handle, this.#connect);
-      h2c.on('session', (session: Http2Session) => tuneSession(session, this.config.limits.headersTimeoutMs));
       const http1 = this.server;
-      serveH2c(http1, h2c, () => this.config.limits.headersTimeoutMs,
+      serveH2c(http1, http2Engine === 'node' ? this.#nodeH2c() : (socket, head) => this.#ownH2(socket, head), () => this.config.limits.headersTimeoutMs,
         http1 instanceof Http1Server ? (socket, head) => http1.accept(socket, head) : undefined);
     }
     this.#nodeHttp1 = tls !== undefined || !llhttpAvailable;
@@ -370,6 +369,26 @@ export class ProxyListener {
       fault(req, res, err);
     }
   };
+
+  /** An h2c connection on Fulcrum's own HTTP/2 (src/http2/serve.ts); it counts as the listener's own for a drain (src/listen.ts). */
+  #ownH2(socket: Socket, head: Buffer): void {
+    const conn = new ListenerConnection(socket, head, this.#handle, this.#connect, { headersTimeoutMs: this.config.limits.headersTimeoutMs });
+    this.server.emit('session', conn);
+  }
+
+  /** FULCRUM_HTTP2=node: node:http2's server takes h2c sockets. */
+  #nodeH2c(): (socket: Socket, head: Buffer) => void {
+    const h2c = http2.createServer({ settings: HTTP2_SETTINGS });
+    serveStreams(h2c, this.#handle, this.#connect);
+    h2c.on('session', (session: Http2Session) => {
+      tuneSession(session, this.config.limits.headersTimeoutMs);
+      this.server.emit('session', session);
+    });
+    return (socket, head) => {
+      socket.unshift(head); // node:http2 reads what is already buffered on the socket
+      h2c.emit('connection', socket);
+    };
+  }
 
   #serve(req: ProxyRequest, res: ProxyResponse): void {
     if ((req.socket as Marked)[POISONED] === true) {
