@@ -305,6 +305,7 @@ export class HpackDecoder {
   }
 
   decode(buf: Buffer, start: number, end: number): string[] {
+    if (start < 0 || end > buf.length) throw new RangeError(`hpack: [${start}, ${end}) is outside the buffer (${buf.length} bytes)`);
     const out: string[] = [];
     const limit = this.maxHeaderListSize;
     let listSize = 0;
@@ -449,48 +450,47 @@ const NO_INDEX = 1; // without indexing: its value changes per request
 const NEVER = 2; // never indexed: a credential (RFC 7541 §7.1.3)
 const COOKIE = 3; // never indexed when shorter than 20 bytes (as nghttp2: short cookies are guessable), else indexed
 
-interface NameInfo {
+/** nghttp2's choice of the fields not indexed, plus Fulcrum's per-request
+ *  ids and trace context; the credentials. */
+const POLICIES: ReadonlyMap<string, number> = new Map([
+  [':path', NO_INDEX], ['content-length', NO_INDEX], ['age', NO_INDEX], ['etag', NO_INDEX],
+  ['if-modified-since', NO_INDEX], ['if-none-match', NO_INDEX], ['location', NO_INDEX],
+  ['set-cookie', NO_INDEX], ['x-request-id', NO_INDEX], ['traceparent', NO_INDEX], ['tracestate', NO_INDEX],
+  ['authorization', NEVER], ['proxy-authorization', NEVER], ['cookie', COOKIE],
+]);
+
+/** What the encoder knows of one name: one Map lookup per field gives it. */
+interface NameState {
   /** Its first static index, 0 when not in the static table. */
-  readonly index: number;
-  /** Static index by value, for the names in the static table. */
-  readonly values: ReadonlyMap<string, number> | null;
+  readonly staticIndex: number;
   readonly policy: number;
+  /** value → -(static index) for a full static match, or the insertion
+   *  number of the newest dynamic entry with that value. */
+  readonly values: Map<string, number>;
+  /** The newest dynamic entry with this name, 0 when none. */
+  latest: number;
 }
 
-/** Static-table names and names with a policy other than INDEX: one lookup
- *  per field gives both. nghttp2's choice of the fields not indexed, plus
- *  Fulcrum's per-request ids and trace context. */
-const NAME_INFO = buildNameInfo();
+/** The names with something to know before any dynamic entry: static-table
+ *  names and names with a policy. Each encoder copies the ones it meets. */
+const KNOWN_NAMES = buildKnownNames();
 
-function buildNameInfo(): Map<string, NameInfo> {
-  const policies = new Map<string, number>([
-    [':path', NO_INDEX], ['content-length', NO_INDEX], ['age', NO_INDEX], ['etag', NO_INDEX],
-    ['if-modified-since', NO_INDEX], ['if-none-match', NO_INDEX], ['location', NO_INDEX],
-    ['set-cookie', NO_INDEX], ['x-request-id', NO_INDEX], ['traceparent', NO_INDEX], ['tracestate', NO_INDEX],
-    ['authorization', NEVER], ['proxy-authorization', NEVER], ['cookie', COOKIE],
-  ]);
-  const info = new Map<string, NameInfo>();
+function buildKnownNames(): Map<string, NameState> {
+  const known = new Map<string, NameState>();
   for (let i = STATIC_COUNT; i >= 1; i--) {
     // Backwards, so each name ends with its first index.
     const name = STATIC_NAMES[i]!;
-    const values = (info.get(name)?.values as Map<string, number> | undefined) ?? new Map<string, number>();
-    values.set(STATIC_VALUES[i]!, i);
-    info.set(name, { index: i, values, policy: policies.get(name) ?? INDEX });
+    const values = known.get(name)?.values ?? new Map<string, number>();
+    values.set(STATIC_VALUES[i]!, -i);
+    known.set(name, { staticIndex: i, policy: POLICIES.get(name) ?? INDEX, values, latest: 0 });
   }
-  for (const [name, policy] of policies) if (!info.has(name)) info.set(name, { index: 0, values: null, policy });
-  return info;
+  for (const [name, policy] of POLICIES) if (!known.has(name)) known.set(name, { staticIndex: 0, policy, values: new Map(), latest: 0 });
+  return known;
 }
 
 /** The encoder's own cap on its dynamic table, whatever the peer allows:
  *  4096 bytes per connection is what every implementation uses. */
 const ENCODER_TABLE_CAP = 4096;
-
-/** The dynamic-table entries of one name: value → insertion number. */
-interface DynamicName {
-  readonly values: Map<string, number>;
-  /** The newest entry with this name (for a name-only match). */
-  latest: number;
-}
 
 export interface HpackEncoderOptions {
   /** Use a dynamic table (default true). false: static table and literals only. */
@@ -500,9 +500,13 @@ export interface HpackEncoderOptions {
   huffman?: 'never' | 'indexed' | 'always';
 }
 
-/** Where blocks are encoded before being copied out (shared: encoding is
- *  synchronous); grown on demand. */
-let scratch = Buffer.allocUnsafe(4096) as Latin1Buffer;
+/** Blocks are encoded straight into a shared slab (encoding is synchronous)
+ *  and handed out as views of it that never overlap and are never written
+ *  again: a fresh Buffer for the caller without a copy (as Buffer.allocUnsafe
+ *  hands out views of Node's pool). A new slab when one is used up. */
+const SLAB_SIZE = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE) as Latin1Buffer;
+let slabUsed = 0;
 
 export class HpackEncoder {
   private readonly dynamic: boolean;
@@ -518,7 +522,8 @@ export class HpackEncoder {
   private names: string[];
   private values: string[];
   private mask = 31;
-  private readonly byName = new Map<string, DynamicName>();
+  /** The names met so far that are static, have a policy or have dynamic entries. */
+  private readonly byName = new Map<string, NameState>();
   // A size update pending for the next block: the smallest size since the
   // last block, then the final one (RFC 7541 §4.2); -1: none.
   private pendingMin = -1;
@@ -552,8 +557,10 @@ export class HpackEncoder {
    *  caller: `headroom` unused bytes (e.g. 9 for the frame header), then the
    *  block. */
   encode(flat: readonly string[], headroom = 0): Buffer {
-    let out = scratch;
-    let pos = 0;
+    if (slabUsed + headroom + 1024 > slab.length) newSlab(headroom + 1024);
+    let out = slab;
+    let base = slabUsed;
+    let pos = base + headroom;
     if (this.pendingMin >= 0) {
       if (this.pendingMin < this.pendingFinal) {
         pos = writeInt(out, pos, 0x1f, 0x20, this.pendingMin);
@@ -567,47 +574,63 @@ export class HpackEncoder {
       const name = flat[i]!;
       const value = flat[i + 1]!;
       // Room for the field at its longest: 3 integers of at most 6 bytes, raw strings.
-      if (pos + name.length + value.length + 18 > out.length) out = growScratch(pos + name.length + value.length + 18);
-      const info = NAME_INFO.get(name);
+      if (pos + name.length + value.length + 18 > out.length) {
+        // Move the block so far to a slab with room for the rest.
+        const done = pos - base;
+        newSlab(done + name.length + value.length + 18 + 1024);
+        out.copy(slab, 0, base, pos);
+        out = slab;
+        base = 0;
+        pos = done;
+      }
+      let state = this.byName.get(name);
+      if (state === undefined) state = this.meet(name);
       let policy = INDEX;
       let index = 0;
-      if (info !== undefined) {
-        policy = info.policy;
+      if (state !== undefined) {
+        policy = state.policy;
         if (policy === COOKIE) policy = value.length < 20 ? NEVER : INDEX;
-        if (info.values !== null) {
-          if (policy !== NEVER) {
-            const full = info.values.get(value);
-            if (full !== undefined) { out[pos++] = 0x80 | full; continue; }
+        if (policy !== NEVER) {
+          const at = state.values.get(value);
+          if (at !== undefined) {
+            if (at < 0) out[pos++] = 0x80 | -at;
+            else pos = writeInt(out, pos, 0x7f, 0x80, STATIC_COUNT + 1 + this.inserted - at);
+            continue;
           }
-          index = info.index;
         }
-      }
-      if (this.dynamic) {
-        const dyn = this.byName.get(name);
-        if (dyn !== undefined) {
-          if (policy !== NEVER) {
-            const at = dyn.values.get(value);
-            if (at !== undefined) { pos = writeInt(out, pos, 0x7f, 0x80, STATIC_COUNT + 1 + this.inserted - at); continue; }
-          }
-          if (index === 0) index = STATIC_COUNT + 1 + this.inserted - dyn.latest;
-        }
+        index = state.staticIndex;
+        if (index === 0 && state.latest !== 0) index = STATIC_COUNT + 1 + this.inserted - state.latest;
       }
       const entrySize = name.length + value.length + 32;
-      const indexing = policy === INDEX && this.dynamic && entrySize * 4 <= this.tableSize * 3;
+      const indexing = policy === INDEX && entrySize * 4 <= this.tableSize * 3;
       if (indexing) pos = writeInt(out, pos, 0x3f, 0x40, index);
       else pos = writeInt(out, pos, 0x0f, policy === NEVER ? 0x10 : 0x00, index);
       const huffman = this.huffmanAll || (indexing && this.huffmanIndexed);
       if (index === 0) pos = writeString(out, pos, name, huffman);
       pos = writeString(out, pos, value, huffman);
-      if (indexing) this.insert(name, value, entrySize);
+      if (indexing) this.insert(name, value, entrySize, state);
     }
-    const block = Buffer.allocUnsafe(headroom + pos);
-    if (pos <= 64) for (let i = 0; i < pos; i++) block[headroom + i] = out[i]!;
-    else out.copy(block, headroom, 0, pos);
-    return block;
+    slabUsed = (pos + 7) & ~7; // the next block starts 8-aligned
+    return out.subarray(base, pos);
   }
 
-  private insert(name: string, value: string, size: number): void {
+  /** The dynamic table's entries, newest first, and its size (for tests). */
+  dynamicTable(): { entries: [string, string][]; size: number; maxSize: number } {
+    const entries: [string, string][] = [];
+    for (let at = this.inserted; at > this.inserted - this.count; at--) entries.push([this.names[at & this.mask]!, this.values[at & this.mask]!]);
+    return { entries, size: this.size, maxSize: this.tableSize };
+  }
+
+  /** A name seen for the first time: this encoder's copy of what is known of it, if anything. */
+  private meet(name: string): NameState | undefined {
+    const known = KNOWN_NAMES.get(name);
+    if (known === undefined) return undefined;
+    const state: NameState = { staticIndex: known.staticIndex, policy: known.policy, values: new Map(known.values), latest: 0 };
+    this.byName.set(name, state);
+    return state;
+  }
+
+  private insert(name: string, value: string, size: number, state: NameState | undefined): void {
     this.evictTo(this.tableSize - size);
     if (this.count === this.names.length) this.grow();
     const at = ++this.inserted;
@@ -615,9 +638,14 @@ export class HpackEncoder {
     this.values[at & this.mask] = value;
     this.count++;
     this.size += size;
-    const dyn = this.byName.get(name);
-    if (dyn === undefined) this.byName.set(name, { values: new Map([[value, at]]), latest: at });
-    else { dyn.values.set(value, at); dyn.latest = at; }
+    // Eviction may have dropped the name's state: look again.
+    if (state === undefined || state.latest === 0 && state.staticIndex === 0) state = this.byName.get(name);
+    if (state === undefined) {
+      this.byName.set(name, { staticIndex: 0, policy: INDEX, values: new Map([[value, at]]), latest: at });
+    } else {
+      state.values.set(value, at);
+      state.latest = at;
+    }
   }
 
   private resize(max: number): void {
@@ -632,9 +660,13 @@ export class HpackEncoder {
       const slot = at & this.mask;
       const name = this.names[slot]!;
       const value = this.values[slot]!;
-      const dyn = this.byName.get(name)!;
-      if (dyn.values.get(value) === at) dyn.values.delete(value);
-      if (dyn.latest === at) this.byName.delete(name); // no newer entry has this name
+      const state = this.byName.get(name)!;
+      if (state.values.get(value) === at) state.values.delete(value);
+      if (state.latest === at) {
+        // It was the only entry with this name (the oldest and the newest).
+        state.latest = 0;
+        if (state.staticIndex === 0 && state.policy === INDEX) this.byName.delete(name);
+      }
       this.size -= name.length + value.length + 32;
       this.names[slot] = '';
       this.values[slot] = '';
@@ -656,11 +688,9 @@ export class HpackEncoder {
   }
 }
 
-function growScratch(need: number): Latin1Buffer {
-  const bigger = Buffer.allocUnsafe(Math.max(need, scratch.length * 2)) as Latin1Buffer;
-  scratch.copy(bigger, 0, 0, scratch.length);
-  scratch = bigger;
-  return bigger;
+function newSlab(need: number): void {
+  slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, need)) as Latin1Buffer;
+  slabUsed = 0;
 }
 
 /** A string literal (§5.2): Huffman when asked and shorter, else raw latin1. */
