@@ -344,7 +344,7 @@ export abstract class H2Connection {
     try {
       flat = this.decoder.decode(buf, start, end);
     } catch (err) {
-      if (!(err instanceof HpackError && (err as HpackError & { tooLarge?: boolean }).tooLarge === true)) throw err;
+      if (!(err instanceof HpackError && err.tooLarge)) throw err;
       flat = null; // over maxHeaderListSize: the role answers (431) or resets
     }
     const stream = this.streams.get(id);
@@ -543,15 +543,16 @@ export abstract class H2Connection {
   /** A header block for `stream` as HEADERS (and CONTINUATION when it is over the peer's frame size). */
   writeHeaders(stream: H2Stream, flat: readonly string[], endStream: boolean): void {
     if (stream.localClosed || this.dead) return;
-    const block = this.encoder.encode(flat);
+    // The block comes with room for the frame header in front of it: no copy.
+    const framed = this.encoder.encode(flat, FRAME_HEADER_SIZE);
+    const length = framed.length - FRAME_HEADER_SIZE;
     const flags = endStream ? FLAG_END_STREAM : 0;
     const max = this.peerMaxFrame;
-    if (block.length <= max) {
-      const buf = Buffer.allocUnsafe(FRAME_HEADER_SIZE + block.length);
-      putFrameHeader(buf, 0, block.length, FRAME_HEADERS, flags | FLAG_END_HEADERS, stream.id);
-      block.copy(buf, FRAME_HEADER_SIZE);
-      this.push(buf);
+    if (length <= max) {
+      putFrameHeader(framed, 0, length, FRAME_HEADERS, flags | FLAG_END_HEADERS, stream.id);
+      this.push(framed);
     } else {
+      const block = framed.subarray(FRAME_HEADER_SIZE);
       for (let at = 0; at < block.length; at += max) {
         const to = Math.min(at + max, block.length);
         const last = to === block.length;
