@@ -6,7 +6,7 @@ import { fulcrumError } from '../errors';
 import { reportInternalError } from '../internal-errors';
 import { HTTP2_FORBIDDEN } from '../proxy/headers';
 import { H2Connection, H2ConnectionError, H2Stream } from './connection';
-import { CANCEL, NO_ERROR, PREFACE, REFUSED_STREAM } from './frames';
+import { CANCEL, NO_ERROR, PREFACE, PROTOCOL_ERROR, REFUSED_STREAM } from './frames';
 import type { Http2UpstreamOptions } from './client';
 
 /**
@@ -365,7 +365,8 @@ class Http2OwnCall implements UpstreamCall {
     this.#body?.resume();
   }
 
-  abort(err: Error): void {
+  /** Ends the call with `err`; its stream is reset with `code` (PROTOCOL_ERROR for a malformed response, RFC 9113 §8.1.1). */
+  abort(err: Error, code = CANCEL): void {
     if (this.#done) return;
     this.#abortedWith = err;
     const stream = this.#stream;
@@ -379,7 +380,7 @@ class Http2OwnCall implements UpstreamCall {
       this.fail(err);
       return;
     }
-    if (!stream.closed) this.#conn!.reset(stream, CANCEL);
+    if (!stream.closed) this.#conn!.reset(stream, code);
     // The reset closed the stream: closed() reported #abortedWith.
   }
 
@@ -441,7 +442,7 @@ class Http2OwnCall implements UpstreamCall {
         if (flat[i] === ':status') status = Number(flat[i + 1]);
       }
       if (!(status >= 100 && status <= 999)) {
-        this.abort(fulcrumError('FULCRUM_STREAM_RESET', 'the backend sent a response without a valid :status'));
+        this.abort(fulcrumError('FULCRUM_STREAM_RESET', 'the backend sent a response without a valid :status'), PROTOCOL_ERROR);
         return;
       }
       if (status < 200) return; // 1xx: not the response yet
@@ -458,7 +459,7 @@ class Http2OwnCall implements UpstreamCall {
   data(stream: CallStream, chunk: Buffer, endStream: boolean): void {
     if (this.#done) return;
     if (!this.#responded) {
-      this.abort(fulcrumError('FULCRUM_STREAM_RESET', 'the backend sent DATA before its response headers'));
+      this.abort(fulcrumError('FULCRUM_STREAM_RESET', 'the backend sent DATA before its response headers'), PROTOCOL_ERROR);
       return;
     }
     try {
