@@ -15,7 +15,7 @@ import { startFulcrum, type RunningFulcrum } from '../helpers/fulcrum';
 import { startBackend, type TestBackend } from '../helpers/backends';
 import { waitFor } from '../helpers/wait';
 import {
-  CANCEL, DEFAULT_FRAME_SIZE, ENHANCE_YOUR_CALM, FLAG_ACK, FLAG_END_HEADERS, FLAG_END_STREAM, FRAME_CONTINUATION,
+  CANCEL, DEFAULT_FRAME_SIZE, ENHANCE_YOUR_CALM, FLAG_ACK, FLAG_END_HEADERS, FLAG_END_STREAM, FLAG_PADDED, FLAG_PRIORITY, FRAME_CONTINUATION,
   FRAME_DATA, FRAME_GOAWAY, FRAME_HEADERS, FRAME_PING, FRAME_SETTINGS, FRAME_SIZE_ERROR, FRAME_WINDOW_UPDATE, NO_ERROR,
   PROTOCOL_ERROR, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, connectH2, dataPayload, fieldOf, frame,
   openH2, rstStreamFrame, settingsOf, windowUpdateFrame, type Frame, type RawH2,
@@ -149,6 +149,9 @@ pools:
       // The frame header says it all: Fulcrum judges the length before the payload arrives.
       ['§4.2 a frame over 64 KiB', FRAME_SIZE_ERROR, (c) => c.send(frame(FRAME_DATA, 0, 1, Buffer.alloc(65_537)).subarray(0, 2000))],
       ['§6.9 a WINDOW_UPDATE of 0 on stream 0', PROTOCOL_ERROR, (c) => c.send(windowUpdateFrame(0, 0))],
+      // The PRIORITY fields' 5 bytes are not there (the frame ends the read): the frame is too short for its flags.
+      ['§4.2, §6.2 a HEADERS with the PRIORITY flag and no room for its fields', FRAME_SIZE_ERROR, (c) => c.send(frame(FRAME_HEADERS, FLAG_PRIORITY | FLAG_END_HEADERS, 1))],
+      ['§4.2, §6.2 a HEADERS with PADDED and PRIORITY in 3 bytes', FRAME_SIZE_ERROR, (c) => c.send(frame(FRAME_HEADERS, FLAG_PADDED | FLAG_PRIORITY | FLAG_END_HEADERS, 1, Buffer.from([0, 0, 0])))],
     ];
     test.each(cases)('%s', async (_name, code, send) => {
       const c = await client(port);
