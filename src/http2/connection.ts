@@ -302,8 +302,10 @@ export abstract class H2Connection {
     if (id === 0) throw new H2ConnectionError(PROTOCOL_ERROR, 'HEADERS on stream 0');
     let from = start;
     let to = end;
+    // The Pad Length and priority fields its flags announce must be there (read past `end` they are the next frame's bytes, or none).
+    const fixed = ((flags & FLAG_PADDED) !== 0 ? 1 : 0) + ((flags & FLAG_PRIORITY) !== 0 ? 5 : 0);
+    if (end - start < fixed) throw new H2ConnectionError(FRAME_SIZE_ERROR, 'HEADERS too short for its padding and priority fields');
     if ((flags & FLAG_PADDED) !== 0) {
-      if (end - start < 1) throw new H2ConnectionError(FRAME_SIZE_ERROR, 'HEADERS padding without its length');
       to = end - buf[start]!;
       from++;
     }
