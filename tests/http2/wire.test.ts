@@ -149,6 +149,10 @@ pools:
       // The frame header says it all: Fulcrum judges the length before the payload arrives.
       ['§4.2 a frame over 64 KiB', FRAME_SIZE_ERROR, (c) => c.send(frame(FRAME_DATA, 0, 1, Buffer.alloc(65_537)).subarray(0, 2000))],
       ['§6.9 a WINDOW_UPDATE of 0 on stream 0', PROTOCOL_ERROR, (c) => c.send(windowUpdateFrame(0, 0))],
+      ['§6.10 a CONTINUATION flood: a header block over 256 KiB', ENHANCE_YOUR_CALM, (c) => {
+        const [headers] = c.headersFrames(1, head('GET', '/', ['x-pad', 'p'.repeat(100)]), { split: 10 });
+        c.send(headers!, ...Array.from({ length: 17 }, () => frame(FRAME_CONTINUATION, 0, 1, Buffer.alloc(16_384, 0x41))));
+      }],
       // The PRIORITY fields' 5 bytes are not there (the frame ends the read): the frame is too short for its flags.
       ['§4.2, §6.2 a HEADERS with the PRIORITY flag and no room for its fields', FRAME_SIZE_ERROR, (c) => c.send(frame(FRAME_HEADERS, FLAG_PRIORITY | FLAG_END_HEADERS, 1))],
       ['§4.2, §6.2 a HEADERS with PADDED and PRIORITY in 3 bytes', FRAME_SIZE_ERROR, (c) => c.send(frame(FRAME_HEADERS, FLAG_PADDED | FLAG_PRIORITY | FLAG_END_HEADERS, 1, Buffer.from([0, 0, 0])))],
