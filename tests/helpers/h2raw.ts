@@ -65,7 +65,10 @@ interface Waiter {
 export class RawH2 {
   readonly socket: net.Socket;
   readonly encoder = new HpackEncoder();
-  readonly decoder = new HpackDecoder();
+  /** Replace it (before any frame arrives) to decode with a smaller table: `new HpackDecoder(size)`. */
+  decoder = new HpackDecoder();
+  /** Header blocks that did not decode (the frame that ended each has no `fields`). */
+  readonly hpackErrors: string[] = [];
   /** Every frame received, in order. */
   readonly frames: Frame[] = [];
   /** Frames already returned by waitFrame. */
@@ -300,8 +303,12 @@ export class RawH2 {
     }
     if ((f.type === FRAME_HEADERS || f.type === FRAME_CONTINUATION) && (f.flags & FLAG_END_HEADERS) !== 0 && this.#block !== null) {
       const block = Buffer.concat(this.#block.parts);
-      f.fields = this.decoder.decode(block, 0, block.length);
-      f.blockEndStream = this.#block.endStream;
+      try {
+        f.fields = this.decoder.decode(block, 0, block.length);
+        f.blockEndStream = this.#block.endStream;
+      } catch (err) {
+        this.hpackErrors.push(`stream ${f.streamId}: ${(err as Error).message}`);
+      }
       this.#block = null;
     }
     if (f.type === FRAME_SETTINGS && (f.flags & FLAG_ACK) === 0 && this.autoAck) this.send(frame(FRAME_SETTINGS, FLAG_ACK, 0));

@@ -18,8 +18,8 @@ import { startH2Backend } from '../helpers/backends';
 import { waitFor } from '../helpers/wait';
 import {
   FLAG_ACK, FLAG_END_STREAM, FRAME_DATA, FRAME_GOAWAY, FRAME_PING, FRAME_RST_STREAM, FRAME_SETTINGS, INTERNAL_ERROR,
-  NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS, dataPayload,
-  fieldOf, frame, onRequest, startRawH2Backend, type Frame, type RawH2, type RawH2Backend,
+  NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, SETTINGS_ENABLE_PUSH, SETTINGS_HEADER_TABLE_SIZE, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS, dataPayload,
+  fieldOf, frame, onRequest, settingsOf, startRawH2Backend, type Frame, type RawH2, type RawH2Backend,
 } from '../helpers/h2raw';
 
 jest.setTimeout(15_000);
@@ -307,6 +307,22 @@ describeOwn('http2 pools on the wire (Fulcrum\'s own HTTP/2)', () => {
     expect(statuses.sort()).toEqual([200, 502]);
   });
 
+  test('§6.5.2, RFC 7541 §4.2: the backend\'s SETTINGS_HEADER_TABLE_SIZE 0 empties Fulcrum\'s dynamic table once it has read it', async () => {
+    const b = await rawBackend((c) => onRequest(c, (id) => answer(c, id, 'ok')), [[SETTINGS_HEADER_TABLE_SIZE, 0]]);
+    const f = await fulcrum(`    backends: [{ url: ${b.url} }]`);
+    expect((await request(`${f.url('public')}/1`, { headers: { 'x-custom': 'same' } })).body).toBe('ok');
+    const c = b.connections[0]!;
+    await c.waitFrame((x) => x.type === FRAME_SETTINGS && (x.flags & FLAG_ACK) !== 0, 'Fulcrum\'s SETTINGS ACK');
+    // The first request may have gone out before Fulcrum read our SETTINGS (RFC 9113 §6.5.3); the next ones
+    // start with a table size update to 0, and nothing enters the table again.
+    for (const path of ['/2', '/3']) {
+      expect((await request(`${f.url('public')}${path}`, { headers: { 'x-custom': 'same' } })).body).toBe('ok');
+      expect(c.hpackErrors).toEqual([]);
+      expect(c.decoder.dynamicTable()).toMatchObject({ maxSize: 0, size: 0, entries: [] });
+    }
+    expect(b.connections.length).toBe(1);
+  });
+
   test('§6.7 the backend\'s PING is answered with an ACK carrying its 8 bytes', async () => {
     const opaque = Buffer.from('backend!');
     const b = await rawBackend((c) => {
@@ -315,8 +331,13 @@ describeOwn('http2 pools on the wire (Fulcrum\'s own HTTP/2)', () => {
     });
     const f = await fulcrum(`    backends: [{ url: ${b.url} }]`);
     expect((await request(`${f.url('public')}/`)).body).toBe('pong');
-    const ack = await b.connections[0]!.waitFrame((x) => x.type === FRAME_PING, 'PING ACK');
+    const c = b.connections[0]!;
+    const ack = await c.waitFrame((x) => x.type === FRAME_PING, 'PING ACK');
     expect(ack.flags & FLAG_ACK).toBe(FLAG_ACK);
     expect(ack.payload).toEqual(opaque);
+    // Fulcrum's preface (read by the raw server before any frame): SETTINGS first, push off, 1 MiB stream windows.
+    expect(c.frames[0]!.type).toBe(FRAME_SETTINGS);
+    expect(settingsOf(c.frames[0]!).get(SETTINGS_ENABLE_PUSH)).toBe(0);
+    expect(settingsOf(c.frames[0]!).get(SETTINGS_INITIAL_WINDOW_SIZE)).toBe(1 << 20);
   });
 });

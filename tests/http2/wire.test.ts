@@ -17,10 +17,11 @@ import { waitFor } from '../helpers/wait';
 import {
   CANCEL, DEFAULT_FRAME_SIZE, ENHANCE_YOUR_CALM, FLAG_ACK, FLAG_END_HEADERS, FLAG_END_STREAM, FLAG_PADDED, FLAG_PRIORITY, FRAME_CONTINUATION,
   FRAME_DATA, FRAME_GOAWAY, FRAME_HEADERS, FRAME_PING, FRAME_SETTINGS, FRAME_SIZE_ERROR, FRAME_WINDOW_UPDATE, NO_ERROR,
-  PROTOCOL_ERROR, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, connectH2, dataPayload, fieldOf, frame,
+  PROTOCOL_ERROR, SETTINGS_HEADER_TABLE_SIZE, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, connectH2, dataPayload, fieldOf, frame,
   openH2, rstStreamFrame, settingsOf, windowUpdateFrame, type Frame, type RawH2,
 } from '../helpers/h2raw';
 import type { ServerResponse } from 'node:http';
+import { HpackDecoder } from '../../src/http2/hpack';
 
 jest.setTimeout(15_000);
 
@@ -111,6 +112,21 @@ pools:
     const pong = await c.waitFrame((x) => x.type === FRAME_PING, 'PING ACK');
     expect(pong.flags & FLAG_ACK).toBe(FLAG_ACK);
     expect(pong.payload).toEqual(opaque);
+  });
+
+  test('§6.5.2, RFC 7541 §4.2: the client\'s SETTINGS_HEADER_TABLE_SIZE 0 is obeyed: responses use no dynamic table', async () => {
+    const c = await connectH2(port);
+    open.push(c);
+    // A decoder whose table holds nothing: a response naming a dynamic entry would not decode.
+    c.decoder = new HpackDecoder(0);
+    c.preface([[SETTINGS_HEADER_TABLE_SIZE, 0]]);
+    for (const id of [1, 3, 5]) {
+      c.get(id, `/t${id}`);
+      const r = await c.response(id);
+      expect(c.hpackErrors).toEqual([]);
+      expect(r.status).toBe(200);
+      expect(fieldOf(r.fields, 'x-backend')).toBe('b1');
+    }
   });
 
   test('§6.2, §6.10, §6.1: a header block over HEADERS (PADDED, PRIORITY) and CONTINUATIONs; a body in padded DATA frames', async () => {
