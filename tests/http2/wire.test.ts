@@ -319,6 +319,42 @@ pools:
     expect(body.equals(BIG)).toBe(true);
   });
 
+  test('§6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE change mid-response moves the open stream\'s window, below zero too', async () => {
+    const c = await client(port, [[SETTINGS_INITIAL_WINDOW_SIZE, 1000]]);
+    c.autoWindow = false;
+    c.windowUpdate(0, 1 << 20);
+    let window = 1000;
+    let got = 0;
+    const violations: string[] = [];
+    c.onFrame((x: Frame) => {
+      if (x.type !== FRAME_DATA || x.streamId !== 1) return;
+      if (x.payload.length > window) violations.push(`${x.payload.length} bytes with a window of ${window}`);
+      window -= x.payload.length;
+      got += x.payload.length;
+    });
+    /** A PING answered: Fulcrum has read (and acted on) everything sent before it; DATA it let go came first. */
+    const barrier = async (tag: number): Promise<void> => {
+      c.ping(Buffer.alloc(8, tag));
+      await c.waitFrame((x) => x.type === FRAME_PING && (x.flags & FLAG_ACK) !== 0 && x.payload[0] === tag, 'PING ACK');
+    };
+    c.get(1, '/big');
+    await waitFor(() => got === 1000, 5000, 'the first 1000 bytes');
+    c.settings([[SETTINGS_INITIAL_WINDOW_SIZE, 0]]); // the window: 0 - 1000
+    window -= 1000;
+    c.windowUpdate(1, 500); // -500: still nothing may come
+    window += 500;
+    await barrier(1);
+    expect(got).toBe(1000);
+    c.settings([[SETTINGS_INITIAL_WINDOW_SIZE, 5000]]); // +5000: 4500
+    window += 5000;
+    await barrier(2);
+    expect(got).toBe(5500);
+    c.windowUpdate(1, BIG.length);
+    window += BIG.length;
+    await waitFor(() => got === BIG.length, 5000, 'the rest of the body');
+    expect(violations).toEqual([]);
+  });
+
   test('CONTINUATION is only accepted on the stream of its HEADERS (§6.10)', async () => {
     const c = await client(port);
     const [headers, ...rest] = c.headersFrames(1, head('GET', '/', ['x-pad', 'p'.repeat(200)]), { endStream: true, split: 50 });
