@@ -92,6 +92,25 @@ function h2Get(address: string, path: string, headers: http2.OutgoingHttpHeaders
   });
 }
 
+function h2Post(address: string, path: string, body: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://${address}`);
+    session.on('error', reject);
+    const stream = session.request({ ':path': path, ':method': 'POST' });
+    let status = 0;
+    let out = '';
+    stream.on('response', (h) => { status = Number(h[':status']); });
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => { out += d; });
+    stream.on('end', () => {
+      session.close();
+      resolve({ status, body: out });
+    });
+    stream.on('error', reject);
+    stream.end(body);
+  });
+}
+
 describeOwn('http2 pools on the wire (Fulcrum\'s own HTTP/2)', () => {
   test('§6.2, §6.10, §6.1: a response head over HEADERS (PADDED) and CONTINUATIONs and padded DATA reach an HTTP/1.1 client intact', async () => {
     const long = 'L'.repeat(500);
@@ -200,6 +219,23 @@ describeOwn('http2 pools on the wire (Fulcrum\'s own HTTP/2)', () => {
     // Stream 3 opened after the SETTINGS: never more than 1000 bytes in flight.
     expect(largest).toBeLessThanOrEqual(1000);
     expect(frames).toBeGreaterThanOrEqual(200);
+  });
+
+  test('§8.1: a backend that answers before reading the upload, then RST_STREAM NO_ERROR: the client gets the whole answer', async () => {
+    const b = await rawBackend((c) => onRequest(c, (id, fields) => {
+      if (fieldOf(fields, ':path') !== '/early') return answer(c, id, 'fine');
+      c.headers(id, [':status', '200', 'content-type', 'text/plain']);
+      c.data(id, Buffer.from('early answer'), true);
+      c.rst(id, NO_ERROR);
+    }));
+    const f = await fulcrum(`    backends: [{ url: ${b.url} }]`);
+    const r = await request(`${f.url('public')}/early`, { method: 'POST', body: Buffer.alloc(300_000, 1) });
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('early answer');
+    const h2 = await h2Post(f.fulcrum.address('h2c'), '/early', Buffer.alloc(300_000, 2));
+    expect(h2.status).toBe(200);
+    expect(h2.body).toBe('early answer');
+    expect((await request(`${f.url('public')}/next`)).body).toBe('fine');
   });
 
   describe('a backend that sends garbage: 502 (the unknown frame type is ignored), Fulcrum lives', () => {
