@@ -16,8 +16,8 @@ import { startBackend, type TestBackend } from '../helpers/backends';
 import { waitFor } from '../helpers/wait';
 import {
   CANCEL, DEFAULT_FRAME_SIZE, ENHANCE_YOUR_CALM, FLAG_ACK, FLAG_END_HEADERS, FLAG_END_STREAM, FLAG_PADDED, FLAG_PRIORITY, FRAME_CONTINUATION,
-  FRAME_DATA, FRAME_GOAWAY, FRAME_HEADERS, FRAME_PING, FRAME_SETTINGS, FRAME_SIZE_ERROR, FRAME_WINDOW_UPDATE, NO_ERROR,
-  PROTOCOL_ERROR, SETTINGS_HEADER_TABLE_SIZE, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, connectH2, dataPayload, fieldOf, frame,
+  FLOW_CONTROL_ERROR, FRAME_DATA, FRAME_GOAWAY, FRAME_HEADERS, FRAME_PING, FRAME_PUSH_PROMISE, FRAME_SETTINGS, FRAME_SIZE_ERROR, FRAME_WINDOW_UPDATE, NO_ERROR,
+  PROTOCOL_ERROR, SETTINGS_ENABLE_PUSH, SETTINGS_HEADER_TABLE_SIZE, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, connectH2, dataPayload, fieldOf, frame,
   openH2, rstStreamFrame, settingsOf, windowUpdateFrame, type Frame, type RawH2,
 } from '../helpers/h2raw';
 import type { ServerResponse } from 'node:http';
@@ -165,6 +165,13 @@ pools:
       // The frame header says it all: Fulcrum judges the length before the payload arrives.
       ['§4.2 a frame over 64 KiB', FRAME_SIZE_ERROR, (c) => c.send(frame(FRAME_DATA, 0, 1, Buffer.alloc(65_537)).subarray(0, 2000))],
       ['§6.9 a WINDOW_UPDATE of 0 on stream 0', PROTOCOL_ERROR, (c) => c.send(windowUpdateFrame(0, 0))],
+      ['§6.5.2 SETTINGS_ENABLE_PUSH 2', PROTOCOL_ERROR, (c) => c.settings([[SETTINGS_ENABLE_PUSH, 2]])],
+      ['§6.5.2 SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1', FLOW_CONTROL_ERROR, (c) => c.settings([[SETTINGS_INITIAL_WINDOW_SIZE, 2 ** 31]])],
+      ['§6.5.2 SETTINGS_MAX_FRAME_SIZE below 16384', PROTOCOL_ERROR, (c) => c.settings([[SETTINGS_MAX_FRAME_SIZE, 100]])],
+      ['§6.5 a SETTINGS of 7 bytes', FRAME_SIZE_ERROR, (c) => c.send(frame(FRAME_SETTINGS, 0, 0, Buffer.alloc(7)))],
+      ['§6.7 a PING of 7 bytes', FRAME_SIZE_ERROR, (c) => c.send(frame(FRAME_PING, 0, 0, Buffer.alloc(7)))],
+      ['§6.9.1 a connection window over 2^31-1', FLOW_CONTROL_ERROR, (c) => c.send(windowUpdateFrame(0, 2 ** 31 - 1))],
+      ['§8.4 PUSH_PROMISE from a client', PROTOCOL_ERROR, (c) => c.send(frame(FRAME_PUSH_PROMISE, FLAG_END_HEADERS, 1, Buffer.alloc(4)))],
       ['§6.10 a CONTINUATION flood: a header block over 256 KiB', ENHANCE_YOUR_CALM, (c) => {
         const [headers] = c.headersFrames(1, head('GET', '/', ['x-pad', 'p'.repeat(100)]), { split: 10 });
         c.send(headers!, ...Array.from({ length: 17 }, () => frame(FRAME_CONTINUATION, 0, 1, Buffer.alloc(16_384, 0x41))));
