@@ -640,8 +640,12 @@ export abstract class H2Connection {
   #localEnd(stream: H2Stream): void {
     stream.localClosed = true;
     stream.endQueued = true;
-    this.#maybeClosed(stream);
+    if (stream.remoteClosed) this.#end(stream, 0, undefined);
+    else this.localEnded(stream);
   }
+
+  /** Our side of a stream ended before the peer's (a server answered before the whole request came). */
+  protected localEnded(_stream: H2Stream): void {}
 
   #maybeClosed(stream: H2Stream): void {
     if (stream.localClosed && stream.remoteClosed) this.#end(stream, 0, undefined);

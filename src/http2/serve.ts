@@ -149,6 +149,15 @@ export class ListenerConnection extends H2Connection {
     if (this.streams.size === 0) this.destroy();
   }
 
+  /**
+   * The response is complete before the request: RST_STREAM NO_ERROR tells
+   * the client to stop sending it (RFC 9113 §8.1), rather than leaving the
+   * stream open until its window runs out.
+   */
+  protected override localEnded(stream: H2Stream): void {
+    this.reset(stream, NO_ERROR);
+  }
+
   protected override streamClosed(stream: H2Stream): void {
     if (stream.peerReset) {
       if (++this.#resets > MAX_EARLY_RESETS) {
