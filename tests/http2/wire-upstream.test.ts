@@ -15,9 +15,9 @@ import http2, { type IncomingHttpHeaders } from 'node:http2';
 import { startFulcrum, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
 import { startH2Backend } from '../helpers/backends';
-import { waitFor } from '../helpers/wait';
+import { stalled, waitFor } from '../helpers/wait';
 import {
-  FLAG_ACK, FLAG_END_STREAM, FRAME_DATA, FRAME_GOAWAY, FRAME_PING, FRAME_RST_STREAM, FRAME_SETTINGS, INTERNAL_ERROR,
+  FLAG_ACK, FLAG_END_STREAM, FRAME_DATA, FRAME_GOAWAY, FRAME_PING, FRAME_RST_STREAM, FRAME_SETTINGS, FRAME_WINDOW_UPDATE, INTERNAL_ERROR,
   NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, SETTINGS_ENABLE_PUSH, SETTINGS_HEADER_TABLE_SIZE, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS, dataPayload,
   fieldOf, frame, onRequest, settingsOf, startRawH2Backend, type Frame, type RawH2, type RawH2Backend,
 } from '../helpers/h2raw';
@@ -236,6 +236,66 @@ describeOwn('http2 pools on the wire (Fulcrum\'s own HTTP/2)', () => {
     expect(h2.status).toBe(200);
     expect(h2.body).toBe('early answer');
     expect((await request(`${f.url('public')}/next`)).body).toBe('fine');
+  });
+
+  test('§6.9: a backend sending as fast as Fulcrum\'s windows allow is held back while the client does not read, and goes on as it reads', async () => {
+    const total = 12 << 20;
+    const chunk = Buffer.alloc(16_384);
+    for (let i = 0; i < chunk.length; i++) chunk[i] = i % 253;
+    let sent = 0;
+    let fulcrumResets = 0;
+    const b = await rawBackend((c) => {
+      let connWindow = 65_535;
+      let streamWindow = 0;
+      let stream = 0;
+      const pump = (): void => {
+        while (stream !== 0 && sent < total && Math.min(connWindow, streamWindow) >= chunk.length) {
+          connWindow -= chunk.length;
+          streamWindow -= chunk.length;
+          sent += chunk.length;
+          c.data(stream, chunk, sent === total);
+        }
+      };
+      c.onFrame((x: Frame) => {
+        if (x.type === FRAME_SETTINGS && (x.flags & FLAG_ACK) === 0) streamWindow += settingsOf(x).get(SETTINGS_INITIAL_WINDOW_SIZE)! - 65_535;
+        if (x.type === FRAME_RST_STREAM) fulcrumResets++;
+        if (x.type === FRAME_WINDOW_UPDATE) {
+          if (x.streamId === 0) connWindow += x.payload.readUInt32BE(0);
+          else streamWindow += x.payload.readUInt32BE(0);
+          pump();
+        }
+      });
+      onRequest(c, (id) => {
+        stream = id;
+        streamWindow += 65_535;
+        c.headers(id, [':status', '200', 'content-type', 'application/octet-stream']);
+        pump();
+      });
+    });
+    const f = await fulcrum(`    backends: [{ url: ${b.url} }]`);
+    const { default: http } = await import('node:http');
+    let received = 0;
+    let intact = true;
+    const done = new Promise<void>((resolve, reject) => {
+      const req = http.get(`${f.url('public')}/flood`, { agent: false }, (res) => {
+        res.pause();
+        (async () => {
+          await stalled(() => sent, 'the backend held back by Fulcrum\'s windows');
+          expect(sent).toBeLessThan(total);
+          res.on('data', (d: Buffer) => {
+            for (let i = 0; i < d.length; i += 997) if (d[i] !== ((received + i) % 16_384) % 253) intact = false;
+            received += d.length;
+          });
+          res.on('end', resolve);
+          res.resume();
+        })().catch(reject);
+      });
+      req.on('error', reject);
+    });
+    await done;
+    expect(received).toBe(total);
+    expect(intact).toBe(true);
+    expect(fulcrumResets).toBe(0);
   });
 
   describe('a backend that sends garbage: 502 (the unknown frame type is ignored), Fulcrum lives', () => {
