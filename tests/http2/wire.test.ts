@@ -150,6 +150,23 @@ pools:
     expect(received.get('/padded')).toBe(5001);
   });
 
+  test('§8.1: a request ended by trailers (HEADERS with END_STREAM after DATA) is answered with its whole body; trailers without END_STREAM are malformed', async () => {
+    const c = await client(port);
+    c.headers(1, head('POST', '/trailed', ['content-length', '6']));
+    c.data(1, Buffer.from('abc'));
+    c.data(1, Buffer.from('def'));
+    c.headers(1, ['x-checksum', '1'], { endStream: true });
+    const r = await c.response(1);
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toBe('b1 POST /trailed 6');
+    c.headers(3, head('POST', '/open'));
+    c.data(3, Buffer.from('abc'));
+    c.headers(3, ['x-checksum', '1']);
+    expect(await c.waitRst(3)).toBe(PROTOCOL_ERROR);
+    c.get(5, '/after');
+    expect((await c.response(5)).status).toBe(200);
+  });
+
   describe('connection errors: GOAWAY with the code, the connection closes, Fulcrum serves the next one', () => {
     const cases: [string, number, (c: RawH2) => void][] = [
       ['§5.1.1 an even stream id', PROTOCOL_ERROR, (c) => c.get(2, '/')],
