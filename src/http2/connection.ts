@@ -133,7 +133,14 @@ export abstract class H2Connection {
   goingAway = false;
   /** Why the connection ended, for the streams it took with it. */
   failure: Error | undefined;
-  #rest: Buffer | null = null;
+  /** Bytes of a frame not all read yet, in the pieces they came in, and how many the frame needs in all. */
+  #rest: Buffer[] | null = null;
+  #restBytes = 0;
+  #need = 0;
+  /** A DATA frame read in pieces: bytes still to come, its stream (null: dropped), its END_STREAM. */
+  #dataLeft = 0;
+  #dataStream: H2Stream | null = null;
+  #dataEnd = false;
   #out: Buffer[] = [];
   #outBytes = 0;
   #flushQueued = false;
@@ -202,23 +209,52 @@ export abstract class H2Connection {
     if (this.dead) return;
     let buf = chunk;
     if (this.#rest !== null) {
-      buf = Buffer.concat([this.#rest, chunk]);
+      // A big DATA frame comes in many reads (TLS records of 16 KiB): joined once, when it is all there.
+      this.#rest.push(chunk);
+      this.#restBytes += chunk.length;
+      if (this.#restBytes < this.#need) return;
+      buf = Buffer.concat(this.#rest, this.#restBytes);
       this.#rest = null;
     }
     let off = this.skipPreface(buf);
     if (off < 0) {
       // Not all of the preface yet (or not a preface: the connection failed).
-      if (!this.dead) this.#rest = buf;
+      if (!this.dead) this.#keep(buf, buf.length + 1);
       return;
     }
     const len = buf.length;
     try {
-      while (len - off >= FRAME_HEADER_SIZE) {
+      while (off < len) {
+        if (this.#dataLeft > 0) {
+          // The rest of a DATA frame begun in an earlier read.
+          const n = Math.min(this.#dataLeft, len - off);
+          this.#dataLeft -= n;
+          const stream = this.#dataStream;
+          if (stream !== null) this.#dataPiece(stream, buf.subarray(off, off + n), this.#dataLeft === 0 && this.#dataEnd);
+          if (this.dead) return;
+          off += n;
+          continue;
+        }
+        if (len - off < FRAME_HEADER_SIZE) break;
         const length = (buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!;
         if (length > LOCAL_MAX_FRAME) throw new H2ConnectionError(FRAME_SIZE_ERROR, `a frame of ${length} bytes`);
         const end = off + FRAME_HEADER_SIZE + length;
-        if (end > len) break;
-        this.#frame(buf[off + 3]!, buf[off + 4]!, buf.readUInt32BE(off + 5) & 0x7fffffff, buf, off + FRAME_HEADER_SIZE, end);
+        const type = buf[off + 3]!;
+        const flags = buf[off + 4]!;
+        const id = buf.readUInt32BE(off + 5) & 0x7fffffff;
+        if (end > len) {
+          if (type !== FRAME_DATA || (flags & FLAG_PADDED) !== 0 || this.#blockStream !== 0) break;
+          // A DATA frame not all here yet: its bytes go to the stream as
+          // they come (a 64 KiB frame over TLS comes in four reads or
+          // more), never joined into one buffer first.
+          this.#dataStream = this.#dataStart(id, length);
+          if (this.dead) return;
+          this.#dataEnd = (flags & FLAG_END_STREAM) !== 0;
+          this.#dataLeft = length;
+          off += FRAME_HEADER_SIZE;
+          continue;
+        }
+        this.#frame(type, flags, id, buf, off + FRAME_HEADER_SIZE, end);
         if (this.dead) return;
         off = end;
       }
@@ -228,7 +264,18 @@ export abstract class H2Connection {
       else throw err;
       return;
     }
-    if (off < len) this.#rest = off === 0 ? buf : buf.subarray(off);
+    if (off < len) {
+      const rest = off === 0 ? buf : buf.subarray(off);
+      const need = rest.length < FRAME_HEADER_SIZE ? FRAME_HEADER_SIZE
+        : FRAME_HEADER_SIZE + ((rest[0]! << 16) | (rest[1]! << 8) | rest[2]!);
+      this.#keep(rest, need);
+    }
+  }
+
+  #keep(rest: Buffer, need: number): void {
+    this.#rest = [rest];
+    this.#restBytes = rest.length;
+    this.#need = need;
   }
 
   /** The server reads the client's preface first: where frames begin, or -1 when more is needed. */
@@ -261,40 +308,51 @@ export abstract class H2Connection {
   }
 
   #data(flags: number, id: number, buf: Buffer, start: number, end: number): void {
-    if (id === 0) throw new H2ConnectionError(PROTOCOL_ERROR, 'DATA on stream 0');
     const length = end - start;
-    this.recvWindow -= length;
-    if (this.recvWindow < 0) throw new H2ConnectionError(FLOW_CONTROL_ERROR, 'DATA beyond the connection window');
-    this.#creditConnection(length);
     let from = start;
     let to = end;
     if ((flags & FLAG_PADDED) !== 0) {
       if (length < 1) throw new H2ConnectionError(FRAME_SIZE_ERROR, 'DATA padding without its length');
-      const pad = buf[start]!;
       from = start + 1;
-      to = end - pad;
+      to = end - buf[start]!;
       if (to < from) throw new H2ConnectionError(PROTOCOL_ERROR, 'DATA padding longer than the frame');
     }
+    const stream = this.#dataStart(id, length);
+    if (stream === null) return;
+    // Padding is nobody's to read: given back at once.
+    if (to - from !== length) this.consumed(stream, length - (to - from));
+    this.#dataPiece(stream, buf.subarray(from, to), (flags & FLAG_END_STREAM) !== 0);
+  }
+
+  /** A DATA frame's header: both windows charged, its stream found (null: the bytes go nowhere). */
+  #dataStart(id: number, length: number): H2Stream | null {
+    if (id === 0) throw new H2ConnectionError(PROTOCOL_ERROR, 'DATA on stream 0');
+    this.recvWindow -= length;
+    if (this.recvWindow < 0) throw new H2ConnectionError(FLOW_CONTROL_ERROR, 'DATA beyond the connection window');
+    this.#creditConnection(length);
     const stream = this.streams.get(id);
     if (stream === undefined) {
       if (this.isIdle(id)) throw new H2ConnectionError(PROTOCOL_ERROR, 'DATA on an idle stream');
       // A stream we already closed (reset it, or it ended): its data goes nowhere.
-      return;
+      return null;
     }
     if (stream.remoteClosed) {
       this.#streamError(id, STREAM_CLOSED);
-      return;
+      return null;
     }
     stream.recvWindow -= length;
     if (stream.recvWindow < 0) {
       this.#streamError(id, FLOW_CONTROL_ERROR);
-      return;
+      return null;
     }
-    // Padding is nobody's to read: given back at once.
-    if (to - from !== length) this.consumed(stream, length - (to - from));
-    const endStream = (flags & FLAG_END_STREAM) !== 0;
+    return stream;
+  }
+
+  /** Body bytes for `stream` (a whole DATA frame's, or a piece of one). */
+  #dataPiece(stream: H2Stream, chunk: Buffer, endStream: boolean): void {
+    if (stream.closed) return; // reset while its frame was still coming
     if (endStream) stream.remoteClosed = true;
-    stream.onData(buf.subarray(from, to), endStream);
+    stream.onData(chunk, endStream);
     if (endStream) this.#maybeClosed(stream);
   }
 
