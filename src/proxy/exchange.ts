@@ -290,11 +290,13 @@ export class Exchange implements UpstreamHandler {
       return;
     }
     const failure = classifyUpstreamError(err);
-    if (failure.kind === 'reset' && this.#mayResend()) {
+    if (failure.kind === 'reset' && (err as { code?: string }).code !== 'FULCRUM_STREAM_RESET' && this.#mayResend()) {
       // Most likely a keep-alive socket the backend closed just as the request
       // went out on it. Sent again once, on another connection, whatever the
       // retry settings (HAProxy and Go's HTTP client do the same): not a
-      // retry, and not the backend's failure.
+      // retry, and not the backend's failure. An HTTP/2 stream the backend
+      // reset is its answer, not a stale socket (a closing HTTP/2 backend
+      // says GOAWAY, and what it did not process is retried as refused).
       this.#resent = true;
       pool.release(backend, undefined, undefined, false);
       // Once the broken socket is let go of, or it may be picked again.
