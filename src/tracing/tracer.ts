@@ -79,7 +79,8 @@ export class ServerTrace implements SpanData {
   readonly parentIdBytes = null;
   readonly parentIdAt = 0;
   readonly #tracer: Tracer;
-  readonly #startedAt: number;
+  /** performance.now() when the request came (the exchange's startedAt, from which it measures durationMs). */
+  readonly startedAt: number;
   /** The route's index in its listener; -1 when no route matched. */
   readonly #route: number;
   /** Where in the forwarded header list the traceparent value sits (-1 until bindHeaders). */
@@ -109,7 +110,7 @@ export class ServerTrace implements SpanData {
     this.spanId = ids.spanId();
     this.spanIdBytes = ids.bytes;
     this.spanIdAt = ids.at;
-    this.#startedAt = startedAt;
+    this.startedAt = startedAt;
     this.#route = route;
   }
 
@@ -152,11 +153,11 @@ export class ServerTrace implements SpanData {
   }
 
   get startMs(): number {
-    return ORIGIN + this.#startedAt;
+    return ORIGIN + this.startedAt;
   }
 
   get endMs(): number {
-    return ORIGIN + this.#startedAt + this.#record!.durationMs;
+    return ORIGIN + this.startedAt + this.#record!.durationMs;
   }
 
   get error(): boolean {
@@ -253,12 +254,18 @@ export class ClientSpan implements SpanData {
     return this.#method;
   }
 
+  // Epoch times made as the server span's are, (ORIGIN + its start) + an
+  // offset: the exchange hands the same clock read to this span's end and to
+  // the record's durationMs, and only the same arithmetic keeps this span
+  // within its parent once rounded to nanoseconds.
   get startMs(): number {
-    return ORIGIN + this.#start;
+    const from = this.#trace.startedAt;
+    return ORIGIN + from + (this.#start - from);
   }
 
   get endMs(): number {
-    return ORIGIN + this.#end;
+    const from = this.#trace.startedAt;
+    return ORIGIN + from + (this.#end - from);
   }
 
   get error(): boolean {
