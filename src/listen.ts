@@ -1,5 +1,4 @@
 import type { Server as NetServer, Socket, AddressInfo } from 'node:net';
-import type { Http2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ListenerConfig } from './config/types';
 import type { PendingHandshakes } from './proxy/tls-handshake';
@@ -27,6 +26,13 @@ export function listen(server: NetServer, host: string, port: number, what: stri
   });
 }
 
+/** An HTTP/2 connection, node:http2's session or Fulcrum's own (src/http2/serve.ts): close() is graceful (GOAWAY). */
+interface Session {
+  close(): void;
+  destroy(): void;
+  once(event: 'close', listener: () => void): unknown;
+}
+
 /** While draining, how often HTTP/1.1 connections are checked for a finished last response. */
 const DRAIN_POLL_MS = 50;
 
@@ -36,7 +42,7 @@ const DRAIN_POLL_MS = 50;
  */
 export class Connections {
   readonly #sockets = new Set<Socket>();
-  readonly #sessions = new Set<Http2Session>();
+  readonly #sessions = new Set<Session>();
   readonly #handshakes: PendingHandshakes | undefined;
 
   constructor(server: NetServer, handshakes?: PendingHandshakes) {
@@ -46,7 +52,7 @@ export class Connections {
       s.once('close', () => this.#sockets.delete(s));
     };
     server.on('connection', track);
-    server.on('session', (session: Http2Session) => {
+    server.on('session', (session: Session) => {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
     });

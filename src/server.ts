@@ -19,6 +19,7 @@ import { logInternalErrors } from './internal-errors';
 import { ResourceAlarm } from './resources';
 import { isLocalResourceError } from './upstream/errors';
 import { http1FallbackNotice, http1SettingProblem } from './http1/parser';
+import { http2SettingProblem } from './http2/engine';
 import { Connections, close, closeGracefully, formatAddress, listen, sameAddress, sameListenerSocket, sameProtocol } from './listen';
 import { buildGeneration, reusedBackends, type Generation, type GenerationDeps } from './generation';
 import type { SharedBuckets } from './proxy/rate-limit';
@@ -117,7 +118,7 @@ export class Fulcrum {
   readonly #edge: ListenerEdge;
 
   constructor(config: Config, options: FulcrumOptions) {
-    const setting = http1SettingProblem();
+    const setting = http1SettingProblem() ?? http2SettingProblem();
     if (setting !== undefined) throw new FulcrumError('FULCRUM_ENV_INVALID', setting);
     this.#logger = options.logger;
     this.#unlogInternalErrors = logInternalErrors(this.#logger);

@@ -1,5 +1,4 @@
 import type { Server as NetServer, Socket } from 'node:net';
-import type { Http2Server } from 'node:http2';
 
 /** RFC 9113 §3.4: what a client with prior knowledge sends first. */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -12,14 +11,15 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
  * so far. A connection that sends nothing decisive within `timeoutMs()` is
  * closed, as one that sends no headers would be.
  *
- * `server` is the bound HTTP/1.1 server; the handlers it had for
+ * `h2` takes an HTTP/2 socket with the bytes read so far (node:http2's
+ * server or Fulcrum's own connection). `server` is the bound HTTP/1.1 server; the handlers it had for
  * 'connection' when this is called are the ones that get HTTP/1.1 sockets
  * (listeners added later, such as the connection tracking of src/listen.ts,
  * see every socket as before). `toHttp1` is how the HTTP/1.1 side takes a
  * socket with bytes already read (Http1Server.accept); without it (node:http)
  * the bytes are handed over as a 'data' event.
  */
-export function serveH2c(server: NetServer, h2: Http2Server, timeoutMs: () => number, toHttp1?: (socket: Socket, head: Buffer) => void): void {
+export function serveH2c(server: NetServer, h2: (socket: Socket, head: Buffer) => void, timeoutMs: () => number, toHttp1?: (socket: Socket, head: Buffer) => void): void {
   const own = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
   const http1 = toHttp1 ?? ((socket: Socket, head: Buffer) => {
@@ -28,12 +28,10 @@ export function serveH2c(server: NetServer, h2: Http2Server, timeoutMs: () => nu
     // 'data' event brings the same way: the bytes read so far go that way.
     socket.emit('data', head);
   });
-  // HTTP/2 sessions count as the listener's own (graceful drain: src/listen.ts).
-  h2.on('session', (session) => server.emit('session', session));
   server.on('connection', (socket: Socket) => sniff(socket, h2, http1, timeoutMs()));
 }
 
-function sniff(socket: Socket, h2: Http2Server, http1: (socket: Socket, head: Buffer) => void, timeoutMs: number): void {
+function sniff(socket: Socket, h2: (socket: Socket, head: Buffer) => void, http1: (socket: Socket, head: Buffer) => void, timeoutMs: number): void {
   let head: Buffer = Buffer.alloc(0);
   const timer = timeoutMs > 0 ? setTimeout(() => socket.destroy(), timeoutMs) : undefined;
   timer?.unref();
@@ -64,8 +62,7 @@ function sniff(socket: Socket, h2: Http2Server, http1: (socket: Socket, head: Bu
     if (head.length < PREFACE.length) return; // a prefix of the preface so far
     done();
     socket.pause();
-    socket.unshift(head); // node:http2 reads what is already buffered on the socket
-    h2.emit('connection', socket);
+    h2(socket, head);
   };
   socket.on('data', onData);
   socket.on('error', onError);

@@ -17,6 +17,8 @@ export interface BackendEdge {
   readonly proxyProtocol?: ProxyVersion;
 }
 import { Http2Upstream } from '../http2/client';
+import { Http2OwnUpstream } from '../http2/upstream';
+import { http2Engine } from '../http2/engine';
 import type { PoolProtocol } from '../config/types';
 import type { BackendView } from '../balancing/types';
 
@@ -144,7 +146,8 @@ export class Backend implements BackendView {
     this.protocol = protocol;
     if (protocol === 'http2') {
       // maxConnectionsPerBackend caps streams in flight here, which the pool's pick enforces.
-      this.upstream = new Http2Upstream(config.url, { connectMs: timeouts.connectMs, responseMs: timeouts.responseMs, idleMs: timeouts.idleMs, tls: backendTlsOptions(edge.tls) });
+      const options = { connectMs: timeouts.connectMs, responseMs: timeouts.responseMs, idleMs: timeouts.idleMs, tls: backendTlsOptions(edge.tls) };
+      this.upstream = http2Engine === 'node' ? new Http2Upstream(config.url, options) : new Http2OwnUpstream(config.url, options);
     } else {
       this.upstream = edge.proxyProtocol !== undefined
         ? new PerClientUpstream(edge.proxyProtocol, (prelude) => this.#upstream(prelude))

@@ -3,7 +3,8 @@ import https from 'node:https';
 import http2, { type Http2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import type { Server as NetServer } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import type { HashOn, ListenerConfig, TlsConfig } from '../config/types';
 import type { BackendPool } from '../pool/pool';
@@ -43,6 +44,8 @@ import { isGrpc, sendGrpcLocal } from '../grpc/grpc';
 import { serveH2c } from '../http2/h2c';
 import { HTTP2_SETTINGS, tuneSession } from '../http2/server';
 import { Http2Request, serveStreams } from '../http2/stream';
+import { ListenerConnection } from '../http2/serve';
+import { http2Engine } from '../http2/engine';
 
 /** What a route leads to: the pool plus what was precomputed for it. */
 export interface PoolTarget {
@@ -52,6 +55,8 @@ export interface PoolTarget {
   readonly sticky?: Sticky;
 }
 
+/** No bytes read yet: what a TLS connection that agreed on h2 brings to its HTTP/2 connection. */
+const EMPTY = Buffer.alloc(0);
 const NO_KEY: PickContext = {};
 
 /** A route as this listener runs it, with its front door (SPEC 8.3, 8.5) precomputed: null where the route has none (one null check per request). */
@@ -208,8 +213,19 @@ export class ProxyListener {
     };
     const tls = tlsOptions(config, this.#acmePair(config));
     this.#certificate = this.#describe(config, tls);
-    if (tls !== undefined && config.http2) {
-      // ALPN offers h2 and http/1.1; HTTP/1.1 clients get the same handler.
+    if (tls !== undefined && config.http2 && http2Engine === 'fulcrum') {
+      // ALPN offers h2 and http/1.1: h2 connections go to Fulcrum's own
+      // HTTP/2, the rest (and clients without ALPN) to node:https as on any TLS listener.
+      const secure = https.createServer({ ...common, ...tls, ALPNProtocols: ['h2', 'http/1.1'] }, this.#handle);
+      const http1 = secure.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+      secure.removeAllListeners('secureConnection');
+      secure.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.alpnProtocol === 'h2') this.#ownH2(socket, EMPTY);
+        else for (const fn of http1) fn.call(secure, socket);
+      });
+      this.server = secure;
+    } else if (tls !== undefined && config.http2) {
+      // FULCRUM_HTTP2=node. ALPN offers h2 and http/1.1; HTTP/1.1 clients get the same handler.
       const secure = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: HTTP2_SETTINGS });
       // HTTP/1.1 clients (ALPN http/1.1) are served through 'request'. Adding
       // that listener makes node:http2 put its compatibility layer on
@@ -231,11 +247,8 @@ export class ProxyListener {
     }
     if (tls === undefined && config.http2) {
       // SPEC 9.2: HTTP/1.1 and HTTP/2 with prior knowledge on one port.
-      const h2c = http2.createServer({ settings: HTTP2_SETTINGS });
-      serveStreams(h2c, this.#handle, this.#connect);
-      h2c.on('session', (session: Http2Session) => tuneSession(session, this.config.limits.headersTimeoutMs));
       const http1 = this.server;
-      serveH2c(http1, h2c, () => this.config.limits.headersTimeoutMs,
+      serveH2c(http1, http2Engine === 'node' ? this.#nodeH2c() : (socket, head) => this.#ownH2(socket, head), () => this.config.limits.headersTimeoutMs,
         http1 instanceof Http1Server ? (socket, head) => http1.accept(socket, head) : undefined);
     }
     this.#nodeHttp1 = tls !== undefined || !llhttpAvailable;
@@ -370,6 +383,26 @@ export class ProxyListener {
       fault(req, res, err);
     }
   };
+
+  /** An h2c connection on Fulcrum's own HTTP/2 (src/http2/serve.ts); it counts as the listener's own for a drain (src/listen.ts). */
+  #ownH2(socket: Socket, head: Buffer): void {
+    const conn = new ListenerConnection(socket, head, this.#handle, this.#connect, { headersTimeoutMs: this.config.limits.headersTimeoutMs });
+    this.server.emit('session', conn);
+  }
+
+  /** FULCRUM_HTTP2=node: node:http2's server takes h2c sockets. */
+  #nodeH2c(): (socket: Socket, head: Buffer) => void {
+    const h2c = http2.createServer({ settings: HTTP2_SETTINGS });
+    serveStreams(h2c, this.#handle, this.#connect);
+    h2c.on('session', (session: Http2Session) => {
+      tuneSession(session, this.config.limits.headersTimeoutMs);
+      this.server.emit('session', session);
+    });
+    return (socket, head) => {
+      socket.unshift(head); // node:http2 reads what is already buffered on the socket
+      h2c.emit('connection', socket);
+    };
+  }
 
   #serve(req: ProxyRequest, res: ProxyResponse): void {
     if ((req.socket as Marked)[POISONED] === true) {

@@ -5,10 +5,11 @@
  * refused streams and GOAWAY go through the one failure table.
  */
 import http from 'node:http';
-import http2, { type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import http2, { type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { startFulcrum, type RunningFulcrum } from '../helpers/fulcrum';
 import { request } from '../helpers/http';
+import { startH2Backend, type H2Backend } from '../helpers/backends';
 import { backendsOf } from '../helpers/admin';
 import { waitFor } from '../helpers/wait';
 import { makePki } from '../helpers/tls';
@@ -21,42 +22,10 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
-interface H2Backend {
-  readonly url: string;
-  readonly server: Http2Server;
-  /** Sessions (connections) opened to it. */
-  sessions: number;
-  /** Request headers of every stream, in order. */
-  readonly seen: IncomingHttpHeaders[];
-  /** Streams open right now, and the most at once. */
-  open: number;
-  peak: number;
-}
-
-async function h2Backend(onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, b: H2Backend) => void, settings: http2.Settings = {}): Promise<H2Backend> {
-  const server = http2.createServer({ settings });
-  const b = { server, sessions: 0, seen: [] as IncomingHttpHeaders[], open: 0, peak: 0, url: '' };
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.once('close', () => sessions.delete(s));
-    b.sessions++;
-    s.on('error', () => undefined);
-  });
-  server.on('stream', (stream, headers) => {
-    b.seen.push(headers);
-    b.open++;
-    b.peak = Math.max(b.peak, b.open);
-    stream.on('error', () => undefined);
-    stream.once('close', () => b.open--);
-    onStream(stream, headers, b);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  b.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  cleanups.push(() => new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    for (const s of sessions) s.destroy();
-  }));
+/** A node:http2 backend (tests/helpers/backends.ts), closed after the test. */
+async function h2Backend(onStream: Parameters<typeof startH2Backend>[0], settings: http2.Settings = {}): Promise<H2Backend> {
+  const b = await startH2Backend(onStream, settings);
+  cleanups.push(() => b.close());
   return b;
 }
 
