@@ -374,8 +374,9 @@ export class Exchange implements UpstreamHandler {
 
   /** The previous attempt's client span ends; this one's begins, and its traceparent goes in the headers. */
   #traceAttempt(trace: ServerTrace, backend: Backend): void {
-    this.#span?.end();
-    this.#span = trace.attempt(backend, this.#init.req.method!, this.#init.path, this.#init.headers);
+    // One clock read for the attempt (#send's): the span before ends when this one starts.
+    this.#span?.end(this.#attemptStart);
+    this.#span = trace.attempt(backend, this.#init.req.method!, this.#init.path, this.#init.headers, this.#attemptStart);
   }
 
   // ---- the client side -----------------------------------------------------
@@ -415,7 +416,8 @@ export class Exchange implements UpstreamHandler {
     if (this.#done) return;
     this.#done = true;
     const i = this.#init;
-    this.#span?.end();
+    const now = performance.now();
+    this.#span?.end(now);
     const grpc = this.#grpc;
     if (grpc !== null) grpc.end();
     const viaBackend = this.#responding || this.#clientGone;
@@ -428,7 +430,7 @@ export class Exchange implements UpstreamHandler {
       pool: i.pool.name,
       backend: viaBackend && this.#backend !== undefined ? this.#backend.name : '',
       status: this.#clientGone ? 499 : this.#status,
-      durationMs: performance.now() - i.startedAt,
+      durationMs: now - i.startedAt,
       bytes: this.#bytes,
       retries: this.#retries,
       error,

@@ -43,36 +43,48 @@ export function formatTraceparent(traceId: string, spanId: string, sampled: bool
   return `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`;
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
 /**
  * Random ids cut from a hex string of 4 KiB of random bytes, made again when
  * used up: one randomFillSync and one hex conversion per 256 span ids, and a
  * substring per id, instead of a call into C++ for each (crypto.randomBytes
  * costs about a microsecond a call). Ids are unguessable as W3C recommends
  * (§6.2), never all zero.
+ *
+ * Each refill is a new buffer, never written again: after each id,
+ * `bytes` and `at` say where its bytes are, and a span keeps them so the
+ * exporter copies them rather than decoding the hex (otlp.ts, SpanData).
  */
 export class IdSource {
-  readonly #bytes = Buffer.allocUnsafe(4096);
+  /** The buffer the last id came from, and where its bytes start in it. */
+  bytes: Buffer = NO_BYTES;
+  at = 0;
+  #pool: Buffer = NO_BYTES;
   #hex = '';
-  #at = 0;
+  /** The next unused byte of #pool. */
+  #next = 0;
 
-  #take(chars: number): string {
-    if (this.#at + chars > this.#hex.length) {
-      randomFillSync(this.#bytes);
-      this.#hex = this.#bytes.toString('hex');
-      this.#at = 0;
+  #take(length: number): string {
+    if (this.#next + length > this.#pool.length) {
+      this.#pool = randomFillSync(Buffer.allocUnsafeSlow(4096));
+      this.#hex = this.#pool.toString('hex');
+      this.#next = 0;
     }
-    const id = this.#hex.substring(this.#at, this.#at + chars);
-    this.#at += chars;
-    return id;
+    const at = this.#next;
+    this.#next = at + length;
+    this.bytes = this.#pool;
+    this.at = at;
+    return this.#hex.substring(2 * at, 2 * (at + length));
   }
 
   traceId(): string {
-    const id = this.#take(32);
+    const id = this.#take(16);
     return id === ZERO_TRACE ? this.traceId() : id;
   }
 
   spanId(): string {
-    const id = this.#take(16);
+    const id = this.#take(8);
     return id === ZERO_SPAN ? this.spanId() : id;
   }
 }

@@ -26,6 +26,8 @@ export interface AttributeSink {
   str2(key: AttributeKey, a: string, b: string): void;
   /** A non-negative integer (int64). */
   int(key: AttributeKey, value: number): void;
+  /** Attributes that always go together, encoded once. */
+  block(block: AttributeBlock): void;
 }
 
 /**
@@ -46,6 +48,17 @@ export interface SpanData {
   readonly endMs: number;
   writeAttributes(sink: AttributeSink): void;
   readonly error: boolean;
+  /**
+   * Where the tracer has an id's bytes (the ids it made itself, IdSource):
+   * the buffer and the offset, copied instead of decoding the hex. Absent or
+   * null: the hex string is decoded (ids that came in a client's traceparent).
+   */
+  readonly traceIdBytes?: Uint8Array | null;
+  readonly traceIdAt?: number;
+  readonly spanIdBytes?: Uint8Array | null;
+  readonly spanIdAt?: number;
+  readonly parentIdBytes?: Uint8Array | null;
+  readonly parentIdAt?: number;
 }
 
 export interface Resource {
@@ -127,6 +140,9 @@ function jsonAttributes(s: SpanData): { key: string; value: Record<string, strin
     str: (key, v) => out.push({ key: key.name, value: jsonValue(v) }),
     str2: (key, a, b) => out.push({ key: key.name, value: jsonValue(a + b) }),
     int: (key, v) => out.push({ key: key.name, value: jsonValue(v) }),
+    block: (b) => {
+      for (const [key, v] of b.attributes) out.push({ key: key.name, value: jsonValue(v) });
+    },
   });
   return out;
 }
@@ -251,6 +267,17 @@ class Out {
     this.at = i;
   }
 
+  /** An id (`length` bytes) as field `field`, copied from `bytes` at `from`. */
+  id(field: number, bytes: Uint8Array, from: number, length: number): void {
+    this.room(2 + length);
+    const b = this.buf;
+    let i = this.at;
+    b[i++] = (field << 3) | 2;
+    b[i++] = length;
+    for (let j = 0; j < length; j++) b[i++] = bytes[from + j]!;
+    this.at = i;
+  }
+
   /** Span.trace_id (field 1), the bytes of the last one written (see traceId). */
   copyTraceId(): void {
     this.room(18);
@@ -280,10 +307,14 @@ class Out {
     this.room(9);
     const whole = Math.floor(ms);
     const frac = Math.round((ms - whole) * 1_000_000);
-    const a = Math.floor(whole / 2_097_152) * 1_000_000;
-    const low = (a % 2048) * 2_097_152 + (whole % 2_097_152) * 1_000_000 + frac;
-    const lo = low % 4_294_967_296;
-    const hi = Math.floor(a / 2048) + Math.floor(low / 4_294_967_296);
+    // x mod 2^k as x - floor(x / 2^k) * 2^k: exact here, and no call to fmod (what % on doubles costs).
+    const q = Math.floor(whole / 2_097_152);
+    const a = q * 1_000_000;
+    const aHigh = Math.floor(a / 2048);
+    const low = (a - aHigh * 2048) * 2_097_152 + (whole - q * 2_097_152) * 1_000_000 + frac;
+    const carry = Math.floor(low / 4_294_967_296);
+    const lo = low - carry * 4_294_967_296;
+    const hi = aHigh + carry;
     const b = this.buf;
     const i = this.at;
     b[i] = (field << 3) | 1;
@@ -350,6 +381,8 @@ export class AttributeKey {
    * addresses): each value's whole KeyValue, encoded once and copied after.
    */
   readonly encoded: Map<string, Uint8Array> | null;
+  /** With `repeats`, the same for integer values below MAX_CACHED_INT (status codes, ports), by value. */
+  readonly ints: (Uint8Array | undefined)[] | null;
 
   constructor(name: string, options: { repeats?: boolean } = {}) {
     const utf8 = Buffer.from(name, 'utf8');
@@ -358,8 +391,12 @@ export class AttributeKey {
     this.name = name;
     this.bytes = Uint8Array.of(0x0a, utf8.length, ...utf8);
     this.encoded = options.repeats === true ? new Map() : null;
+    this.ints = options.repeats === true ? [] : null;
   }
 }
+
+/** Integer values a `repeats` key keeps encoded (status codes, ports below it). */
+const MAX_CACHED_INT = 65_536;
 
 /** Values kept per `repeats` key; past it the cache starts again (many client addresses, say). */
 const MAX_ENCODED_VALUES = 1024;
@@ -395,8 +432,49 @@ class ProtobufAttributes implements AttributeSink {
   }
 
   int(key: AttributeKey, v: number): void {
-    if (Number.isInteger(v) && v >= 0) intAttribute(this.out, key, v);
-    else stringAttribute(this.out, key, String(v), '');
+    if (!(Number.isInteger(v) && v >= 0)) {
+      stringAttribute(this.out, key, String(v), '');
+      return;
+    }
+    const ints = key.ints;
+    const out = this.out;
+    if (ints === null || v >= MAX_CACHED_INT) {
+      intAttribute(out, key, v);
+      return;
+    }
+    const bytes = ints[v];
+    if (bytes !== undefined) {
+      out.raw(bytes, bytes.length);
+      return;
+    }
+    const start = out.at;
+    intAttribute(out, key, v);
+    ints[v] = new Uint8Array(out.buf.subarray(start, out.at));
+  }
+
+  block(b: AttributeBlock): void {
+    this.out.raw(b.bytes, b.bytes.length);
+  }
+}
+
+/**
+ * Attributes with values that go together (a backend's address, port and
+ * name; a route, its pool and the backend), written in the order given and
+ * encoded once: a span copies their bytes in one go.
+ */
+export class AttributeBlock {
+  readonly attributes: readonly (readonly [AttributeKey, AttributeValue])[];
+  readonly bytes: Uint8Array;
+
+  constructor(attributes: readonly (readonly [AttributeKey, AttributeValue])[]) {
+    this.attributes = attributes;
+    const sink = new ProtobufAttributes();
+    sink.out = new Out(256);
+    for (const [key, v] of attributes) {
+      if (typeof v === 'number') sink.int(key, v);
+      else sink.str(key, v);
+    }
+    this.bytes = new Uint8Array(sink.out.buf.subarray(0, sink.out.at));
   }
 }
 
@@ -484,11 +562,19 @@ function span(out: Out, s: SpanData): void {
   else {
     out.traceId = traceId;
     out.traceIdAt = out.at + 2;
-    out.hex(1, traceId);
+    const bytes = s.traceIdBytes;
+    if (bytes != null) out.id(1, bytes, s.traceIdAt!, 16);
+    else out.hex(1, traceId);
   }
-  out.hex(2, s.spanId);
+  const spanBytes = s.spanIdBytes;
+  if (spanBytes != null) out.id(2, spanBytes, s.spanIdAt!, 8);
+  else out.hex(2, s.spanId);
   if (s.traceState !== '') out.string(3, s.traceState);
-  if (s.parentSpanId !== '') out.hex(4, s.parentSpanId);
+  if (s.parentSpanId !== '') {
+    const parentBytes = s.parentIdBytes;
+    if (parentBytes != null) out.id(4, parentBytes, s.parentIdAt!, 8);
+    else out.hex(4, s.parentSpanId);
+  }
   out.string(5, s.name);
   out.uint(6, s.kind);
   out.fixed64(7, s.startMs);

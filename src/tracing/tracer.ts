@@ -2,7 +2,7 @@ import type { TracingConfig } from '../config/types';
 import type { RequestRecord } from '../proxy/exchange';
 import { IdSource, formatTraceparent, parseTraceparent } from './context';
 import { OtlpExporter } from './exporter';
-import { AttributeKey, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, type AttributeSink, type Resource, type SpanData } from './otlp';
+import { AttributeBlock, AttributeKey, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, type AttributeSink, type Resource, type SpanData } from './otlp';
 
 /**
  * SPEC section 12: one server span per request, one client span per attempt
@@ -20,29 +20,47 @@ const REPEATS = { repeats: true };
 const METHOD = new AttributeKey('http.request.method', REPEATS);
 const URL_PATH = new AttributeKey('url.path');
 const URL_FULL = new AttributeKey('url.full');
-const STATUS_CODE = new AttributeKey('http.response.status_code');
+const STATUS_CODE = new AttributeKey('http.response.status_code', REPEATS);
 const CLIENT_ADDRESS = new AttributeKey('client.address', REPEATS);
 const SERVER_ADDRESS = new AttributeKey('server.address', REPEATS);
-const SERVER_PORT = new AttributeKey('server.port');
+const SERVER_PORT = new AttributeKey('server.port', REPEATS);
 const ERROR_TYPE = new AttributeKey('error.type');
-const ROUTE = new AttributeKey('fulcrum.route');
+const ROUTE = new AttributeKey('fulcrum.route', REPEATS);
 const POOL = new AttributeKey('fulcrum.pool', REPEATS);
 const BACKEND = new AttributeKey('fulcrum.backend', REPEATS);
 
 /** The header-list names Fulcrum replaces; tracestate is passed on untouched. */
 const TRACEPARENT = 'traceparent';
 
-/** A backend URL's host and port, worked out once per URL (backend URLs are origins, normalised with a port). */
-const servers = new Map<string, { readonly address: string; readonly port: number }>();
-function serverOf(url: string): { readonly address: string; readonly port: number } {
-  let s = servers.get(url);
-  if (s === undefined) {
+/**
+ * A backend's client-span attributes that depend on it alone (server.address
+ * and server.port from its URL, an origin normalised with a port; its name),
+ * encoded once per backend.
+ */
+const backendBlocks = new Map<string, { readonly name: string; readonly block: AttributeBlock }>();
+function backendBlock(backend: { readonly name: string; readonly url: string }): AttributeBlock {
+  const url = backend.url;
+  let b = backendBlocks.get(url);
+  if (b === undefined || b.name !== backend.name) {
     const colon = url.lastIndexOf(':');
-    s = { address: url.slice(url.indexOf('//') + 2, colon), port: Number(url.slice(colon + 1)) };
-    if (servers.size >= 10_000) servers.clear();
-    servers.set(url, s);
+    const block = new AttributeBlock([[SERVER_ADDRESS, url.slice(url.indexOf('//') + 2, colon)], [SERVER_PORT, Number(url.slice(colon + 1))], [BACKEND, backend.name]]);
+    b = { name: backend.name, block };
+    if (backendBlocks.size >= 10_000) backendBlocks.clear();
+    backendBlocks.set(url, b);
   }
-  return s;
+  return b.block;
+}
+
+/** A server span's fulcrum.route, fulcrum.pool and fulcrum.backend, encoded once per backend (and its route and pool). */
+const routeBlocks = new Map<string, { readonly route: number; readonly pool: string; readonly block: AttributeBlock }>();
+function routeBlock(route: number, pool: string, backend: string): AttributeBlock {
+  let b = routeBlocks.get(backend);
+  if (b === undefined || b.route !== route || b.pool !== pool) {
+    b = { route, pool, block: new AttributeBlock([[ROUTE, route], [POOL, pool], [BACKEND, backend]]) };
+    if (routeBlocks.size >= 10_000) routeBlocks.clear();
+    routeBlocks.set(backend, b);
+  }
+  return b.block;
 }
 
 /** The trace of one client request: its server span, and the attempts' client spans. */
@@ -53,8 +71,16 @@ export class ServerTrace implements SpanData {
   readonly traceState: string;
   readonly sampled: boolean;
   readonly kind = SPAN_KIND_SERVER;
+  /** The ids' bytes in the tracer's IdSource (SpanData): null for a trace the client started. */
+  readonly traceIdBytes: Uint8Array | null;
+  readonly traceIdAt: number;
+  readonly spanIdBytes: Uint8Array;
+  readonly spanIdAt: number;
+  readonly parentIdBytes = null;
+  readonly parentIdAt = 0;
   readonly #tracer: Tracer;
-  readonly #startedAt: number;
+  /** performance.now() when the request came (the exchange's startedAt, from which it measures durationMs). */
+  readonly startedAt: number;
   /** The route's index in its listener; -1 when no route matched. */
   readonly #route: number;
   /** Where in the forwarded header list the traceparent value sits (-1 until bindHeaders). */
@@ -67,17 +93,24 @@ export class ServerTrace implements SpanData {
     const parent = parseTraceparent(headers.traceparent);
     const state = headers.tracestate;
     this.traceState = typeof state === 'string' ? state : Array.isArray(state) ? state.join(',') : '';
+    const ids = tracer.ids;
     if (parent !== undefined) {
       this.traceId = parent.traceId;
+      this.traceIdBytes = null;
+      this.traceIdAt = 0;
       this.parentSpanId = parent.spanId;
       this.sampled = parent.sampled;
     } else {
-      this.traceId = tracer.ids.traceId();
+      this.traceId = ids.traceId();
+      this.traceIdBytes = ids.bytes;
+      this.traceIdAt = ids.at;
       this.parentSpanId = '';
       this.sampled = tracer.sample();
     }
-    this.spanId = tracer.ids.spanId();
-    this.#startedAt = startedAt;
+    this.spanId = ids.spanId();
+    this.spanIdBytes = ids.bytes;
+    this.spanIdAt = ids.at;
+    this.startedAt = startedAt;
     this.#route = route;
   }
 
@@ -95,9 +128,10 @@ export class ServerTrace implements SpanData {
     this.#at = headers.length - 1;
   }
 
-  /** A new attempt: its client span, and the traceparent that names it in `headers`. */
-  attempt(backend: { readonly name: string; readonly url: string }, method: string, path: string, headers: string[]): ClientSpan {
-    const span = new ClientSpan(this, this.#tracer.ids.spanId(), backend, method, path);
+  /** A new attempt, started at `now` (performance.now()): its client span, and the traceparent that names it in `headers`. */
+  attempt(backend: { readonly name: string; readonly url: string }, method: string, path: string, headers: string[], now: number): ClientSpan {
+    const ids = this.#tracer.ids;
+    const span = new ClientSpan(this, ids.spanId(), ids.bytes, ids.at, backend, method, path, now);
     if (this.#at !== -1) headers[this.#at] = formatTraceparent(this.traceId, span.spanId, this.sampled);
     return span;
   }
@@ -119,11 +153,11 @@ export class ServerTrace implements SpanData {
   }
 
   get startMs(): number {
-    return ORIGIN + this.#startedAt;
+    return ORIGIN + this.startedAt;
   }
 
   get endMs(): number {
-    return ORIGIN + this.#startedAt + this.#record!.durationMs;
+    return ORIGIN + this.startedAt + this.#record!.durationMs;
   }
 
   get error(): boolean {
@@ -138,9 +172,12 @@ export class ServerTrace implements SpanData {
     a.str(URL_PATH, q === -1 ? r.url : r.url.slice(0, q));
     a.int(STATUS_CODE, r.status);
     a.str(CLIENT_ADDRESS, r.remoteAddress);
-    if (this.#route !== -1) a.int(ROUTE, this.#route);
-    if (r.pool !== '') a.str(POOL, r.pool);
-    if (r.backend !== '') a.str(BACKEND, r.backend);
+    if (this.#route !== -1 && r.pool !== '' && r.backend !== '') a.block(routeBlock(this.#route, r.pool, r.backend));
+    else {
+      if (this.#route !== -1) a.int(ROUTE, this.#route);
+      if (r.pool !== '') a.str(POOL, r.pool);
+      if (r.backend !== '') a.str(BACKEND, r.backend);
+    }
     if (r.status >= 500) a.str(ERROR_TYPE, String(r.status));
   }
 }
@@ -148,6 +185,8 @@ export class ServerTrace implements SpanData {
 /** One attempt on a backend. */
 export class ClientSpan implements SpanData {
   readonly spanId: string;
+  readonly spanIdBytes: Uint8Array;
+  readonly spanIdAt: number;
   readonly kind = SPAN_KIND_CLIENT;
   /** The backend's status, once its headers came. */
   status = 0;
@@ -157,12 +196,15 @@ export class ClientSpan implements SpanData {
   readonly #backend: { readonly name: string; readonly url: string };
   readonly #method: string;
   readonly #path: string;
-  readonly #start = performance.now();
+  readonly #start: number;
   #end = 0;
 
-  constructor(trace: ServerTrace, spanId: string, backend: { readonly name: string; readonly url: string }, method: string, path: string) {
+  constructor(trace: ServerTrace, spanId: string, spanIdBytes: Uint8Array, spanIdAt: number, backend: { readonly name: string; readonly url: string }, method: string, path: string, start: number) {
     this.#trace = trace;
+    this.#start = start;
     this.spanId = spanId;
+    this.spanIdBytes = spanIdBytes;
+    this.spanIdAt = spanIdAt;
     this.#backend = backend;
     this.#method = method;
     this.#path = path;
@@ -173,9 +215,10 @@ export class ClientSpan implements SpanData {
     this.failure = code;
   }
 
-  end(): void {
+  /** The attempt is over at `now` (performance.now(), which the exchange reads anyway). */
+  end(now: number): void {
     if (this.#end !== 0) return;
-    this.#end = performance.now();
+    this.#end = now;
     if (this.#trace.sampled) this.#trace.recordClient(this);
   }
 
@@ -187,6 +230,22 @@ export class ClientSpan implements SpanData {
     return this.#trace.spanId;
   }
 
+  get traceIdBytes(): Uint8Array | null {
+    return this.#trace.traceIdBytes;
+  }
+
+  get traceIdAt(): number {
+    return this.#trace.traceIdAt;
+  }
+
+  get parentIdBytes(): Uint8Array {
+    return this.#trace.spanIdBytes;
+  }
+
+  get parentIdAt(): number {
+    return this.#trace.spanIdAt;
+  }
+
   get traceState(): string {
     return this.#trace.traceState;
   }
@@ -195,12 +254,18 @@ export class ClientSpan implements SpanData {
     return this.#method;
   }
 
+  // Epoch times made as the server span's are, (ORIGIN + its start) + an
+  // offset: the exchange hands the same clock read to this span's end and to
+  // the record's durationMs, and only the same arithmetic keeps this span
+  // within its parent once rounded to nanoseconds.
   get startMs(): number {
-    return ORIGIN + this.#start;
+    const from = this.#trace.startedAt;
+    return ORIGIN + from + (this.#start - from);
   }
 
   get endMs(): number {
-    return ORIGIN + this.#end;
+    const from = this.#trace.startedAt;
+    return ORIGIN + from + (this.#end - from);
   }
 
   get error(): boolean {
@@ -209,13 +274,9 @@ export class ClientSpan implements SpanData {
 
   /** OpenTelemetry's HTTP client attributes, and the backend's name. */
   writeAttributes(a: AttributeSink): void {
-    const url = this.#backend.url;
-    const server = serverOf(url);
     a.str(METHOD, this.#method);
-    a.str2(URL_FULL, url, this.#path);
-    a.str(SERVER_ADDRESS, server.address);
-    a.int(SERVER_PORT, server.port);
-    a.str(BACKEND, this.#backend.name);
+    a.str2(URL_FULL, this.#backend.url, this.#path);
+    a.block(backendBlock(this.#backend));
     if (this.status !== 0) a.int(STATUS_CODE, this.status);
     if (this.error) a.str(ERROR_TYPE, this.failure ?? String(this.status));
   }

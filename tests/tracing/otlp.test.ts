@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { AttributeKey, JsonBatch, ProtobufBatch, type AttributeSink, type SpanBatch, type SpanData } from '../../src/tracing/otlp';
+import { AttributeBlock, AttributeKey, JsonBatch, ProtobufBatch, type AttributeSink, type SpanBatch, type SpanData } from '../../src/tracing/otlp';
 import { decodeJson, decodeProtobuf } from '../helpers/otlp';
 
 /**
@@ -8,9 +8,12 @@ import { decodeJson, decodeProtobuf } from '../helpers/otlp';
  * again, a value of a `repeats` key again), and reuses its two buffers in
  * turn: spans of every size and content, batch after batch, decoded by the
  * independent decoder of tests/helpers/otlp.ts, must come back as they went.
+ * Ids come as hex, or (as the tracer's own) as bytes at some offset of a
+ * buffer; attributes one by one, or in blocks encoded once and copied.
  */
 
-type Attribute = { kind: 'str'; key: number; a: string; b: string } | { kind: 'int'; key: number; v: number };
+type Single = { kind: 'str'; key: number; a: string; b: string } | { kind: 'int'; key: number; v: number };
+type Attribute = Single | { kind: 'block'; parts: { key: number; v: string | number }[]; block: AttributeBlock };
 
 interface Case {
   /** Same trace as the span before (a request's client and server spans). */
@@ -25,6 +28,10 @@ interface Case {
   durationMs: number;
   error: boolean;
   attributes: Attribute[];
+  /** The ids handed over as bytes (SpanData.traceIdBytes...), not only as hex. */
+  asBytes: boolean;
+  /** Where in their buffer the ids' bytes are. */
+  offset: number;
 }
 
 // Keys as the tracer has them: made once, some caching their values' bytes.
@@ -39,10 +46,14 @@ const text = fc.oneof(
   fc.constantFrom('GET', 'pool-a', '127.0.0.1', 'ü', 'y'.repeat(130)),
 );
 const key = fc.integer({ min: 0, max: KEYS.length - 1 });
-const attribute: fc.Arbitrary<Attribute> = fc.oneof(
+const intValue = fc.oneof(fc.integer({ min: 0, max: 70_000 }), fc.maxSafeNat());
+const single: fc.Arbitrary<Single> = fc.oneof(
   fc.record({ kind: fc.constant('str' as const), key, a: text, b: fc.oneof(fc.constant(''), text) }),
-  fc.record({ kind: fc.constant('int' as const), key, v: fc.oneof(fc.integer({ min: 0, max: 70_000 }), fc.maxSafeNat()) }),
+  fc.record({ kind: fc.constant('int' as const), key, v: intValue }),
 );
+const block = fc.array(fc.record({ key, v: fc.oneof(text, intValue) }), { minLength: 1, maxLength: 4 })
+  .map((parts) => ({ kind: 'block' as const, parts, block: new AttributeBlock(parts.map((p) => [KEYS[p.key]!, p.v] as const)) }));
+const attribute: fc.Arbitrary<Attribute> = fc.oneof(single, single, block);
 const spanCase: fc.Arbitrary<Case> = fc.record({
   sameTrace: fc.boolean(),
   traceId: hexId(16),
@@ -55,6 +66,8 @@ const spanCase: fc.Arbitrary<Case> = fc.record({
   durationMs: fc.double({ min: 0, max: 1e6, noNaN: true }),
   error: fc.boolean(),
   attributes: fc.array(attribute, { maxLength: 12 }),
+  asBytes: fc.boolean(),
+  offset: fc.integer({ min: 0, max: 64 }),
 });
 /** Cases with the trace ids of `sameTrace` ones taken from the span before. */
 const batch = fc.array(spanCase, { minLength: 1, maxLength: 20 }).map((cases) => {
@@ -62,13 +75,30 @@ const batch = fc.array(spanCase, { minLength: 1, maxLength: 20 }).map((cases) =>
   return cases;
 });
 
+/** `hex`'s bytes at `offset` of a buffer of random bytes, as the tracer's IdSource keeps them. */
+function idBytes(hex: string, offset: number): { bytes: Buffer; at: number } {
+  const bytes = Buffer.alloc(offset + hex.length / 2 + 8, 0xa5);
+  Buffer.from(hex, 'hex').copy(bytes, offset);
+  return { bytes, at: offset };
+}
+
 function spanOf(c: Case): SpanData {
+  const trace = c.asBytes ? idBytes(c.traceId, c.offset) : undefined;
+  const span = c.asBytes ? idBytes(c.spanId, c.offset) : undefined;
+  const parent = c.asBytes && c.parentSpanId !== '' ? idBytes(c.parentSpanId, c.offset) : undefined;
   return {
     ...c,
     endMs: c.startMs + c.durationMs,
+    traceIdBytes: trace?.bytes ?? null,
+    traceIdAt: trace?.at ?? 0,
+    spanIdBytes: span?.bytes ?? null,
+    spanIdAt: span?.at ?? 0,
+    parentIdBytes: parent?.bytes ?? null,
+    parentIdAt: parent?.at ?? 0,
     writeAttributes(sink: AttributeSink) {
       for (const a of c.attributes) {
-        if (a.kind === 'int') sink.int(KEYS[a.key]!, a.v);
+        if (a.kind === 'block') sink.block(a.block);
+        else if (a.kind === 'int') sink.int(KEYS[a.key]!, a.v);
         else if (a.b === '') sink.str(KEYS[a.key]!, a.a);
         else sink.str2(KEYS[a.key]!, a.a, a.b);
       }
@@ -85,7 +115,10 @@ function nanos(ms: number): bigint {
 function expected(c: Case): Record<string, unknown> {
   const attributes: Record<string, string | number> = {};
   // A key given twice: the decoders keep the last, as this does.
-  for (const a of c.attributes) attributes[KEYS[a.key]!.name] = a.kind === 'int' ? a.v : a.a + a.b;
+  for (const a of c.attributes) {
+    if (a.kind === 'block') for (const p of a.parts) attributes[KEYS[p.key]!.name] = p.v;
+    else attributes[KEYS[a.key]!.name] = a.kind === 'int' ? a.v : a.a + a.b;
+  }
   return {
     traceId: c.traceId,
     spanId: c.spanId,

@@ -96,8 +96,9 @@ describe('tracing', () => {
       'fulcrum.pool': 'web',
       'fulcrum.backend': 'a',
     });
-    expect(client.attributes).toMatchObject({
+    expect(client.attributes).toEqual({
       'http.request.method': 'GET', 'fulcrum.backend': 'a', 'http.response.status_code': 200, 'url.full': `${a.url}/other/x?q=1`,
+      'server.address': '127.0.0.1', 'server.port': Number(new URL(a.url).port),
     });
     expect(server.start <= client.start && client.end <= server.end).toBe(true);
     expect(server.end > server.start).toBe(true);
