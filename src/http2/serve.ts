@@ -48,7 +48,6 @@ export type OwnStreamHandler = (req: ServerStream, res: ServerStream) => void;
 export interface ListenerOptions {
   /** A connection that opens no stream within this many ms is closed (HTTP/1.1's headersTimeout); 0 = never. */
   readonly headersTimeoutMs: number;
-  readonly maxHeaderListSize?: number;
 }
 
 /** Headers whose repeats are dropped in the header object, as node:http2 does (the first one wins). */
@@ -68,7 +67,7 @@ export class ListenerConnection extends H2Connection {
   #resets = 0;
 
   constructor(socket: Socket, head: Buffer, handler: OwnStreamHandler, connect: OwnStreamHandler, options: ListenerOptions) {
-    const local = { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderListSize ?? MAX_HEADER_LIST_SIZE };
+    const local = { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: MAX_HEADER_LIST_SIZE };
     super(socket, local);
     this.#handler = handler;
     this.#connect = connect;
@@ -281,7 +280,7 @@ export class ServerStream extends H2Stream implements ProxyRequest, ProxyRespons
     for (let i = 0; i < flat.length; i += 2) {
       const name = flat[i]!;
       const value = flat[i + 1]!;
-      if (!validName(name)) return false;
+      if (!validName(name) || !validValue(value)) return false;
       if (name.charCodeAt(0) === 58 /* : */) {
         if (regular || headers[name] !== undefined) return false; // after a regular field, or repeated
         if (name === ':method') method = value;
@@ -371,13 +370,12 @@ export class ServerStream extends H2Stream implements ProxyRequest, ProxyRespons
     this.#body?.push(null);
   }
 
-  onHeaders(flat: string[], endStream: boolean): void {
+  onHeaders(_trailers: string[], endStream: boolean): void {
     // Trailers of the request: RFC 9113 §8.1 wants them to end the stream; the proxy forwards none.
     if (!endStream) {
       this.conn.reset(this, PROTOCOL_ERROR);
       return;
     }
-    void flat;
     this.onData(EMPTY, true);
   }
 
@@ -534,6 +532,18 @@ function validName(name: string): boolean {
   for (let i = name.charCodeAt(0) === 58 ? 1 : 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
     if (c <= 0x20 || c >= 0x7f || (c >= 0x41 && c <= 0x5a) || c === 58) return false;
+  }
+  return true;
+}
+
+/**
+ * RFC 9113 §8.2.1: no NUL, CR or LF in a field value. Such a value forwarded
+ * to an HTTP/1.1 backend would split its header block (request smuggling).
+ */
+function validValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0 || c === 10 || c === 13) return false;
   }
   return true;
 }

@@ -45,7 +45,7 @@ class BackendConnection extends H2Connection {
   nextId = 1;
   idleTimer: NodeJS.Timeout | undefined;
   /** Calls waiting for the connection to come up. */
-  waiting: CallStream[] = [];
+  waiting: Http2OwnCall[] = [];
 
   constructor(upstream: Http2OwnUpstream, socket: net.Socket) {
     super(socket, {});
@@ -59,7 +59,7 @@ class BackendConnection extends H2Connection {
     this.sendPreface(PREFACE, { enablePush: false });
     const waiting = this.waiting;
     this.waiting = [];
-    for (const s of waiting) s.call.begin();
+    for (const call of waiting) call.begin();
   }
 
   /** A new stream id, or undefined when the connection has no more. */
@@ -73,7 +73,7 @@ class BackendConnection extends H2Connection {
 
   protected openStream(id: number): void {
     // A server opens no streams here (no push): one on an id we never used is the backend's error.
-    if (this.isIdle(id)) this.reset(new Orphan(this, id), REFUSED_STREAM);
+    if (this.isIdle(id)) throw new H2ConnectionError(PROTOCOL_ERROR, `the backend opened stream ${id}`);
   }
 
   protected isIdle(id: number): boolean {
@@ -99,16 +99,9 @@ class BackendConnection extends H2Connection {
     // Calls still waiting for a connection that never came up.
     const waiting = this.waiting;
     this.waiting = [];
-    for (const s of waiting) s.call.closed(s, CANCEL, this.failure);
+    for (const call of waiting) call.closed(undefined, CANCEL, this.failure);
     this.upstream.gone(this);
   }
-}
-
-/** A stream id the backend used that we never opened: reset and forgotten. */
-class Orphan extends H2Stream {
-  onHeaders(): void {}
-  onData(): void {}
-  onClose(): void {}
 }
 
 class CallStream extends H2Stream {
@@ -319,7 +312,7 @@ class Http2OwnCall implements UpstreamCall {
       this.begin();
       return;
     }
-    conn.waiting.push(new CallStream(conn, 0, this));
+    conn.waiting.push(this);
     if (connectMs > 0) {
       this.#connectTimer = setTimeout(() => {
         this.#connectTimer = undefined;
@@ -374,7 +367,7 @@ class Http2OwnCall implements UpstreamCall {
       // Still waiting for the connection: out of its queue.
       const conn = this.#conn;
       if (conn === undefined) return; // start() failed and its failure is on its way
-      const i = conn.waiting.findIndex((s) => s.call === this);
+      const i = conn.waiting.indexOf(this);
       if (i !== -1) conn.waiting.splice(i, 1);
       this.#release();
       this.fail(err);
@@ -488,7 +481,7 @@ class Http2OwnCall implements UpstreamCall {
   }
 
   /** @internal the stream closed (it ended, was reset, or its connection went). */
-  closed(stream: CallStream, code: number, err: Error | undefined): void {
+  closed(stream: CallStream | undefined, code: number, err: Error | undefined): void {
     this.#release();
     if (this.#done) return;
     if (this.#abortedWith !== null) this.fail(this.#abortedWith);
@@ -496,10 +489,10 @@ class Http2OwnCall implements UpstreamCall {
   }
 
   /** Why a stream closed before its response ended, in the failure table's codes. */
-  #why(stream: CallStream, code: number, err: Error | undefined): Error {
+  #why(stream: CallStream | undefined, code: number, err: Error | undefined): Error {
     const conn = this.#conn!;
     // Nothing reached the backend: the connection never came up (ECONNREFUSED, a TLS failure...).
-    if (stream.id === 0 || conn.connecting) {
+    if (stream === undefined || conn.connecting) {
       return conn.failure ?? err ?? fulcrumError('FULCRUM_STREAM_REFUSED', 'bad gateway: the backend refused the stream');
     }
     if (code === REFUSED_STREAM || (conn.lastStreamId >= 0 && stream.id > conn.lastStreamId)) {

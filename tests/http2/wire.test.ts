@@ -215,6 +215,9 @@ pools:
       ['§8.3.1 no :path', (c) => c.headers(1, [':method', 'GET', ':scheme', 'http', ':authority', 'test'], { endStream: true })],
       ['§8.3 a pseudo-header after a regular one', (c) => c.headers(1, [':method', 'GET', ':scheme', 'http', 'x-a', '1', ':path', '/'], { endStream: true })],
       ['§8.3 a repeated :method', (c) => c.headers(1, [':method', 'GET', ':method', 'POST', ':scheme', 'http', ':path', '/'], { endStream: true })],
+      // Forwarded to an HTTP/1.1 backend, these would split its header block (request smuggling).
+      ['§8.2.1 CR LF in a field value', (c) => c.headers(1, head('GET', '/', ['x-a', '1\r\nx-injected: 1']), { endStream: true })],
+      ['§8.2.1 NUL in a field value', (c) => c.headers(1, head('GET', '/', ['x-a', '1\u0000']), { endStream: true })],
       ['§8.1.1 content-length 5 with 3 bytes of DATA', (c) => {
         c.headers(1, head('POST', '/short', ['content-length', '5']));
         c.data(1, Buffer.from('abc'), true);
